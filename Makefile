@@ -1,0 +1,33 @@
+# One command sets everything up and runs: `make run` (the default job), `make test` (the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU machines get the CPU build of torch; a machine with an NVIDIA driver keeps pip's default.
+CONSTRAINT := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(CONSTRAINT) -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/l2t train-teacher
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/l2t bench
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,67 @@
+"""The one base class of teachers: act on the student one teacher step at a time, learn
+from it, and save / load in one file (Stable-Baselines3's habits)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from envs.student_training import StudentTrainingEnv
+from l2t.checkpoint import atomic_save
+
+
+class Teacher(nn.Module, ABC):
+    """A teacher sets the student's loss each teacher step and may learn while doing it.
+
+    Subclasses keep their constructor arguments in `self.hparams` (for `save`) and return
+    a dict of scalars to log from `teacher_step`.
+    """
+
+    kind: ClassVar[str]
+    registry: ClassVar[dict[str, type[Teacher]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            Teacher.registry[cls.kind] = cls
+
+    def __init__(self, **hparams: Any) -> None:
+        super().__init__()
+        self.hparams = hparams
+
+    @abstractmethod
+    def start_episode(self, env: StudentTrainingEnv) -> None:
+        """Forget the previous student (recurrent state, current loss); keep what was learned."""
+
+    @abstractmethod
+    def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
+        """Set the loss for the next K student updates, take them through `env`, and (if
+        `learn`) update the teacher from the outcome."""
+
+    @abstractmethod
+    def current_phi(self) -> list[torch.Tensor]:
+        """The DLN weights in use now (recorded as the loss schedule)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Training state beyond the weights (optimizer moments) needed to resume exactly."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    def save(self, path: str | Path) -> None:
+        atomic_save(
+            {"kind": self.kind, "hparams": self.hparams, "state_dict": self.state_dict()}, path
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Teacher:
+        """Load any saved teacher; its class comes from the file."""
+        data = torch.load(path, map_location=device, weights_only=False)
+        teacher = Teacher.registry[data["kind"]](**data["hparams"])
+        teacher.load_state_dict(data["state_dict"])
+        return teacher.to(device)

@@ -1,0 +1,238 @@
+"""Run configuration: nested dataclasses, YAML files and dotted `key=value` overrides.
+
+Every knob has a default here, so `l2t train-teacher` with no arguments is a complete run.
+Validation is strict (unknown keys and wrong types are errors) because a silently ignored
+typo in a sweep wastes hours of compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file or override; the CLI prints it as one line, exit 2."""
+
+
+def _choice(default: str, *choices: str) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1  # student SGD learning rate (the authors' default)
+    momentum: float = 0.0  # SGD momentum; its buffer is carried through the unroll
+    weight_decay: float = 0.0  # L2 weight decay inside the SGD step
+    batch_size: int = 25  # training samples per student step (the authors' default)
+
+
+@dataclass
+class LossNetConfig:
+    hidden: int = 40  # width of the DLN's hidden layers (paper: 40)
+    layers: int = 4  # number of hidden layers (paper: 4)
+    init: str = _choice("pairwise_logistic", "pairwise_logistic", "random")  # DLN start
+    init_steps: int = 1000  # Adam steps fitting the DLN to its initial loss
+
+
+@dataclass
+class TeacherConfig:
+    agent: str = _choice("lstm", "lstm")  # which teacher learns (agents/)
+    update: str = _choice("fused", "fused", "three_stage")  # one unroll per step, or three
+    param: str = _choice("offset", "offset", "increment")  # phi = phi0 + beta*tanh | phi -= ...
+    alpha: float = 1e-3  # step size of `increment` updates: phi <- phi - alpha*tanh(out)
+    beta: float = 0.02  # bound of `offset` updates: phi = phi0 + beta*tanh(out)
+    lr: float = 1e-3  # Adam learning rate of the teacher's own parameters
+    hidden: int = 20  # LSTM hidden size (coordinate-wise, shared by all DLN weights)
+    bptt: int = 1  # teacher steps per truncated backprop through the LSTM state
+
+
+@dataclass
+class UnrollConfig:
+    steps: int = 15  # K: differentiable student steps per teacher step
+    backend: str = _choice("higher", "higher", "func")  # higher, or torch.func + our SGD
+
+
+@dataclass
+class WandbConfig:
+    project: str = "l2t"  # wandb project
+    group: str = ""  # wandb group ("" = none)
+    name: str = ""  # wandb run name ("" = the run directory's name)
+
+
+@dataclass
+class Config:
+    dataset: str = _choice(
+        "mnist1d", "mnist1d", "digits", "cifar10", "cifar100", "mnist", "fashion-mnist"
+    )  # which data (DESIGN.md §4)
+    data_dir: str = ""  # directory with on-disk datasets (cifar/mnist formats)
+    train_size: int = 0  # training samples kept (0 = all that remain after the val split)
+    val_size: int = 1000  # samples split off the training set for the teacher's validation
+    val_batch: int = 500  # validation samples per teacher step (0 = the whole val split)
+    student: str = _choice(
+        "mlp", "mlp", "cnn1d", "lenet", "resnet8", "resnet20", "resnet32", "resnet8_wide"
+    )  # student architecture
+    steps: int = 3000  # student updates per episode (the student's whole budget)
+    episodes: int = 3  # meta-training episodes, each a fresh student trained to the end
+    eval_every: int = 150  # student steps between evaluations drawn in the curves
+    seed: int = 0  # seeds data split, students, batches and the teacher
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    out: str = "runs/default"  # run directory
+    tracking: str = _choice("none", "none", "wandb")  # wandb is optional and off by default
+    resume: bool = False  # continue from out/checkpoint.pt
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossNetConfig = field(default_factory=LossNetConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    """Convert a YAML/CLI value to the field's type, or explain what was expected."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"config key '{key}' expects {kind.__name__}, got {value!r}")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def allowed_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """All dotted keys a config accepts, for error messages and sweep validation."""
+    keys = []
+    hints = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            keys += allowed_keys(kind, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _set(cfg: Any, key: str, value: Any) -> None:
+    obj: Any = cfg
+    parts = key.split(".")
+    for part in parts[:-1]:
+        sub = getattr(obj, part, None)
+        if not dataclasses.is_dataclass(sub):
+            raise _unknown(key)
+        obj = sub
+    name = parts[-1]
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    if name not in fields:
+        raise _unknown(key)
+    kind = _field_types(type(obj))[name]
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' is a section; set its keys ({key}.NAME=...)")
+        for sub_key, sub_value in value.items():
+            _set(cfg, f"{key}.{sub_key}", sub_value)
+        return
+    if isinstance(kind, types.UnionType):
+        raise TypeError(f"unsupported config field type {kind}")
+    value = _coerce(key, value, kind)
+    choices = fields[name].metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got {value!r}")
+    setattr(obj, name, value)
+
+
+def _unknown(key: str) -> ConfigError:
+    return ConfigError(f"unknown config key '{key}'; allowed keys: {', '.join(allowed_keys())}")
+
+
+def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a validated Config from a (possibly partial, nested) dict."""
+    cfg = base if base is not None else Config()
+    for key, value in data.items():
+        _set(cfg, str(key), value)
+    _check_ranges(cfg)
+    return cfg
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, str]:
+    """`["a.b=1", "c=x"]` -> `{"a.b": "1", "c": "x"}`; values stay strings until coerced."""
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. steps=500)")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file, then the command-line overrides; validated."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file '{path}' must hold a mapping of keys to values")
+        cfg = from_dict(data, cfg)
+    return from_dict(dict(parse_overrides(overrides or [])), cfg)
+
+
+def _check_ranges(cfg: Config) -> None:
+    positive = {
+        "steps": cfg.steps,
+        "episodes": cfg.episodes,
+        "eval_every": cfg.eval_every,
+        "unroll.steps": cfg.unroll.steps,
+        "optim.batch_size": cfg.optim.batch_size,
+        "optim.lr": cfg.optim.lr,
+        "teacher.lr": cfg.teacher.lr,
+        "teacher.hidden": cfg.teacher.hidden,
+        "teacher.bptt": cfg.teacher.bptt,
+        "loss.hidden": cfg.loss.hidden,
+        "loss.layers": cfg.loss.layers,
+        "val_size": cfg.val_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    for key, value in {"train_size": cfg.train_size, "val_batch": cfg.val_batch}.items():
+        if value < 0:
+            raise ConfigError(f"config key '{key}' must be >= 0 (0 = all); got {value}")
+    if cfg.unroll.steps > cfg.steps:
+        raise ConfigError(
+            f"unroll.steps ({cfg.unroll.steps}) must not exceed steps ({cfg.steps})"
+        )

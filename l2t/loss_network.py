@@ -1,0 +1,105 @@
+"""The dynamic loss network (DLN) of L2T-DLN: the student's loss is a small network.
+
+1-vs-1 transformation: for each sample and each non-target class j the DLN sees
+`[sigmoid(z_y), sigmoid(z_j), 1, 0]` and returns a scalar. Summing a sample's C-1 pair
+losses and averaging over samples keeps cross-entropy's gradient scale (the loss scale acts
+as a learning rate, DESIGN.md §1), and because the DLN only sees pairs one network serves
+any number of classes. Its weights `phi` are plain tensors so a teacher can produce them as
+a differentiable function of its own parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NEGATIVE_SLOPE = 0.01
+
+
+def pair_features(logits: Tensor, targets: Tensor) -> Tensor:
+    """(B, C) logits -> (B, C, 4) features `[s(z_y), s(z_j), 1, 0]` for every class j."""
+    probs = torch.sigmoid(logits)
+    p_target = probs.gather(1, targets[:, None]).expand_as(probs)
+    ones = torch.ones_like(probs)
+    return torch.stack([p_target, probs, ones, torch.zeros_like(probs)], dim=-1)
+
+
+def dln_apply(phi: Sequence[Tensor], features: Tensor) -> Tensor:
+    """The bias-free MLP with LeakyReLU: (..., 4) -> (...)."""
+    hidden = features
+    for weight in phi[:-1]:
+        hidden = F.leaky_relu(hidden @ weight.T, NEGATIVE_SLOPE)
+    return (hidden @ phi[-1].T).squeeze(-1)
+
+
+def dln_loss(phi: Sequence[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean over samples of the summed pair losses over the sample's non-target classes."""
+    pair_losses = dln_apply(phi, pair_features(logits, targets))
+    not_target = torch.ones_like(pair_losses).scatter_(1, targets[:, None], 0.0)
+    return (pair_losses * not_target).sum(dim=1).mean()
+
+
+def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """sum_{j != y} softplus(z_j - z_y), averaged over samples: the DLN's initial loss."""
+    margins = logits - logits.gather(1, targets[:, None])
+    pair = F.softplus(margins).scatter(1, targets[:, None], 0.0)
+    return pair.sum(dim=1).mean()
+
+
+class DynamicLossNetwork(nn.Module):
+    """Holds the base weights `phi_0`; the teacher's `phi` are offsets of or steps from them."""
+
+    def __init__(self, hidden: int = 40, layers: int = 4) -> None:
+        super().__init__()
+        sizes = [4] + [hidden] * layers + [1]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(n_out, n_in)) for n_in, n_out in zip(sizes[:-1], sizes[1:])
+        )
+        for weight in self.weights:
+            nn.init.kaiming_uniform_(weight, a=NEGATIVE_SLOPE)
+
+    @property
+    def phi(self) -> list[Tensor]:
+        return list(self.weights)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return dln_loss(self.phi, logits, targets)
+
+    def fit_pairwise_logistic(self, steps: int = 1000, seed: int = 0) -> float:
+        """Fit the DLN to `softplus(z_j - z_y)` so the student gets a sensible loss from step 0.
+
+        Logit pairs are drawn from N(0, 2.5^2), the range students visit while training
+        (measured: wider ranges fit the saturated corners at the expense of the middle);
+        returns the final mean squared error of the fit.
+        """
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.Adam(self.parameters(), lr=1e-2)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+        error = torch.tensor(0.0)
+        for _ in range(steps):
+            z = 2.5 * torch.randn(2048, 2, generator=generator)
+            probs = torch.sigmoid(z)
+            features = torch.stack(
+                [probs[:, 0], probs[:, 1], torch.ones(2048), torch.zeros(2048)], dim=-1
+            )
+            target = F.softplus(z[:, 1] - z[:, 0])
+            error = F.mse_loss(dln_apply(self.phi, features), target)
+            optimizer.zero_grad()
+            error.backward()
+            optimizer.step()
+            schedule.step()
+        return error.item()
+
+
+def loss_surface(phi: Sequence[Tensor], resolution: int = 50) -> Tensor:
+    """Pair loss on a (p_target, p_other) grid, for plots: rows p_target, columns p_other."""
+    grid = torch.linspace(0.01, 0.99, resolution)
+    p_target, p_other = torch.meshgrid(grid, grid, indexing="ij")
+    features = torch.stack(
+        [p_target, p_other, torch.ones_like(p_target), torch.zeros_like(p_target)], dim=-1
+    )
+    with torch.no_grad():
+        return dln_apply([w.detach().cpu() for w in phi], features)

@@ -1,0 +1,64 @@
+"""One student lifetime under any teacher: the episode loop every method shares (meta-
+training episodes, frozen teachers, replayed schedules and fixed-loss baselines), so all of
+them get the same data, budget and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from envs.student_training import StudentTrainingEnv
+from l2t.evaluation import evaluate
+
+StepFn = Callable[[StudentTrainingEnv], dict[str, float] | None]
+
+
+@dataclass
+class EpisodeResult:
+    curve: list[dict[str, float]] = field(default_factory=list)  # step, val_acc[, test_acc]
+    val_acc: float = 0.0
+    test_acc: float | None = None
+    diverged_steps: int = 0
+
+
+def run_student(
+    env: StudentTrainingEnv,
+    step_fn: StepFn,
+    seed: int,
+    eval_every: int,
+    test: tuple[Tensor, Tensor] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> EpisodeResult:
+    """Train a fresh student (seeded) to the end of its budget, one teacher step at a time.
+
+    Every `eval_every` student steps and at the end, the whole val split (and the test
+    split, when given, for reporting only) is evaluated into `curve`. `on_step` receives
+    each teacher step's record.
+    """
+    env.reset(seed=seed)
+    result = EpisodeResult()
+    next_eval = 0
+
+    def evaluate_now() -> None:
+        assert env.student is not None
+        point: dict[str, float] = {"step": env.t}
+        point["val_acc"] = evaluate(env.student, env.splits.x_val, env.splits.y_val)["acc"]
+        if test is not None:
+            point["test_acc"] = evaluate(env.student, *test)["acc"]
+        result.curve.append(point)
+
+    while not env.done:
+        if env.t >= next_eval:
+            evaluate_now()
+            next_eval += eval_every
+        info = step_fn(env) or {}
+        result.diverged_steps += int(info.get("diverged", 0))
+        if on_step is not None:
+            on_step({"step": env.t, **env.state, **info})
+    evaluate_now()
+    result.val_acc = result.curve[-1]["val_acc"]
+    result.test_acc = result.curve[-1].get("test_acc")
+    return result

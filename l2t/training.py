@@ -1,0 +1,190 @@
+"""Meta-training a teacher (`l2t train-teacher`), top to bottom.
+
+1. Resolve the run directory, data, the base loss `phi_0` and the environment.
+2. For each episode: a fresh student is trained for its whole budget while the teacher
+   sets its loss and learns (`teacher_step(learn=True)`); the episode's final validation
+   accuracy scores the teacher as it was during that lifetime; the best teacher is kept
+   (not the last: a K-step meta-objective has a short-horizon bias that can make later
+   teachers worse, DESIGN.md §1). A checkpoint after every episode allows exact resume.
+3. The kept teacher, frozen, teaches a new student (its loss schedule is recorded), and a
+   cross-entropy student with the same initialization, batches and budget is trained; both
+   are evaluated on the test split, which the teacher never saw.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text
+from l2t.config import Config, ConfigError
+from l2t.data import load_data
+from l2t.device import resolve_device
+from l2t.plots import plot_curves, plot_learned_loss
+from l2t.schedule import Schedule
+from l2t.teaching import EpisodeResult, run_student
+from l2t.tracking import Tracker
+
+EVAL_SEED_OFFSET = 10_000  # the final evaluation student is none of the training students
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_episode: int
+    best_val_acc: float
+    teacher_test_acc: float
+    ce_test_acc: float
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    return seed * 1000 + episode
+
+
+def make_teacher(cfg: Config, env: Any) -> Any:
+    from agents import LSTMTeacher
+
+    t = cfg.teacher
+    return LSTMTeacher.for_env(
+        env,
+        update=t.update,
+        param=t.param,
+        alpha=t.alpha,
+        beta=t.beta,
+        lr=t.lr,
+        hidden=t.hidden,
+        bptt=t.bptt,
+    )
+
+
+def _prepare_run_dir(cfg: Config) -> Path:
+    run_dir = Path(cfg.out)
+    checkpoint = run_dir / "checkpoint.pt"
+    if cfg.resume and not checkpoint.exists():
+        raise ConfigError(f"resume=true, but '{checkpoint}' does not exist")
+    if not cfg.resume and checkpoint.exists():
+        raise ConfigError(
+            f"'{run_dir}' already holds a run; pass resume=true to continue it or another out=DIR"
+        )
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
+    """Meta-train a teacher as configured; write the run directory; return the test results."""
+    from envs.student_training import StudentTrainingEnv, base_loss_network
+
+    run_dir = _prepare_run_dir(cfg)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    splits = load_data(cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size)
+    env = StudentTrainingEnv(cfg, splits, base_loss_network(cfg))
+    teacher = make_teacher(cfg, env)
+    start, best_val, best_episode, best_state = 0, -math.inf, -1, None
+    keep_lines = None
+    if cfg.resume:
+        ckpt = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=False)
+        teacher.load_state_dict(ckpt["teacher"])
+        teacher.load_extra_state(ckpt["teacher_extra"])
+        start, best_val, best_episode = ckpt["episode"], ckpt["best_val_acc"], ckpt["best_episode"]
+        best_state, keep_lines = ckpt["best_teacher"], ckpt["metrics_lines"]
+    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
+    tracker = Tracker(run_dir, cfg, keep_lines)
+    bar = tqdm(
+        total=cfg.episodes * env.teacher_steps,
+        initial=start * env.teacher_steps,
+        desc="meta-training",
+        disable=not progress,
+    )
+    episodes: list[EpisodeResult] = []
+
+    for episode in range(start, cfg.episodes):
+        teacher.start_episode(env)
+
+        def log_step(record: dict[str, Any], episode: int = episode) -> None:
+            tracker.log({"phase": "meta", "episode": episode, **record})
+            bar.update(1)
+            bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=f"{record['drift']:.3f}")
+
+        result = run_student(
+            env,
+            lambda e: teacher.teacher_step(e, learn=True),
+            episode_seed(cfg.seed, episode),
+            cfg.eval_every,
+            on_step=log_step,
+        )
+        episodes.append(result)
+        if result.val_acc > best_val:
+            best_val, best_episode = result.val_acc, episode
+            best_state = copy.deepcopy(teacher.state_dict())
+        tracker.log(
+            {
+                "phase": "episode",
+                "episode": episode,
+                "val_acc": result.val_acc,
+                "diverged_steps": result.diverged_steps,
+                "best_episode": best_episode,
+                "curve": result.curve,
+            }
+        )
+        atomic_save(
+            {
+                "episode": episode + 1,
+                "teacher": teacher.state_dict(),
+                "teacher_extra": teacher.extra_state(),
+                "best_teacher": best_state,
+                "best_val_acc": best_val,
+                "best_episode": best_episode,
+                "metrics_lines": tracker.lines,
+                "config": cfg.to_dict(),
+            },
+            run_dir / "checkpoint.pt",
+        )
+    bar.close()
+
+    teacher.load_state_dict(best_state)
+    teacher.save(run_dir / "teacher.pt")
+    schedule = Schedule(env.phi_shapes)
+
+    def frozen_step(e: Any) -> dict[str, float]:
+        progress_before = e.progress
+        info = teacher.teacher_step(e, learn=False)
+        schedule.record(progress_before, teacher.current_phi())
+        return info
+
+    eval_seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
+    test = (splits.x_test, splits.y_test)
+    teacher.start_episode(env)
+    taught = run_student(env, frozen_step, eval_seed, cfg.eval_every, test)
+    schedule.save(run_dir / "schedule.pt")
+    baseline = run_student(
+        env, lambda e: e.train_with(F.cross_entropy), eval_seed, cfg.eval_every, test
+    )
+    assert taught.test_acc is not None and baseline.test_acc is not None
+    summary = {
+        "best_episode": best_episode,
+        "best_val_acc": best_val,
+        "teacher_test_acc": taught.test_acc,
+        "ce_test_acc": baseline.test_acc,
+        "teacher_val_acc": taught.val_acc,
+        "ce_val_acc": baseline.val_acc,
+    }
+    tracker.log({"phase": "final", **summary, "teacher_curve": taught.curve, "ce_curve": baseline.curve})
+    atomic_write_json(summary, run_dir / "summary.json")
+    plots = [
+        plot_curves(run_dir / "metrics.jsonl", run_dir / "plots" / "curves.png"),
+        plot_learned_loss(schedule, env.base_phi, run_dir / "plots" / "learned_loss.png"),
+    ]
+    tracker.summary(summary)
+    tracker.log_images(plots)
+    tracker.log_artifact(run_dir / "teacher.pt", f"teacher-{run_dir.name}", "teacher")
+    tracker.close()
+    return TrainResult(run_dir, best_episode, best_val, taught.test_acc, baseline.test_acc)
