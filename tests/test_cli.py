@@ -1,0 +1,82 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from l2t.cli import main
+
+
+def _overrides(cfg):
+    return [
+        f"out={cfg.out}",
+        f"steps={cfg.steps}",
+        f"episodes={cfg.episodes}",
+        f"eval_every={cfg.eval_every}",
+        f"val_batch={cfg.val_batch}",
+        f"loss.init_steps={cfg.loss.init_steps}",
+        f"unroll.steps={cfg.unroll.steps}",
+    ]
+
+
+def test_train_teacher_writes_the_whole_run_directory(tiny_cfg, capsys):
+    assert main(["train-teacher", *_overrides(tiny_cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "taught by the teacher" in out and "cross-entropy student" in out
+    run = tiny_cfg.out
+    for name in ["config.yaml", "metrics.jsonl", "teacher.pt", "schedule.pt", "checkpoint.pt",
+                 "summary.json", "plots/curves.png", "plots/learned_loss.png"]:
+        assert (Path(run) / name).stat().st_size > 0, name
+    records = [json.loads(line) for line in open(f"{run}/metrics.jsonl")]
+    assert sum(r["phase"] == "episode" for r in records) == 2
+    schedule = torch.load(f"{run}/schedule.pt")
+    assert schedule["phi"].shape[0] == 12  # 60 steps / K=5
+    summary = json.load(open(f"{run}/summary.json"))
+    assert 0.0 < summary["teacher_test_acc"] <= 1.0
+
+
+def test_resume_after_a_stop_gives_the_same_result(tiny_cfg, tmp_path):
+    whole = [*_overrides(tiny_cfg), f"out={tmp_path / 'whole'}"]
+    assert main(["train-teacher", *whole]) == 0
+    split = [*_overrides(tiny_cfg), f"out={tmp_path / 'split'}"]
+    assert main(["train-teacher", *split[:-1], f"out={tmp_path / 'split'}", "episodes=1"]) == 0
+    assert main(["train-teacher", *split, "episodes=2", "resume=true"]) == 0
+    a = torch.load(tmp_path / "whole" / "teacher.pt")["state_dict"]
+    b = torch.load(tmp_path / "split" / "teacher.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa = json.load(open(tmp_path / "whole" / "summary.json"))
+    sb = json.load(open(tmp_path / "split" / "summary.json"))
+    assert sa == sb
+    lines_a = open(tmp_path / "whole" / "metrics.jsonl").read().splitlines()
+    lines_b = open(tmp_path / "split" / "metrics.jsonl").read().splitlines()
+    assert len(lines_a) == len(lines_b)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["stepz=10"], "unknown config key 'stepz'"),
+        (["teacher.alpah=1"], "unknown config key 'teacher.alpah'"),
+        (["steps=ten"], "config key 'steps' expects int"),
+        (["dataset=imagenet"], "config key 'dataset' must be one of"),
+        (["student=vgg"], "config key 'student' must be one of"),
+        (["teacher.update=sometimes"], "must be one of fused, three_stage"),
+        (["steps"], "not of the form key=value"),
+        (["--config", "/nonexistent.yaml"], "does not exist"),
+        (["student=resnet8"], "needs image input"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(args, message, tmp_path, capsys):
+    assert main(["train-teacher", f"out={tmp_path / 'run'}", "loss.init_steps=5", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_existing_run_is_not_overwritten(tiny_cfg, capsys):
+    assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 0
+    before = open(f"{tiny_cfg.out}/metrics.jsonl").read()
+    assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert open(f"{tiny_cfg.out}/metrics.jsonl").read() == before

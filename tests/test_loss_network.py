@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from l2t.loss_network import DynamicLossNetwork, dln_loss, pairwise_logistic_loss
+
+
+@pytest.mark.parametrize("classes", [2, 10, 100])
+def test_scalar_loss_for_any_class_count_and_target_logit_goes_up(classes):
+    network = DynamicLossNetwork()
+    network.fit_pairwise_logistic(steps=300)
+    logits = torch.randn(8, classes, requires_grad=True)
+    targets = torch.randint(classes, (8,))
+    loss = network(logits, targets)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    target_grad = logits.grad.gather(1, targets[:, None])
+    assert (target_grad < 0).all(), "descending the loss must raise every target logit"
+
+
+def test_fitted_dln_mimics_pairwise_logistic_gradients():
+    network = DynamicLossNetwork()
+    network.fit_pairwise_logistic(steps=1000)
+    z = 2.0 * torch.randn(256, 10)
+    y = torch.randint(10, (256,))
+    z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+    network(z1, y).backward()
+    pairwise_logistic_loss(z2, y).backward()
+    cosine = torch.nn.functional.cosine_similarity(z1.grad, z2.grad, dim=1).mean()
+    assert cosine > 0.9
+    assert 0.8 < z1.grad.norm() / z2.grad.norm() < 1.25
+
+
+def test_pair_sum_matches_the_pair_formula():
+    """dln_loss sums the non-target pairs and averages over samples."""
+    phi = [torch.eye(4)[:1] * 0 + torch.tensor([[1.0, -1.0, 0.0, 0.0]]), torch.ones(1, 1)]
+    logits = torch.tensor([[0.0, 2.0, -1.0]])
+    targets = torch.tensor([1])
+    s = torch.sigmoid(logits[0])
+    expected = torch.nn.functional.leaky_relu(s[1] - s[0], 0.01) + torch.nn.functional.leaky_relu(
+        s[1] - s[2], 0.01
+    )
+    assert torch.allclose(dln_loss(phi, logits, targets), expected)

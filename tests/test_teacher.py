@@ -1,0 +1,95 @@
+import copy
+
+import torch
+
+from agents import LSTMTeacher, Teacher
+from agents.lstm_teacher import preprocess_gradient
+from envs.student_training import StudentTrainingEnv, base_loss_network
+from l2t.config import from_dict
+
+
+def test_gradient_preprocessing_follows_andrychowicz():
+    g = torch.tensor([1.0, -1e-2, 1e-6, -1e-6, 0.0])
+    out = preprocess_gradient(g, p=10.0)
+    assert torch.allclose(out[0], torch.tensor([0.0, 1.0]))
+    assert torch.allclose(out[1], torch.tensor([torch.log(torch.tensor(1e-2)).item() / 10, -1.0]))
+    assert torch.allclose(out[2], torch.tensor([-1.0, 1e-6 * torch.e**10]))
+    assert torch.allclose(out[3, 1], torch.tensor(-1e-6 * torch.e**10))
+    assert torch.equal(out[4], torch.tensor([-1.0, 0.0]))
+
+
+def _env(tiny_cfg, **overrides):
+    cfg = from_dict(overrides, copy.deepcopy(tiny_cfg))
+    return StudentTrainingEnv(cfg, base_phi=base_loss_network(cfg))
+
+
+def test_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
+    """One teacher (theta) step on a fixed student state lowers the val loss it optimizes."""
+    env = _env(tiny_cfg, loss={"init": "random"}, teacher={"beta": 0.5})
+    env.reset(seed=0)
+    teacher = LSTMTeacher.for_env(env, lr=0.05, beta=0.5)
+    teacher.start_episode(env)
+    state = torch.as_tensor(env.student_state())
+    grad = torch.zeros_like(teacher.base_phi)
+    hidden = teacher.hidden
+
+    def val_loss() -> torch.Tensor:
+        teacher.hidden = hidden
+        phi = teacher.propose(grad, state)
+        return env.functional_step(teacher.split(phi), commit_result=False).val_loss
+
+    losses = []
+    for _ in range(5):
+        loss = val_loss()
+        losses.append(loss.item())
+        teacher.optimizer.zero_grad()
+        loss.backward()
+        teacher.optimizer.step()
+    assert losses[-1] < losses[0] - 1e-3, losses
+
+
+def test_fused_teacher_step_commits_and_keeps_the_loss_bounded(tiny_cfg):
+    env = _env(tiny_cfg)
+    env.reset(seed=0)
+    teacher = LSTMTeacher.for_env(env, beta=0.02)
+    teacher.start_episode(env)
+    theta = [p.detach().clone() for p in teacher.learnable()]
+    weights_before = [p.detach().clone() for p in env.student.parameters()]
+    info = teacher.teacher_step(env, learn=True)
+    assert env.t == tiny_cfg.unroll.steps
+    assert any(not torch.equal(a, b) for a, b in zip(weights_before, env.student.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(theta, teacher.learnable()))
+    assert teacher.grad_flat.abs().sum() > 0, "fused update keeps the next loss state"
+    bound = 0.02 * teacher.base_phi.numel() ** 0.5
+    assert 0 < info["drift"] <= bound
+
+
+def test_batchnorm_and_momentum_of_the_real_student_change_after_a_teacher_step(tiny_cfg):
+    env = StudentTrainingEnv(
+        tiny_cfg,
+        student="resnet8",
+        dataset="digits",
+        val_size=300,
+        optim={"momentum": 0.9},
+        loss={"init_steps": 50},
+    )
+    env.reset(seed=0)
+    assert env.student is not None and env.optimizer is not None
+    teacher = LSTMTeacher.for_env(env, update="three_stage")
+    teacher.start_episode(env)
+    stats = {k: v.clone() for k, v in env.student.state_dict().items() if "running" in k}
+    teacher.teacher_step(env)
+    after = env.student.state_dict()
+    assert all(not torch.equal(v, after[k]) for k, v in stats.items())
+    assert all("momentum_buffer" in env.optimizer.state[p] for p in env.student.parameters())
+
+
+def test_save_and_load_round_trip(tiny_cfg, tmp_path):
+    env = _env(tiny_cfg)
+    teacher = LSTMTeacher.for_env(env, update="three_stage", beta=0.03)
+    teacher.save(tmp_path / "t.pt")
+    loaded = Teacher.load(tmp_path / "t.pt")
+    assert isinstance(loaded, LSTMTeacher)
+    assert loaded.update == "three_stage" and loaded.beta == 0.03
+    for a, b in zip(teacher.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
