@@ -40,6 +40,7 @@ def preprocess_gradient(g: Tensor, p: float = GRAD_PREPROCESS_P) -> Tensor:
 
 class LSTMTeacher(Teacher):
     kind = "lstm"
+    base_phi: Tensor  # flat phi_0, a buffer so it moves and saves with the teacher
 
     def __init__(
         self,
@@ -95,9 +96,10 @@ class LSTMTeacher(Teacher):
     def _reset_episode_state(self) -> None:
         n = sum(self.sizes)
         device = self.base_phi.device
+        size = int(self.hparams["hidden"])
         self.hidden: list[tuple[Tensor, Tensor]] = [
-            (torch.zeros(n, c.hidden_size, device=device), torch.zeros(n, c.hidden_size, device=device))
-            for c in self.cells
+            (torch.zeros(n, size, device=device), torch.zeros(n, size, device=device))
+            for _ in self.cells
         ]
         self.phi_flat = self.base_phi.clone()
         self.grad_flat = torch.zeros(n, device=device)
@@ -117,9 +119,7 @@ class LSTMTeacher(Teacher):
     def propose(self, grad_flat: Tensor, student_state: Tensor) -> Tensor:
         """New flat `phi` from the loss state and student state; differentiable in theta."""
         n = grad_flat.numel()
-        features = torch.cat(
-            [preprocess_gradient(grad_flat), student_state.expand(n, -1)], dim=1
-        )
+        features = torch.cat([preprocess_gradient(grad_flat), student_state.expand(n, -1)], dim=1)
         new_hidden = []
         x = features
         for cell, (h, c) in zip(self.cells, self.hidden):
@@ -155,9 +155,7 @@ class LSTMTeacher(Teacher):
         wrt = ([new_phi] if self.update == "fused" else []) + params
         if wrt:  # one autograd.grad call for the teacher's and the DLN's gradients
             grads = list(
-                torch.autograd.grad(
-                    result.val_loss, wrt, retain_graph=learn and not end_of_window
-                )
+                torch.autograd.grad(result.val_loss, wrt, retain_graph=learn and not end_of_window)
             )
             if self.update == "fused":
                 self.grad_flat = grads.pop(0).detach()

@@ -67,7 +67,7 @@ class StudentTrainingEnv(gym.Env):
     and a fitted base loss between environments.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it an instance attribute)
 
     def __init__(
         self,
@@ -91,11 +91,12 @@ class StudentTrainingEnv(gym.Env):
         self.splits = splits
         build_student(self.cfg.student, splits.input_shape, splits.num_classes)  # validates
         self.base_phi = [
-            p.to(self.device) for p in (base_phi if base_phi is not None else base_loss_network(self.cfg))
+            p.to(self.device)
+            for p in (base_phi if base_phi is not None else base_loss_network(self.cfg))
         ]
         self.phi_shapes = [tuple(p.shape) for p in self.base_phi]
-        n_phi = sum(p.numel() for p in self.base_phi)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (n_phi,), dtype=np.float32)
+        self.n_phi = sum(p.numel() for p in self.base_phi)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.n_phi,), dtype=np.float32)
         self.observation_space = gym.spaces.Box(
             np.zeros(len(STATE_NAMES), dtype=np.float32), STATE_HIGH, dtype=np.float32
         )
@@ -184,10 +185,8 @@ class StudentTrainingEnv(gym.Env):
     def phi_from_action(self, action: np.ndarray) -> list[Tensor]:
         """Map an action in [-1, 1]^n to DLN weights `phi_0 + beta * action`."""
         flat = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device)
-        if flat.shape != (self.action_space.shape[0],):
-            raise ValueError(
-                f"action must have shape {self.action_space.shape}; got {tuple(flat.shape)}"
-            )
+        if flat.shape != (self.n_phi,):
+            raise ValueError(f"action must have shape ({self.n_phi},); got {tuple(flat.shape)}")
         chunks = flat.clamp(-1, 1).split([p.numel() for p in self.base_phi])
         return [
             base + self.cfg.teacher.beta * c.view_as(base) for base, c in zip(self.base_phi, chunks)

@@ -18,6 +18,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
     print(f"best meta-training episode: {result.best_episode} (val acc {result.best_val_acc:.4f})")
     print(f"test accuracy, student taught by the teacher: {result.teacher_test_acc:.4f}")
     print(f"test accuracy, cross-entropy student:         {result.ce_test_acc:.4f}")
+    print(f"test accuracy, fixed base-loss student:       {result.base_loss_test_acc:.4f}")
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -33,12 +34,18 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="l2t", description="Learning to teach with dynamic loss networks.")
+    parser = argparse.ArgumentParser(
+        prog="l2t", description="Learning to teach with dynamic loss networks."
+    )
     sub = parser.add_subparsers(dest="command")
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="YAML config file (see configs/)")
-        p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. steps=500 teacher.update=fused")
+        p.add_argument(
+            "overrides",
+            nargs="*",
+            help="dotted config overrides, e.g. steps=500 teacher.update=fused",
+        )
     return parser
 
 
@@ -54,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"l2t: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("l2t: interrupted; the last checkpoint is kept (resume=true continues)", file=sys.stderr)
+        print(
+            "l2t: interrupted; the last checkpoint is kept (resume=true continues)", file=sys.stderr
+        )
         return 130
     return 0
 

@@ -119,9 +119,8 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
                 return float(value)
             except ValueError:
                 pass
-    elif kind is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
+    elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
     raise ConfigError(f"config key '{key}' expects {kind.__name__}, got {value!r}")
 
 
@@ -233,6 +232,4 @@ def _check_ranges(cfg: Config) -> None:
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0 (0 = all); got {value}")
     if cfg.unroll.steps > cfg.steps:
-        raise ConfigError(
-            f"unroll.steps ({cfg.unroll.steps}) must not exceed steps ({cfg.steps})"
-        )
+        raise ConfigError(f"unroll.steps ({cfg.unroll.steps}) must not exceed steps ({cfg.steps})")

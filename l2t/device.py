@@ -13,7 +13,11 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device '{name}' is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(
+            f"device '{name}' is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' asked for CUDA, but this machine has none; use auto or cpu")
+        raise ConfigError(
+            f"device '{name}' asked for CUDA, but this machine has none; use auto or cpu"
+        )
     return device

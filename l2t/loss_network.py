@@ -10,6 +10,7 @@ a differentiable function of its own parameters.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -56,7 +57,7 @@ class DynamicLossNetwork(nn.Module):
         super().__init__()
         sizes = [4] + [hidden] * layers + [1]
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(n_out, n_in)) for n_in, n_out in zip(sizes[:-1], sizes[1:])
+            nn.Parameter(torch.empty(n_out, n_in)) for n_in, n_out in itertools.pairwise(sizes)
         )
         for weight in self.weights:
             nn.init.kaiming_uniform_(weight, a=NEGATIVE_SLOPE)

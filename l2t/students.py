@@ -68,7 +68,11 @@ class LeNet(nn.Module):
         with torch.no_grad():
             width = self.features(torch.zeros(1, *input_shape)).shape[1]
         self.head = nn.Sequential(
-            nn.Linear(width, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes)
+            nn.Linear(width, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:

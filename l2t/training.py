@@ -7,8 +7,9 @@
    (not the last: a K-step meta-objective has a short-horizon bias that can make later
    teachers worse, DESIGN.md §1). A checkpoint after every episode allows exact resume.
 3. The kept teacher, frozen, teaches a new student (its loss schedule is recorded), and a
-   cross-entropy student with the same initialization, batches and budget is trained; both
-   are evaluated on the test split, which the teacher never saw.
+   cross-entropy student and a student under the fixed base loss `phi_0` with the same
+   initialization, batches and budget are trained; all three are evaluated on the test
+   split, which the teacher never saw.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class TrainResult:
     best_val_acc: float
     teacher_test_acc: float
     ce_test_acc: float
+    base_loss_test_acc: float  # the DLN's fixed initial loss, no teacher: a baseline to beat
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -168,16 +170,23 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     baseline = run_student(
         env, lambda e: e.train_with(F.cross_entropy), eval_seed, cfg.eval_every, test
     )
+    fixed_base = run_student(
+        env, lambda e: e.train_with(e.base_loss), eval_seed, cfg.eval_every, test
+    )
     assert taught.test_acc is not None and baseline.test_acc is not None
+    assert fixed_base.test_acc is not None
     summary = {
         "best_episode": best_episode,
         "best_val_acc": best_val,
         "teacher_test_acc": taught.test_acc,
         "ce_test_acc": baseline.test_acc,
+        "base_loss_test_acc": fixed_base.test_acc,
         "teacher_val_acc": taught.val_acc,
         "ce_val_acc": baseline.val_acc,
     }
-    tracker.log({"phase": "final", **summary, "teacher_curve": taught.curve, "ce_curve": baseline.curve})
+    tracker.log(
+        {"phase": "final", **summary, "teacher_curve": taught.curve, "ce_curve": baseline.curve}
+    )
     atomic_write_json(summary, run_dir / "summary.json")
     plots = [
         plot_curves(run_dir / "metrics.jsonl", run_dir / "plots" / "curves.png"),
@@ -187,4 +196,6 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     tracker.log_images(plots)
     tracker.log_artifact(run_dir / "teacher.pt", f"teacher-{run_dir.name}", "teacher")
     tracker.close()
-    return TrainResult(run_dir, best_episode, best_val, taught.test_acc, baseline.test_acc)
+    return TrainResult(
+        run_dir, best_episode, best_val, taught.test_acc, baseline.test_acc, fixed_base.test_acc
+    )

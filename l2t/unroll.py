@@ -142,7 +142,7 @@ def unroll(
         student, optimizer, loss_fn, x_batches, y_batches, x_val
     )
     lr = optimizer.param_groups[0]["lr"]
-    step = torch.sqrt(sum(((p.detach() - s) ** 2).sum() for p, s in zip(params, start)))
+    step = torch.stack([(p.detach() - s).pow(2).sum() for p, s in zip(params, start)]).sum().sqrt()
     update_norm = step / (lr * len(x_batches))
     return Unrolled(
         params,

@@ -24,14 +24,22 @@ def test_train_teacher_writes_the_whole_run_directory(tiny_cfg, capsys):
     out = capsys.readouterr().out
     assert "taught by the teacher" in out and "cross-entropy student" in out
     run = tiny_cfg.out
-    for name in ["config.yaml", "metrics.jsonl", "teacher.pt", "schedule.pt", "checkpoint.pt",
-                 "summary.json", "plots/curves.png", "plots/learned_loss.png"]:
+    for name in [
+        "config.yaml",
+        "metrics.jsonl",
+        "teacher.pt",
+        "schedule.pt",
+        "checkpoint.pt",
+        "summary.json",
+        "plots/curves.png",
+        "plots/learned_loss.png",
+    ]:
         assert (Path(run) / name).stat().st_size > 0, name
-    records = [json.loads(line) for line in open(f"{run}/metrics.jsonl")]
+    records = [json.loads(line) for line in Path(f"{run}/metrics.jsonl").read_text().splitlines()]
     assert sum(r["phase"] == "episode" for r in records) == 2
     schedule = torch.load(f"{run}/schedule.pt")
     assert schedule["phi"].shape[0] == 12  # 60 steps / K=5
-    summary = json.load(open(f"{run}/summary.json"))
+    summary = json.loads(Path(f"{run}/summary.json").read_text())
     assert 0.0 < summary["teacher_test_acc"] <= 1.0
 
 
@@ -44,11 +52,11 @@ def test_resume_after_a_stop_gives_the_same_result(tiny_cfg, tmp_path):
     a = torch.load(tmp_path / "whole" / "teacher.pt")["state_dict"]
     b = torch.load(tmp_path / "split" / "teacher.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    sa = json.load(open(tmp_path / "whole" / "summary.json"))
-    sb = json.load(open(tmp_path / "split" / "summary.json"))
+    sa = json.loads(Path(tmp_path / "whole" / "summary.json").read_text())
+    sb = json.loads(Path(tmp_path / "split" / "summary.json").read_text())
     assert sa == sb
-    lines_a = open(tmp_path / "whole" / "metrics.jsonl").read().splitlines()
-    lines_b = open(tmp_path / "split" / "metrics.jsonl").read().splitlines()
+    lines_a = Path(tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    lines_b = Path(tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
     assert len(lines_a) == len(lines_b)
 
 
@@ -76,7 +84,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(args, message, tmp_path, capsys)
 
 def test_existing_run_is_not_overwritten(tiny_cfg, capsys):
     assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 0
-    before = open(f"{tiny_cfg.out}/metrics.jsonl").read()
+    before = Path(f"{tiny_cfg.out}/metrics.jsonl").read_text()
     assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert open(f"{tiny_cfg.out}/metrics.jsonl").read() == before
+    assert Path(f"{tiny_cfg.out}/metrics.jsonl").read_text() == before

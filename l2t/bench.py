@@ -1,0 +1,113 @@
+"""`l2t bench`: cost per student step of each way to train a student, relative to a plain
+cross-entropy step, and the memory an unroll keeps for the meta-gradient as K grows.
+
+Figures go to BENCHMARKS.md by hand, with the command, the machine and the date.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from l2t.config import Config, from_dict
+from l2t.loss_network import dln_loss
+from l2t.unroll import unroll
+
+
+def _time_per_student_step(env: object, step: Callable[[], object], budget_s: float) -> float:
+    """Median-free but warm: one warm-up episode slice, then as many steps as fit in budget."""
+    from envs.student_training import StudentTrainingEnv
+
+    assert isinstance(env, StudentTrainingEnv)
+    env.reset(seed=0)
+    for _ in range(3):
+        step()
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < budget_s:
+        if env.done:
+            env.reset(seed=0)
+        before = env.t
+        step()
+        steps += env.t - before
+    return (time.perf_counter() - start) / steps * 1000.0
+
+
+def saved_tensor_bytes(cfg: Config, k: int) -> int:
+    """Bytes autograd saves for the meta-gradient of one K-step unroll (CPU-measurable)."""
+    from envs.student_training import StudentTrainingEnv
+
+    env = StudentTrainingEnv(
+        from_dict({"unroll": {"steps": k}, "steps": max(k, cfg.steps)}, copy.deepcopy(cfg))
+    )
+    env.reset(seed=0)
+    assert env.student is not None and env.optimizer is not None
+    phi = [p.clone().requires_grad_() for p in env.base_phi]
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        result = unroll(
+            env.student,
+            env.optimizer,
+            lambda z, y: dln_loss(phi, z, y),
+            env.x_batches,
+            env.y_batches,
+            env.x_val,
+            cfg.unroll.backend,
+        )
+        F.cross_entropy(result.val_logits, env.y_val)
+    return total
+
+
+def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
+    from agents import LSTMTeacher
+    from envs.student_training import StudentTrainingEnv, base_loss_network
+
+    torch.manual_seed(cfg.seed)
+    env = StudentTrainingEnv(cfg, base_phi=base_loss_network(cfg))
+    phi = env.base_phi
+    rows: dict[str, float] = {}
+    rows["plain CE step"] = _time_per_student_step(
+        env, lambda: env.train_with(F.cross_entropy), budget_s
+    )
+    rows["schedule replay (fixed DLN)"] = _time_per_student_step(
+        env, lambda: env.train_with(lambda z, y: dln_loss(phi, z, y)), budget_s
+    )
+    for backend in ("higher", "func"):
+        for update in ("fused", "three_stage"):
+            bench_env = StudentTrainingEnv(
+                from_dict({"unroll": {"backend": backend}}, copy.deepcopy(cfg)),
+                env.splits,
+                env.base_phi,
+            )
+            teacher = LSTMTeacher.for_env(bench_env, update=update)
+            teacher.start_episode(bench_env)
+            rows[f"meta-training, {update}, {backend}"] = _time_per_student_step(
+                bench_env, functools.partial(teacher.teacher_step, bench_env), budget_s
+            )
+    base = rows["plain CE step"]
+    print(
+        f"l2t bench: dataset={cfg.dataset} student={cfg.student} K={cfg.unroll.steps} "
+        f"batch={cfg.optim.batch_size} device={env.device} torch={torch.__version__} "
+        f"threads={torch.get_num_threads()} ({platform.processor() or platform.machine()})"
+    )
+    print(f"| {'mode':<36} | ms / student step | x plain CE |")
+    print(f"|{'-' * 38}|------------------|------------|")
+    for name, ms in rows.items():
+        print(f"| {name:<36} | {ms:16.3f} | {ms / base:10.2f} |")
+    print("\nmemory kept for the meta-gradient of one unroll (autograd saved tensors):")
+    for k in (5, 10, 20, 40):
+        mib = saved_tensor_bytes(cfg, k) / 2**20
+        rows[f"saved MiB, K={k}"] = mib
+        print(f"  K={k:<3} {mib:8.2f} MiB  ({mib / k:.3f} MiB per step)")
+    return rows
