@@ -1,6 +1,8 @@
 """Teachers that act in the student-training environment."""
 
 from agents.base import Teacher
+from agents.fixed_loss import FIXED_LOSSES, FixedLossTeacher
 from agents.lstm_teacher import LSTMTeacher
+from agents.schedule_teacher import ScheduleTeacher
 
-__all__ = ["LSTMTeacher", "Teacher"]
+__all__ = ["FIXED_LOSSES", "FixedLossTeacher", "LSTMTeacher", "ScheduleTeacher", "Teacher"]

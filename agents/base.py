@@ -12,6 +12,7 @@ from torch import nn
 
 from envs.student_training import StudentTrainingEnv
 from l2t.checkpoint import atomic_save
+from l2t.teaching import EpisodeResult, run_student
 
 
 class Teacher(nn.Module, ABC):
@@ -42,9 +43,16 @@ class Teacher(nn.Module, ABC):
         """Set the loss for the next K student updates, take them through `env`, and (if
         `learn`) update the teacher from the outcome."""
 
-    @abstractmethod
-    def current_phi(self) -> list[torch.Tensor]:
-        """The DLN weights in use now (recorded as the loss schedule)."""
+    def teach(
+        self,
+        env: StudentTrainingEnv,
+        seed: int,
+        eval_every: int,
+        test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> EpisodeResult:
+        """Train a fresh student (seeded) in `env` for its whole budget, without learning."""
+        self.start_episode(env)
+        return run_student(env, lambda e: self.teacher_step(e, learn=False), seed, eval_every, test)
 
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond the weights (optimizer moments) needed to resume exactly."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from l2t.config import ConfigError, load_config
+from l2t.config import Config, ConfigError, load_config, parse_overrides
 
 
 def _train_teacher(args: argparse.Namespace) -> None:
@@ -21,6 +21,61 @@ def _train_teacher(args: argparse.Namespace) -> None:
     print(f"test accuracy, fixed base-loss student:       {result.base_loss_test_acc:.4f}")
 
 
+def _pop(overrides: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """Split command arguments (`teacher=RUN_DIR`, `mode=...`) from config overrides."""
+    picked, rest = {}, []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key in names:
+            picked[key] = value
+        else:
+            rest.append(item)
+    return picked, rest
+
+
+def _config_for(args: argparse.Namespace, run_dir: str | None, rest: list[str]) -> Config:
+    """The teacher run's config (if any), then --config, then the overrides."""
+    from l2t.applying import run_config
+
+    if run_dir and not args.config:
+        return run_config(run_dir, parse_overrides(rest))
+    return load_config(args.config, rest)
+
+
+def _teach(args: argparse.Namespace) -> None:
+    from l2t.applying import teach
+
+    picked, rest = _pop(args.overrides, ("teacher", "mode"))
+    if "teacher" not in picked:
+        raise ConfigError("teach needs teacher=RUN_DIR (a directory written by train-teacher)")
+    mode = picked.get("mode", "online")
+    cfg = _config_for(args, picked["teacher"], rest)
+    given_out = any(item.startswith("out=") for item in rest)
+    out = cfg.out if given_out else f"{picked['teacher']}/teach-{mode}-{cfg.dataset}-{cfg.student}"
+    summary = teach(picked["teacher"], mode, cfg, out)
+    print(
+        f"{out}: test accuracy {summary['test_acc']:.4f} ({mode} teacher, "
+        f"{cfg.dataset}/{cfg.student}, seed {cfg.seed})"
+    )
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from l2t.compare import DEFAULT_METHODS, FIXED_METHODS, compare, parse_methods
+
+    picked, rest = _pop(args.overrides, ("teacher", "seeds", "methods"))
+    run_dir = picked.get("teacher")
+    cfg = _config_for(args, run_dir, rest)
+    default_methods = DEFAULT_METHODS if run_dir else ",".join(FIXED_METHODS)
+    methods = parse_methods(picked.get("methods", default_methods), run_dir is not None)
+    try:
+        seeds = int(picked.get("seeds", "5"))
+    except ValueError:
+        raise ConfigError(f"seeds must be an integer; got {picked['seeds']!r}") from None
+    given_out = any(item.startswith("out=") for item in rest)
+    default_out = f"{run_dir}/compare-{cfg.dataset}-{cfg.student}" if run_dir else "runs/compare"
+    compare(cfg, methods, seeds, cfg.out if given_out else default_out, run_dir)
+
+
 def _bench(args: argparse.Namespace) -> None:
     from l2t.bench import run_bench
 
@@ -29,6 +84,14 @@ def _bench(args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
     "train-teacher": (_train_teacher, "meta-train a teacher; write a run directory"),
+    "teach": (
+        _teach,
+        "train a new student with a saved teacher: teacher=RUN_DIR mode=online|schedule",
+    ),
+    "compare": (
+        _compare,
+        "methods x seeds on the same data and budget: teacher=RUN_DIR seeds=5 methods=...",
+    ),
     "bench": (_bench, "time a plain step, a schedule step and a meta-training step"),
 }
 

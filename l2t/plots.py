@@ -2,45 +2,52 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 from torch import Tensor
 
 from l2t.loss_network import loss_surface
 from l2t.schedule import Schedule
 
+matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
+import matplotlib.pyplot as plt
 
-def plot_curves(metrics_path: Path, out: Path) -> Path:
-    """Validation accuracy of every meta-training student, and the final teacher-vs-CE pair."""
-    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line]
+Curve = list[dict[str, float]]  # points {"step", "val_acc", "test_acc"}
+
+
+def plot_curves(
+    groups: dict[str, list[Curve]],
+    out: Path,
+    metric: str = "test_acc",
+    background: list[Curve] | None = None,
+) -> Path:
+    """Accuracy against student step: the mean of each group (a band of ±1 std over seeds
+    where a group has several students), over faint meta-training students if given."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    episodes = [r for r in records if r.get("phase") == "episode"]
-    for i, r in enumerate(episodes):
-        steps = [p["step"] for p in r["curve"]]
-        alpha = 0.25 + 0.5 * (i + 1) / len(episodes)
-        ax.plot(steps, [p["val_acc"] for p in r["curve"]], color="tab:blue", alpha=alpha, lw=1)
-    final = [r for r in records if r.get("phase") == "final"]
-    if final:
-        f = final[-1]
-        for key, label, color in (("teacher_curve", "teacher", "tab:red"), ("ce_curve", "CE", "k")):
-            steps = [p["step"] for p in f[key]]
-            ax.plot(
-                steps,
-                [p["test_acc"] for p in f[key]],
-                color=color,
-                lw=2,
-                label=f"{label} (test, final {f[key][-1]['test_acc']:.3f})",
-            )
-    ax.plot([], [], color="tab:blue", label="meta-training students (val)")
+    for i, curve in enumerate(background or []):
+        alpha = 0.15 + 0.45 * (i + 1) / len(background or [1])
+        ax.plot(
+            [p["step"] for p in curve],
+            [p["val_acc"] for p in curve],
+            color="tab:blue",
+            alpha=alpha,
+            lw=0.8,
+            label="meta-training students (val)" if i == 0 else None,
+        )
+    for name, curves in groups.items():
+        steps = np.array([p["step"] for p in curves[0]])
+        values = np.array([[p[metric] for p in c] for c in curves])
+        mean = values.mean(axis=0)
+        (line,) = ax.plot(steps, mean, lw=2, label=f"{name} (final {mean[-1]:.3f})")
+        if len(curves) > 1:
+            std = values.std(axis=0)
+            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("student step")
-    ax.set_ylabel("accuracy")
-    ax.legend(loc="lower right")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -89,3 +89,9 @@ class Tracker:
                 self.wandb.finish()
             except Exception as exc:
                 print(f"warning: wandb finish failed ({exc})", file=sys.stderr)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every record of a run's metrics.jsonl, in order."""
+    text = (run_dir / "metrics.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line]

@@ -31,8 +31,8 @@ from l2t.data import load_data
 from l2t.device import resolve_device
 from l2t.plots import plot_curves, plot_learned_loss
 from l2t.schedule import Schedule
-from l2t.teaching import EpisodeResult, run_student
-from l2t.tracking import Tracker
+from l2t.teaching import run_student
+from l2t.tracking import Tracker, read_metrics
 
 EVAL_SEED_OFFSET = 10_000  # the final evaluation student is none of the training students
 
@@ -106,7 +106,6 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         desc="meta-training",
         disable=not progress,
     )
-    episodes: list[EpisodeResult] = []
 
     for episode in range(start, cfg.episodes):
         teacher.start_episode(env)
@@ -123,7 +122,6 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
             cfg.eval_every,
             on_step=log_step,
         )
-        episodes.append(result)
         if result.val_acc > best_val:
             best_val, best_episode = result.val_acc, episode
             best_state = copy.deepcopy(teacher.state_dict())
@@ -189,7 +187,15 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     )
     atomic_write_json(summary, run_dir / "summary.json")
     plots = [
-        plot_curves(run_dir / "metrics.jsonl", run_dir / "plots" / "curves.png"),
+        plot_curves(
+            {
+                "teacher": [taught.curve],
+                "cross-entropy": [baseline.curve],
+                "base loss": [fixed_base.curve],
+            },
+            run_dir / "plots" / "curves.png",
+            background=[r["curve"] for r in read_metrics(run_dir) if r["phase"] == "episode"],
+        ),
         plot_learned_loss(schedule, env.base_phi, run_dir / "plots" / "learned_loss.png"),
     ]
     tracker.summary(summary)

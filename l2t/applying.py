@@ -1,0 +1,105 @@
+"""Applying a saved teacher to new students (`l2t teach`): the frozen LSTM teacher online,
+or its recorded loss schedule replayed by training progress."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from l2t.checkpoint import atomic_write_json, atomic_write_text
+from l2t.config import Config, ConfigError, from_dict
+from l2t.data import Splits, load_data
+from l2t.device import resolve_device
+
+MODES = ("online", "schedule")
+
+
+def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> Config:
+    """The config a teacher was trained with, with `overrides` (dotted keys) on top."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"'{run_dir}' is not a run directory of l2t train-teacher (no config.yaml)"
+        )
+    saved = yaml.safe_load(path.read_text())
+    for key in ("out", "resume", "tracking"):
+        saved.pop(key, None)
+    return from_dict(overrides, from_dict(saved))
+
+
+def load_teacher(run_dir: str | Path, mode: str, device: torch.device) -> Any:
+    """The run's LSTM teacher (`online`) or its schedule as a teacher (`schedule`)."""
+    from agents import ScheduleTeacher, Teacher
+    from l2t.schedule import Schedule
+
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got '{mode}'")
+    name = "teacher.pt" if mode == "online" else "schedule.pt"
+    path = Path(run_dir) / name
+    if not path.is_file():
+        raise ConfigError(f"'{run_dir}' has no {name}; finish `l2t train-teacher` there first")
+    if mode == "online":
+        return Teacher.load(path, device)
+    return ScheduleTeacher.from_schedule(Schedule.load(path)).to(device)
+
+
+def base_phi_of(run_dir: str | Path, device: torch.device) -> list[torch.Tensor]:
+    """The base loss `phi_0` the teacher was trained around (kept in teacher.pt)."""
+    from agents import Teacher
+
+    path = Path(run_dir) / "teacher.pt"
+    if not path.is_file():
+        raise ConfigError(f"'{run_dir}' has no teacher.pt; finish `l2t train-teacher` there first")
+    teacher = Teacher.load(path, device)
+    return teacher.split(teacher.base_phi)  # type: ignore[operator]
+
+
+def make_env(cfg: Config, base_phi: list[torch.Tensor], splits: Splits | None = None) -> Any:
+    from envs.student_training import StudentTrainingEnv
+
+    device = resolve_device(cfg.device)
+    if splits is None:
+        splits = load_data(
+            cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size
+        )
+    if splits.num_classes < 2:
+        raise ConfigError(f"dataset '{cfg.dataset}' must have at least 2 classes for a pair loss")
+    return StudentTrainingEnv(cfg, splits, base_phi)
+
+
+def teach(run_dir: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[str, Any]:
+    """Train one new student (seed `cfg.seed`) with the run's teacher; write `out`."""
+    from l2t.plots import plot_curves
+    from l2t.training import EVAL_SEED_OFFSET, episode_seed
+
+    device = resolve_device(cfg.device)
+    teacher = load_teacher(run_dir, mode, device)
+    env = make_env(cfg, base_phi_of(run_dir, device))
+    out = Path(out)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
+    test = (env.splits.x_test, env.splits.y_test)
+    seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
+    try:
+        result = teacher.teach(env, seed, cfg.eval_every, test)
+    except ValueError as exc:  # teacher and student do not fit together
+        raise ConfigError(str(exc)) from None
+    summary = {
+        "teacher": str(run_dir),
+        "mode": mode,
+        "dataset": cfg.dataset,
+        "student": cfg.student,
+        "test_acc": result.test_acc,
+        "val_acc": result.val_acc,
+        "diverged_steps": result.diverged_steps,
+    }
+    atomic_write_json(summary, out / "summary.json")
+    atomic_write_text(
+        json.dumps({"phase": "final", "curve": result.curve}) + "\n", out / "metrics.jsonl"
+    )
+    plot_curves({f"{mode} teacher": [result.curve]}, out / "plots" / "curves.png")
+    return summary
