@@ -1,0 +1,118 @@
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+import envs.student_training
+from l2t.cli import main
+from l2t.config import from_dict
+from l2t.training import train_teacher
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    cfg = from_dict(
+        {
+            "steps": 60,
+            "episodes": 1,
+            "eval_every": 30,
+            "val_batch": 200,
+            "out": str(out),
+            "loss": {"init_steps": 100},
+            "unroll": {"steps": 5},
+        }
+    )
+    train_teacher(cfg, progress=False)
+    return out
+
+
+@pytest.fixture
+def unroll_calls(monkeypatch) -> list[int]:
+    """Counts second-order unrolls (the real function still runs)."""
+    calls: list[int] = []
+    real = envs.student_training.unroll
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(envs.student_training, "unroll", counting)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["online", "schedule"])
+def test_teach_trains_a_new_student_and_schedule_mode_has_no_meta_gradients(
+    run_dir, tmp_path, mode, unroll_calls, capsys
+):
+    out = tmp_path / mode
+    assert main(["teach", f"teacher={run_dir}", f"mode={mode}", f"out={out}", "seed=3"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 < summary["test_acc"] <= 1.0 and summary["mode"] == mode
+    assert (out / "plots" / "curves.png").stat().st_size > 0
+    assert "test accuracy" in capsys.readouterr().out
+    if mode == "schedule":
+        assert unroll_calls == []
+    else:
+        assert len(unroll_calls) == 12  # 60 steps / K=5, one fused unroll per teacher step
+
+
+def test_teach_transfers_to_another_student_and_dataset(run_dir, tmp_path):
+    out = tmp_path / "transfer"
+    args = [
+        "teach",
+        f"teacher={run_dir}",
+        "mode=schedule",
+        "student=lenet",
+        "dataset=digits",
+        "val_size=300",
+        f"out={out}",
+    ]
+    assert main(args) == 0
+    assert json.loads((out / "summary.json").read_text())["student"] == "lenet"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mode=sometimes"], "mode must be one of online, schedule"),
+        (["student=resnet8"], "needs image input"),
+        (["teacher.alpha=x"], "expects float"),
+    ],
+)
+def test_teach_with_bad_input_is_one_line(run_dir, tmp_path, args, message, capsys):
+    assert main(["teach", f"teacher={run_dir}", f"out={tmp_path / 'x'}", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_teach_needs_a_finished_run(tmp_path, capsys):
+    assert main(["teach", f"teacher={tmp_path}"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["teach"]) == 2
+    assert "teach needs teacher=RUN_DIR" in capsys.readouterr().err
+
+
+def test_compare_writes_tables_and_plots(run_dir, tmp_path):
+    out = tmp_path / "cmp"
+    methods = "ce,ce_trainval,label_smoothing,focal,base_dln,teacher_online,teacher_schedule"
+    assert (
+        main(["compare", f"teacher={run_dir}", "seeds=2", f"methods={methods}", f"out={out}"]) == 0
+    )
+    table = (out / "results.md").read_text()
+    for method in methods.split(","):
+        assert f"| {method} |" in table
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 14
+    assert all(0.0 < float(r["test_acc"]) <= 1.0 for r in rows)
+    ce = [float(r["test_acc"]) for r in rows if r["method"] == "ce"]
+    assert ce[0] != ce[1], "seeds give different students"
+    assert (out / "plots" / "curves.png").stat().st_size > 0
+    assert (out / "plots" / "learned_loss.png").stat().st_size > 0
+
+
+def test_compare_rejects_teacher_methods_without_a_teacher(tmp_path, capsys):
+    assert main(["compare", "methods=ce,teacher_online", f"out={tmp_path}"]) == 2
+    assert "need teacher=RUN_DIR" in capsys.readouterr().err
