@@ -3,6 +3,16 @@
 from agents.base import Teacher
 from agents.fixed_loss import FIXED_LOSSES, FixedLossTeacher
 from agents.lstm_teacher import LSTMTeacher
+from agents.mlp_teacher import MLPTeacher
+from agents.reinforce_teacher import ReinforceTeacher
 from agents.schedule_teacher import ScheduleTeacher
 
-__all__ = ["FIXED_LOSSES", "FixedLossTeacher", "LSTMTeacher", "ScheduleTeacher", "Teacher"]
+__all__ = [
+    "FIXED_LOSSES",
+    "FixedLossTeacher",
+    "LSTMTeacher",
+    "MLPTeacher",
+    "ReinforceTeacher",
+    "ScheduleTeacher",
+    "Teacher",
+]

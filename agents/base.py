@@ -43,6 +43,11 @@ class Teacher(nn.Module, ABC):
         """Set the loss for the next K student updates, take them through `env`, and (if
         `learn`) update the teacher from the outcome."""
 
+    def current_params(self) -> list[torch.Tensor] | None:
+        """The loss parameters set by the last teacher step (recorded as the loss schedule);
+        None for teachers without loss parameters (fixed losses)."""
+        return None
+
     def teach(
         self,
         env: StudentTrainingEnv,

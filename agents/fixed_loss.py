@@ -7,14 +7,9 @@ from torch import Tensor
 
 from agents.base import Teacher
 from envs.student_training import StudentTrainingEnv
+from l2t.parametric_loss import focal_loss
 
 FIXED_LOSSES = ("ce", "label_smoothing", "focal", "base_dln")
-
-
-def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0) -> Tensor:
-    """Lin et al. 2017: cross-entropy down-weighted by (1 - p_target)^gamma."""
-    log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
-    return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
 
 
 class FixedLossTeacher(Teacher):

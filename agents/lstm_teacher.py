@@ -86,6 +86,8 @@ class LSTMTeacher(Teacher):
     # -- construction helpers ------------------------------------------------------------
     @classmethod
     def for_env(cls, env: StudentTrainingEnv, **hparams: Any) -> LSTMTeacher:
+        if env.cfg.loss.family != "dln":
+            raise ValueError("the lstm teacher sets a dynamic loss network; use loss.family=dln")
         teacher = cls([tuple(p.shape) for p in env.base_phi], **hparams).to(env.device)
         teacher.base_phi.copy_(torch.cat([p.flatten() for p in env.base_phi]))
         return teacher
@@ -112,7 +114,7 @@ class LSTMTeacher(Teacher):
     def split(self, flat: Tensor) -> list[Tensor]:
         return [c.view(s) for c, s in zip(flat.split(self.sizes), self.phi_shapes)]
 
-    def current_phi(self) -> list[Tensor]:
+    def current_params(self) -> list[Tensor]:
         return self.split(self.phi_flat.detach())
 
     # -- the teacher ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Replaying a recorded loss schedule: the DLN weights a teacher produced, looked up by
-training progress. No meta-gradients, no teacher network: as cheap as a fixed DLN."""
+"""Replaying a recorded loss schedule: the loss parameters a teacher produced, looked up by
+training progress. No meta-gradients, no teacher network: as cheap as a fixed loss."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from torch import Tensor
 
 from agents.base import Teacher
 from envs.student_training import StudentTrainingEnv
-from l2t.loss_network import dln_loss
 from l2t.schedule import Schedule
 
 
@@ -32,12 +31,13 @@ class ScheduleTeacher(Teacher):
         shapes = [tuple(p.shape) for p in env.base_phi]
         if shapes != self.schedule.phi_shapes:
             raise ValueError(
-                f"the schedule's loss network has weight shapes {self.schedule.phi_shapes}; "
-                f"this environment's has {shapes} (set loss.hidden / loss.layers to match)"
+                f"the schedule's loss parameters have shapes {self.schedule.phi_shapes}; "
+                f"this environment's have {shapes} (set loss.family / loss.hidden / "
+                "loss.layers as in the teacher's run)"
             )
         self.schedule.phi = list(self.phi.to(env.device))
 
     def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
         phi = self.schedule.phi_at(env.progress, env.device)
-        env.train_with(lambda z, y: dln_loss(phi, z, y))
+        env.train_with(env.loss_fn(phi))
         return {}

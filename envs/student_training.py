@@ -1,18 +1,28 @@
 """Student training as a gymnasium environment: one env step is one teacher step.
 
 A step trains the student for K = `unroll.steps` updates under the loss the action sets.
-Two ways to drive it:
-- the standard numpy API (`reset`, `step(action)`): the action in [-1, 1]^n sets the DLN
-  weights `phi = phi_0 + beta * action`; first-order steps, cheap; for RL teachers;
-- the differentiable functional step (`functional_step(phi)`): `phi` is a list of tensors
-  that may require grad; returns the validation loss after a differentiable unroll, for
-  gradient-based teachers (L2T-DLN's LSTM, L2T-DLF's MLP).
+The loss comes from one of two families (`loss.family`):
+- `dln`: the dynamic loss network; the loss parameters are its weights `phi`, and an
+  action `a` in [-1, 1]^n sets `phi = phi_0 + teacher.beta * a` (a bounded offset);
+- `parametric`: four coefficients of a mixture of classic losses (`l2t.parametric_loss`);
+  `a` in [-1, 1]^4 sets `max([1, 0, 0, 0] + a, 0)` (cross-entropy at a = 0).
 
-Observation (a `Box`): the student state `[progress, train loss / log C, val loss / log C,
-val accuracy, log(1 + mean gradient norm)]`. Reward: the change of validation accuracy over
-the step (so an episode's return is final minus initial validation accuracy). `terminated`
-when the student's budget of `steps` updates is spent. The test split is not reachable from
-here: teachers never see it.
+Two ways to drive it:
+- the standard numpy API (`reset(seed=...)`, `step(action)`), for RL teachers and any
+  gymnasium code;
+- the differentiable functional step (`functional_step(params)`): loss parameters as
+  tensors that may require grad in, the validation loss after a differentiable K-step
+  unroll out (second order through the steps), for gradient-based teachers.
+
+Observation (a flat `Box`): the student state `[progress, train loss / log C, val loss /
+log C, val accuracy, log(1 + gradient norm)]`, then, with `observe_loss_state` (default),
+the loss state, statistics of the validation gradient g w.r.t. the loss parameters:
+`[mean(g) / rms(g), log10 rms(g), fraction of g > 0, log10 max|g|]`.
+Reward: the change of validation accuracy over the step, so an episode's return is the
+final minus the initial validation accuracy (`val_batch=0` evaluates the whole val split:
+less noise). `terminated` when the student's budget of `steps` updates is spent;
+`truncated` only by a `TimeLimit` (`gymnasium.make(..., max_episode_steps=N)`).
+The test split is not reachable from here: teachers never see it.
 """
 
 from __future__ import annotations
@@ -33,25 +43,33 @@ from l2t.data import Splits, load_data, sample_batches
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
 from l2t.loss_network import DynamicLossNetwork, dln_loss
+from l2t.parametric_loss import BASE_COEFFICIENTS, coefficients_from_unit, parametric_loss
 from l2t.students import build_student
-from l2t.unroll import LossFn, Unrolled, commit, train_steps, unroll
+from l2t.unroll import LossFn, commit, train_steps, unroll
 
 STATE_NAMES = ("progress", "train_loss", "val_loss", "val_acc", "grad_norm")
-STATE_HIGH = np.array([1.0, 10.0, 10.0, 1.0, 10.0], dtype=np.float32)
+LOSS_STATE_NAMES = ("g_mean_over_rms", "g_log10_rms", "g_frac_positive", "g_log10_max")
+_STATE_LOW = np.zeros(len(STATE_NAMES), dtype=np.float32)
+_STATE_HIGH = np.array([1.0, 10.0, 10.0, 1.0, 10.0], dtype=np.float32)
+_LOSS_LOW = np.array([-1.0, -12.0, 0.0, -12.0], dtype=np.float32)
+_LOSS_HIGH = np.array([1.0, 4.0, 1.0, 4.0], dtype=np.float32)
 
 
 @dataclass
 class FunctionalStep:
-    """Result of `functional_step`: `val_loss` is differentiable w.r.t. the given `phi`."""
+    """Result of `functional_step`: `val_loss` is differentiable w.r.t. the given params."""
 
     val_loss: Tensor
     val_acc: float
     train_loss: float
-    diverged: bool  # the loss produced non-finite values; the student fell back to phi_0
+    diverged: bool  # the loss made the student non-finite; it took the base loss instead
 
 
-def base_loss_network(cfg: Config) -> list[Tensor]:
-    """The DLN's starting weights `phi_0`: fitted to the pairwise logistic loss (seeded)."""
+def base_loss_params(cfg: Config) -> list[Tensor]:
+    """The loss parameters teachers start from: for `dln`, the weights `phi_0` fitted to
+    the pairwise logistic loss (seeded); for `parametric`, cross-entropy's coefficients."""
+    if cfg.loss.family == "parametric":
+        return [torch.tensor(BASE_COEFFICIENTS)]
     torch.manual_seed(cfg.seed)
     network = DynamicLossNetwork(cfg.loss.hidden, cfg.loss.layers)
     if cfg.loss.init == "pairwise_logistic":
@@ -64,7 +82,7 @@ class StudentTrainingEnv(gym.Env):
 
     Keyword arguments are config keys (see `l2t.config.Config`; sections as dicts, e.g.
     `optim={"lr": 0.05}`). `splits` and `base_phi` let a caller share already-loaded data
-    and a fitted base loss between environments.
+    and fitted base loss parameters between environments.
     """
 
     metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it an instance attribute)
@@ -77,7 +95,7 @@ class StudentTrainingEnv(gym.Env):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        self.cfg = from_dict(overrides, config if config is not None else Config())
+        self.cfg = from_dict(overrides, copy.deepcopy(config) if config else Config())
         self.device = resolve_device(self.cfg.device)
         if splits is None:
             splits = load_data(
@@ -90,26 +108,28 @@ class StudentTrainingEnv(gym.Env):
             )
         self.splits = splits
         build_student(self.cfg.student, splits.input_shape, splits.num_classes)  # validates
-        self.base_phi = [
-            p.to(self.device)
-            for p in (base_phi if base_phi is not None else base_loss_network(self.cfg))
-        ]
+        params = base_phi if base_phi is not None else base_loss_params(self.cfg)
+        self.base_phi = [p.to(self.device) for p in params]
         self.phi_shapes = [tuple(p.shape) for p in self.base_phi]
         self.n_phi = sum(p.numel() for p in self.base_phi)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.n_phi,), dtype=np.float32)
-        self.observation_space = gym.spaces.Box(
-            np.zeros(len(STATE_NAMES), dtype=np.float32), STATE_HIGH, dtype=np.float32
-        )
+        low, high = _STATE_LOW, _STATE_HIGH
+        if self.cfg.observe_loss_state:
+            low, high = np.concatenate([low, _LOSS_LOW]), np.concatenate([high, _LOSS_HIGH])
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
         self.teacher_steps = math.ceil(self.cfg.steps / self.cfg.unroll.steps)
         self.student: torch.nn.Module | None = None
         self.optimizer: torch.optim.SGD | None = None
         self.generator = torch.Generator()
         self.t = 0
+        self.state: dict[str, float] = {}
+        self.loss_state = np.zeros(len(LOSS_STATE_NAMES), dtype=np.float32)
 
     # -- episode state ---------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        """A fresh student (initialization and batch order drawn from `seed`)."""
         super().reset(seed=seed)
         student_seed = int(self.np_random.integers(2**31 - 1))
         torch.manual_seed(student_seed)
@@ -126,12 +146,10 @@ class StudentTrainingEnv(gym.Env):
         self.t = 0
         self._draw_batches()
         val_loss, val_acc = self._validate()
-        self.state = {
-            "train_loss": val_loss,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "grad_norm": 0.0,
-        }
+        # before any step the train loss is unknown; the val loss is its best estimate
+        self.state = {"train_loss": val_loss, "val_loss": val_loss, "val_acc": val_acc}
+        self.state["grad_norm"] = 0.0
+        self.loss_state = np.zeros(len(LOSS_STATE_NAMES), dtype=np.float32)
         return self._observation(), self._info()
 
     @property
@@ -174,47 +192,93 @@ class StudentTrainingEnv(gym.Env):
             self.state["val_acc"],
             math.log1p(self.state["grad_norm"]),
         ]
-        return np.clip(np.nan_to_num(np.array(raw, dtype=np.float32), nan=10.0), 0.0, STATE_HIGH)
+        state = np.nan_to_num(np.array(raw, dtype=np.float32), nan=10.0)
+        return np.clip(state, _STATE_LOW, _STATE_HIGH)
+
+    def observation(self) -> np.ndarray:
+        """The current observation (the one the last `reset` or `step` returned)."""
+        return self._observation()
 
     def _observation(self) -> np.ndarray:
-        return self.student_state()
+        if not self.cfg.observe_loss_state:
+            return self.student_state()
+        return np.concatenate([self.student_state(), self.loss_state]).astype(np.float32)
 
     def _info(self) -> dict[str, Any]:
         return {"t": self.t, **self.state}
 
-    def phi_from_action(self, action: np.ndarray) -> list[Tensor]:
-        """Map an action in [-1, 1]^n to DLN weights `phi_0 + beta * action`."""
-        flat = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device)
+    # -- loss parameters ---------------------------------------------------------------
+    def loss_fn(self, params: list[Tensor]) -> LossFn:
+        """The student's loss for loss parameters of this env's family."""
+        if self.cfg.loss.family == "parametric":
+            return lambda z, y: parametric_loss(params[0], z, y)
+        return lambda z, y: dln_loss(params, z, y)
+
+    def base_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return self.loss_fn(self.base_phi)(logits, targets)
+
+    def params_from_action(self, action: np.ndarray | Tensor) -> list[Tensor]:
+        """Map an action in [-1, 1]^n to loss parameters (see the module docstring)."""
+        flat = torch.as_tensor(action, dtype=torch.float32, device=self.device)
         if flat.shape != (self.n_phi,):
             raise ValueError(f"action must have shape ({self.n_phi},); got {tuple(flat.shape)}")
-        chunks = flat.clamp(-1, 1).split([p.numel() for p in self.base_phi])
-        return [
-            base + self.cfg.teacher.beta * c.view_as(base) for base, c in zip(self.base_phi, chunks)
-        ]
+        flat = flat.clamp(-1, 1)
+        if self.cfg.loss.family == "parametric":
+            return [coefficients_from_unit(flat)]
+        chunks = flat.split([p.numel() for p in self.base_phi])
+        beta = self.cfg.teacher.beta
+        return [base + beta * c.view_as(base) for base, c in zip(self.base_phi, chunks)]
 
     # -- the two ways to step ----------------------------------------------------------
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """K first-order student updates under the DLN set by `action`."""
-        phi = self.phi_from_action(action)
-        before = self.state["val_acc"]
-        self.train_with(lambda z, y: dln_loss(phi, z, y))
-        return self._observation(), self.state["val_acc"] - before, self.done, False, self._info()
+        """K student updates under the loss the action sets; see the module docstring."""
+        before = self.state.get("val_acc")
+        if before is None:
+            raise RuntimeError("call reset() before step()")
+        params = self.params_from_action(action)
+        if self.cfg.observe_loss_state:
+            leaves = [p.detach().requires_grad_() for p in params]
+            result = self.functional_step(leaves)
+            if not result.diverged:
+                grads = torch.autograd.grad(result.val_loss, leaves)
+                self.loss_state = _gradient_statistics(torch.cat([g.flatten() for g in grads]))
+        else:
+            self.train_with(self.loss_fn(params))
+        reward = self.state["val_acc"] - before
+        return self._observation(), reward, self.done, False, self._info()
 
-    def functional_step(self, phi: list[Tensor], commit_result: bool = True) -> FunctionalStep:
-        """A differentiable unroll from the current student under `dln_loss(phi)`.
+    def train_with(self, loss_fn: LossFn) -> None:
+        """K first-order updates under any loss (fixed losses, replayed schedules, actions);
+        advances the episode. A loss that makes the student non-finite is undone and the
+        student takes the steps under the base loss instead (the divergence guard)."""
+        if self.student is None or self.optimizer is None:
+            raise RuntimeError("call reset() before stepping the environment")
+        snapshot = _snapshot(self.student, self.optimizer)
+        train_loss = train_steps(
+            self.student, self.optimizer, loss_fn, self.x_batches, self.y_batches
+        )
+        if not math.isfinite(train_loss) or not _finite(self.student.parameters()):
+            _restore(self.student, self.optimizer, snapshot)
+            train_loss = train_steps(
+                self.student, self.optimizer, self.base_loss, self.x_batches, self.y_batches
+            )
+        self._advance(train_loss, float("nan"))
+
+    def functional_step(self, params: list[Tensor], commit_result: bool = True) -> FunctionalStep:
+        """A differentiable unroll from the current student under the loss `params` set.
 
         Returns the validation cross-entropy after the K steps (differentiable w.r.t.
-        `phi`). With `commit_result` the real student takes the unroll's end state and the
-        episode advances; without it (stage 1 of the three-stage update) nothing changes.
-        If the loss drives the student to non-finite values, the student instead takes K
-        ordinary steps under `phi_0` (the divergence guard) and `diverged` is set.
+        `params`). With `commit_result` the real student takes the unroll's end state and
+        the episode advances; without it (stage 1 of the three-stage update) nothing
+        changes. If the loss drives the student to non-finite values, the student instead
+        takes K ordinary steps under the base loss (the divergence guard), `diverged` set.
         """
         if self.student is None or self.optimizer is None:
             raise RuntimeError("call reset() before functional_step()")
-        result: Unrolled = unroll(
+        result = unroll(
             self.student,
             self.optimizer,
-            lambda z, y: dln_loss(phi, z, y),
+            self.loss_fn(params),
             self.x_batches,
             self.y_batches,
             self.x_val,
@@ -231,26 +295,6 @@ class StudentTrainingEnv(gym.Env):
                 self._advance(result.train_loss, result.update_norm)
         return FunctionalStep(val_loss, val_acc, result.train_loss, diverged)
 
-    def base_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return dln_loss(self.base_phi, logits, targets)
-
-    def train_with(self, loss_fn: LossFn) -> None:
-        """K first-order updates under any loss (fixed losses, replayed schedules, actions);
-        advances the episode. A loss that makes the student non-finite is undone and the
-        student takes the steps under the base loss `phi_0` instead."""
-        if self.student is None or self.optimizer is None:
-            raise RuntimeError("call reset() before stepping the environment")
-        snapshot = _snapshot(self.student, self.optimizer)
-        train_loss = train_steps(
-            self.student, self.optimizer, loss_fn, self.x_batches, self.y_batches
-        )
-        if not math.isfinite(train_loss) or not _finite(self.student.parameters()):
-            _restore(self.student, self.optimizer, snapshot)
-            train_loss = train_steps(
-                self.student, self.optimizer, self.base_loss, self.x_batches, self.y_batches
-            )
-        self._advance(train_loss, float("nan"))
-
     def _advance(self, train_loss: float, grad_norm: float) -> None:
         self.t += len(self.x_batches)
         val_loss, val_acc = self._validate()
@@ -262,6 +306,17 @@ class StudentTrainingEnv(gym.Env):
         }
         if not self.done:
             self._draw_batches()
+
+
+def _gradient_statistics(g: Tensor) -> np.ndarray:
+    rms = g.pow(2).mean().sqrt()
+    stats = [
+        (g.mean() / (rms + 1e-30)).item(),
+        torch.log10(rms + 1e-12).item(),
+        (g > 0).float().mean().item(),
+        torch.log10(g.abs().max() + 1e-12).item(),
+    ]
+    return np.clip(np.array(stats, dtype=np.float32), _LOSS_LOW, _LOSS_HIGH)
 
 
 def _finite(tensors: Any) -> bool:

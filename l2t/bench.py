@@ -71,10 +71,10 @@ def saved_tensor_bytes(cfg: Config, k: int) -> int:
 
 def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     from agents import LSTMTeacher
-    from envs.student_training import StudentTrainingEnv, base_loss_network
+    from envs.student_training import StudentTrainingEnv, base_loss_params
 
     torch.manual_seed(cfg.seed)
-    env = StudentTrainingEnv(cfg, base_phi=base_loss_network(cfg))
+    env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
     phi = env.base_phi
     rows: dict[str, float] = {}
     rows["plain CE step"] = _time_per_student_step(

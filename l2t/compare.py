@@ -73,16 +73,16 @@ def compare(
     cfg: Config, methods: list[str], seeds: int, out: str | Path, run_dir: str | None = None
 ) -> dict[str, MethodResult]:
     """Train `seeds` students per method; write results.md, results.csv and plots to `out`."""
-    from envs.student_training import base_loss_network
+    from envs.student_training import base_loss_params
     from l2t.applying import base_phi_of, make_env
-    from l2t.plots import plot_curves, plot_learned_loss
+    from l2t.plots import plot_curves, plot_schedule
     from l2t.schedule import Schedule
     from l2t.training import EVAL_SEED_OFFSET, episode_seed
 
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1; got {seeds}")
     device = resolve_device(cfg.device)
-    base_phi = base_phi_of(run_dir, device) if run_dir else base_loss_network(cfg)
+    base_phi = base_phi_of(run_dir, device) if run_dir else base_loss_params(cfg)
     env = make_env(cfg, base_phi)
     trainval_env = make_env(cfg, base_phi, env.splits.train_and_val())
     out = Path(out)
@@ -113,11 +113,8 @@ def compare(
         {m: [x.curve for x in r.results] for m, r in results.items()}, out / "plots" / "curves.png"
     )
     if run_dir and (Path(run_dir) / "schedule.pt").is_file():
-        plot_learned_loss(
-            Schedule.load(Path(run_dir) / "schedule.pt"),
-            base_phi,
-            out / "plots" / "learned_loss.png",
-        )
+        schedule = Schedule.load(Path(run_dir) / "schedule.pt")
+        plot_schedule(schedule, base_phi, cfg.loss.family, out / "plots")
     print(table)
     return results
 

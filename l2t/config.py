@@ -37,13 +37,14 @@ class OptimConfig:
 class LossNetConfig:
     hidden: int = 40  # width of the DLN's hidden layers (paper: 40)
     layers: int = 4  # number of hidden layers (paper: 4)
+    family: str = _choice("dln", "dln", "parametric")  # a loss network, or 4 loss coefficients
     init: str = _choice("pairwise_logistic", "pairwise_logistic", "random")  # DLN start
     init_steps: int = 1000  # Adam steps fitting the DLN to its initial loss
 
 
 @dataclass
 class TeacherConfig:
-    agent: str = _choice("lstm", "lstm")  # which teacher learns (agents/)
+    agent: str = _choice("lstm", "lstm", "mlp", "reinforce", "fixed")  # the teacher (agents/)
     update: str = _choice("fused", "fused", "three_stage")  # one unroll per step, or three
     param: str = _choice("offset", "offset", "increment")  # phi = phi0 + beta*tanh | phi -= ...
     alpha: float = 1e-3  # step size of `increment` updates: phi <- phi - alpha*tanh(out)
@@ -51,6 +52,10 @@ class TeacherConfig:
     lr: float = 1e-3  # Adam learning rate of the teacher's own parameters
     hidden: int = 20  # LSTM hidden size (coordinate-wise, shared by all DLN weights)
     bptt: int = 1  # teacher steps per truncated backprop through the LSTM state
+    fixed_loss: str = _choice(
+        "ce", "ce", "label_smoothing", "focal", "base_dln"
+    )  # agent=fixed: the loss it keeps
+    init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
 
 
 @dataclass
@@ -85,6 +90,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     out: str = "runs/default"  # run directory
     tracking: str = _choice("none", "none", "wandb")  # wandb is optional and off by default
+    observe_loss_state: bool = True  # env observations include validation-gradient statistics
     resume: bool = False  # continue from out/checkpoint.pt
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossNetConfig = field(default_factory=LossNetConfig)

@@ -86,3 +86,28 @@ def plot_learned_loss(schedule: Schedule, base_phi: Sequence[Tensor], out: Path)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def plot_coefficients(schedule: Schedule, out: Path) -> Path:
+    """The parametric family's coefficients against training progress."""
+    from l2t.parametric_loss import TERMS
+
+    values = np.stack([p.numpy() for p in schedule.phi])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, term in enumerate(TERMS):
+        ax.step(schedule.progress, values[:, i], where="post", label=term)
+    ax.set_xlabel("training progress")
+    ax.set_ylabel("coefficient")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_schedule(schedule: Schedule, base_phi: Sequence[Tensor], family: str, plots: Path) -> Path:
+    """The learned loss of a schedule, drawn as its family allows."""
+    if family == "parametric":
+        return plot_coefficients(schedule, plots / "loss_coefficients.png")
+    return plot_learned_loss(schedule, base_phi, plots / "learned_loss.png")

@@ -29,7 +29,7 @@ from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
 from l2t.data import load_data
 from l2t.device import resolve_device
-from l2t.plots import plot_curves, plot_learned_loss
+from l2t.plots import plot_curves, plot_schedule
 from l2t.schedule import Schedule
 from l2t.teaching import run_student
 from l2t.tracking import Tracker, read_metrics
@@ -52,19 +52,29 @@ def episode_seed(seed: int, episode: int) -> int:
 
 
 def make_teacher(cfg: Config, env: Any) -> Any:
-    from agents import LSTMTeacher
+    """The teacher `teacher.agent` names, sized for `env`."""
+    from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher
 
     t = cfg.teacher
-    return LSTMTeacher.for_env(
-        env,
-        update=t.update,
-        param=t.param,
-        alpha=t.alpha,
-        beta=t.beta,
-        lr=t.lr,
-        hidden=t.hidden,
-        bptt=t.bptt,
-    )
+    try:
+        if t.agent == "lstm":
+            return LSTMTeacher.for_env(
+                env,
+                update=t.update,
+                param=t.param,
+                alpha=t.alpha,
+                beta=t.beta,
+                lr=t.lr,
+                hidden=t.hidden,
+                bptt=t.bptt,
+            )
+        if t.agent == "mlp":
+            return MLPTeacher.for_env(env, lr=t.lr, hidden=t.hidden)
+        if t.agent == "reinforce":
+            return ReinforceTeacher.for_env(env, lr=t.lr, hidden=t.hidden, init_std=t.init_std)
+        return FixedLossTeacher(t.fixed_loss)
+    except ValueError as exc:  # the agent does not fit the configured loss family
+        raise ConfigError(str(exc)) from None
 
 
 def _prepare_run_dir(cfg: Config) -> Path:
@@ -82,13 +92,13 @@ def _prepare_run_dir(cfg: Config) -> Path:
 
 def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     """Meta-train a teacher as configured; write the run directory; return the test results."""
-    from envs.student_training import StudentTrainingEnv, base_loss_network
+    from envs.student_training import StudentTrainingEnv, base_loss_params
 
     run_dir = _prepare_run_dir(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     splits = load_data(cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size)
-    env = StudentTrainingEnv(cfg, splits, base_loss_network(cfg))
+    env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
     teacher = make_teacher(cfg, env)
     start, best_val, best_episode, best_state = 0, -math.inf, -1, None
     keep_lines = None
@@ -157,14 +167,17 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     def frozen_step(e: Any) -> dict[str, float]:
         progress_before = e.progress
         info = teacher.teacher_step(e, learn=False)
-        schedule.record(progress_before, teacher.current_phi())
+        params = teacher.current_params()
+        if params is not None:
+            schedule.record(progress_before, params)
         return info
 
     eval_seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
     test = (splits.x_test, splits.y_test)
     teacher.start_episode(env)
     taught = run_student(env, frozen_step, eval_seed, cfg.eval_every, test)
-    schedule.save(run_dir / "schedule.pt")
+    if schedule.phi:  # fixed-loss teachers set no loss parameters
+        schedule.save(run_dir / "schedule.pt")
     baseline = run_student(
         env, lambda e: e.train_with(F.cross_entropy), eval_seed, cfg.eval_every, test
     )
@@ -196,8 +209,9 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
             run_dir / "plots" / "curves.png",
             background=[r["curve"] for r in read_metrics(run_dir) if r["phase"] == "episode"],
         ),
-        plot_learned_loss(schedule, env.base_phi, run_dir / "plots" / "learned_loss.png"),
     ]
+    if schedule.phi:
+        plots.append(plot_schedule(schedule, env.base_phi, cfg.loss.family, run_dir / "plots"))
     tracker.summary(summary)
     tracker.log_images(plots)
     tracker.log_artifact(run_dir / "teacher.pt", f"teacher-{run_dir.name}", "teacher")

@@ -4,7 +4,7 @@ import torch
 
 from agents import LSTMTeacher, Teacher
 from agents.lstm_teacher import preprocess_gradient
-from envs.student_training import StudentTrainingEnv, base_loss_network
+from envs.student_training import StudentTrainingEnv, base_loss_params
 from l2t.config import from_dict
 
 
@@ -20,7 +20,7 @@ def test_gradient_preprocessing_follows_andrychowicz():
 
 def _env(tiny_cfg, **overrides):
     cfg = from_dict(overrides, copy.deepcopy(tiny_cfg))
-    return StudentTrainingEnv(cfg, base_phi=base_loss_network(cfg))
+    return StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
 
 
 def test_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):

@@ -1,0 +1,140 @@
+"""L2T-style teacher (Fan et al. 2018): a stochastic policy over loss parameters trained
+with REINFORCE from the environment's rewards, through the standard numpy API only — so it
+runs unchanged on any gymnasium env with `Box` spaces.
+
+Policy: a Gaussian over the action, mean `tanh(MLP(obs))`, learned per-dimension std;
+actions are clipped to the action space. Update after each episode with the return-to-go
+minus a per-time-step moving-average baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from agents.base import Teacher
+from envs.student_training import StudentTrainingEnv
+
+
+class ReinforceTeacher(Teacher):
+    kind = "reinforce"
+    baseline: Tensor
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        lr: float = 1e-2,
+        hidden: int = 32,
+        init_std: float = 0.3,
+        baseline_decay: float = 0.9,
+        max_steps: int = 10_000,
+    ) -> None:
+        super().__init__(
+            obs_dim=obs_dim,
+            act_dim=act_dim,
+            lr=lr,
+            hidden=hidden,
+            init_std=init_std,
+            baseline_decay=baseline_decay,
+            max_steps=max_steps,
+        )
+        self.mean_net = nn.Sequential(
+            nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, act_dim)
+        )
+        last = self.mean_net[-1]
+        assert isinstance(last, nn.Linear)
+        nn.init.zeros_(last.weight)  # start at action 0: the base loss
+        nn.init.zeros_(last.bias)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+        self.register_buffer("baseline", torch.zeros(max_steps))
+        self.baseline_decay = baseline_decay
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        self._reset_trajectory()
+
+    @classmethod
+    def for_env(cls, env: gym.Env, **hparams: Any) -> ReinforceTeacher:
+        obs_space, act_space = env.observation_space, env.action_space
+        assert isinstance(obs_space, gym.spaces.Box) and isinstance(act_space, gym.spaces.Box)
+        return cls(int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)), **hparams)
+
+    def _reset_trajectory(self) -> None:
+        self.log_probs: list[Tensor] = []
+        self.rewards: list[float] = []
+        self.obs: np.ndarray | None = None
+        self.params: list[Tensor] | None = None
+
+    def distribution(self, obs: np.ndarray) -> torch.distributions.Normal:
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).flatten()
+        return torch.distributions.Normal(torch.tanh(self.mean_net(x)), self.log_std.exp())
+
+    def predict(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, Tensor]:
+        """An action for `obs` (clipped to [-1, 1]) and its log-probability under the policy."""
+        dist = self.distribution(obs)
+        sample = dist.mean if deterministic else dist.sample()
+        return sample.clamp(-1, 1).detach().numpy(), dist.log_prob(sample).sum()
+
+    def _act(self, env: gym.Env, learn: bool) -> tuple[np.ndarray, float, bool]:
+        """One env step with the policy; at the end of an episode, learn from it."""
+        assert self.obs is not None
+        action, log_prob = self.predict(self.obs, deterministic=not learn)
+        self.obs, reward, terminated, truncated, _ = env.step(action)
+        self.log_probs.append(log_prob)
+        self.rewards.append(float(reward))
+        done = bool(terminated or truncated)
+        if done and learn:
+            self.update()
+        return action, float(reward), done
+
+    def update(self) -> float:
+        """One REINFORCE step on the finished trajectory; returns its return."""
+        returns = torch.tensor(np.cumsum(self.rewards[::-1])[::-1].copy(), dtype=torch.float32)
+        n = len(returns)
+        advantages = returns - self.baseline[:n]
+        with torch.no_grad():
+            decay = self.baseline_decay
+            self.baseline[:n] = decay * self.baseline[:n] + (1 - decay) * returns
+        loss = -(torch.stack(self.log_probs) * advantages).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        total = float(returns[0]) if n else 0.0
+        self._reset_trajectory()
+        return total
+
+    def learn(self, env: gym.Env, episodes: int, seed: int = 0) -> list[float]:
+        """Train on any gymnasium env with Box spaces; returns each episode's return."""
+        history = []
+        for episode in range(episodes):
+            self._reset_trajectory()
+            self.obs, _ = env.reset(seed=seed + episode)
+            episode_return, done = 0.0, False
+            while not done:
+                _, reward, done = self._act(env, learn=True)
+                episode_return += reward
+            history.append(episode_return)
+        return history
+
+    # -- the Teacher interface used by l2t's episode loop ----------------------------------
+    def start_episode(self, env: StudentTrainingEnv) -> None:
+        self._reset_trajectory()
+        self.obs = env.observation()
+
+    def current_params(self) -> list[Tensor] | None:
+        return self.params
+
+    def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
+        action, _, _ = self._act(env, learn)
+        self.params = [p.detach() for p in env.params_from_action(action)]
+        return {"std": float(self.log_std.exp().mean())}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,45 @@
+"""A parametric loss family for teachers that set a few coefficients instead of a network
+(L2T-DLF, Wu et al. 2018, and the REINFORCE teacher): a non-negative mixture of classic
+classification losses. Coefficients `[1, 0, 0, 0]` are plain cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from l2t.loss_network import pairwise_logistic_loss
+
+TERMS = ("cross_entropy", "pairwise_logistic", "uniform_ce", "focal")
+BASE_COEFFICIENTS = (1.0, 0.0, 0.0, 0.0)
+BOUND = 1.0  # an action in [-1, 1] moves each coefficient by at most this much
+
+
+def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0) -> Tensor:
+    """Lin et al. 2017: cross-entropy down-weighted by (1 - p_target)^gamma."""
+    log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
+    return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
+
+
+def loss_terms(logits: Tensor, targets: Tensor) -> Tensor:
+    """The family's basis losses, stacked in the order of `TERMS`."""
+    log_p = F.log_softmax(logits, dim=1)
+    return torch.stack(
+        [
+            F.nll_loss(log_p, targets),
+            pairwise_logistic_loss(logits, targets),
+            -log_p.mean(dim=1).mean(),  # cross-entropy to the uniform label: label smoothing
+            focal_loss(logits, targets),
+        ]
+    )
+
+
+def parametric_loss(coefficients: Tensor, logits: Tensor, targets: Tensor) -> Tensor:
+    return (coefficients * loss_terms(logits, targets)).sum()
+
+
+def coefficients_from_unit(unit: Tensor) -> Tensor:
+    """Map [-1, 1]^4 to coefficients `max(base + BOUND * unit, 0)` (a loss never rewards
+    making a term worse, so no mixture is unbounded below)."""
+    base = torch.tensor(BASE_COEFFICIENTS, device=unit.device, dtype=unit.dtype)
+    return (base + BOUND * unit).clamp_min(0.0)
