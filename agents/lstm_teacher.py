@@ -150,7 +150,7 @@ class LSTMTeacher(Teacher):
             self._reset_episode_state()
             self.optimizer.zero_grad(set_to_none=True)
             self.steps_in_window = 0
-            return {"val_loss": float("nan"), "diverged": 1.0, "drift": 0.0}
+            return {"val_loss": float("nan"), "diverged": 1.0}
         params = self.learnable() if learn else []
         self.steps_in_window += 1
         end_of_window = self.steps_in_window >= self.bptt or env.done
@@ -170,11 +170,7 @@ class LSTMTeacher(Teacher):
             self.hidden = [(h.detach(), c.detach()) for h, c in self.hidden]
             self.steps_in_window = 0
         self.phi_flat = new_phi.detach()
-        return {
-            "val_loss": result.val_loss.item(),
-            "diverged": 0.0,
-            "drift": (self.phi_flat - self.base_phi).norm().item(),
-        }
+        return {"val_loss": result.val_loss.item(), "diverged": 0.0}
 
     def extra_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

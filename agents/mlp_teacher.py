@@ -53,9 +53,12 @@ class MLPTeacher(Teacher):
         state = torch.as_tensor(env.student_state(), device=env.device)
         with torch.set_grad_enabled(learn):
             params = env.params_from_action(self.propose(state))
-            result = env.functional_step(params, commit_result=True)
         self.params = [p.detach() for p in params]
-        if learn and not result.diverged:
+        if not learn:  # a frozen teacher needs no meta-gradient: first-order steps suffice
+            env.train_with(env.loss_fn(self.params))
+            return {}
+        result = env.functional_step(params)
+        if not result.diverged:
             self.optimizer.zero_grad(set_to_none=True)
             result.val_loss.backward()
             self.optimizer.step()

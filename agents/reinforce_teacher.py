@@ -123,15 +123,16 @@ class ReinforceTeacher(Teacher):
     # -- the Teacher interface used by l2t's episode loop ----------------------------------
     def start_episode(self, env: StudentTrainingEnv) -> None:
         self._reset_trajectory()
-        self.obs = env.observation()
 
     def current_params(self) -> list[Tensor] | None:
         return self.params
 
     def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
+        if self.obs is None:  # first step of a student: what its reset returned
+            self.obs = env.observation()
         action, _, _ = self._act(env, learn)
         self.params = [p.detach() for p in env.params_from_action(action)]
-        return {"std": float(self.log_std.exp().mean())}
+        return {"std": self.log_std.detach().exp().mean().item()}
 
     def extra_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from envs.student_training import StudentTrainingEnv
 from l2t.evaluation import evaluate
 
-StepFn = Callable[[StudentTrainingEnv], dict[str, float] | None]
+if TYPE_CHECKING:  # envs depends on l2t; importing it here at run time would be a cycle
+    from envs.student_training import StudentTrainingEnv
+
+StepFn = Callable[["StudentTrainingEnv"], dict[str, float] | None]
 
 
 @dataclass

@@ -77,6 +77,10 @@ def make_teacher(cfg: Config, env: Any) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return torch.cat([(x - y).flatten() for x, y in zip(a, b)]).norm().item()
+
+
 def _prepare_run_dir(cfg: Config) -> Path:
     run_dir = Path(cfg.out)
     checkpoint = run_dir / "checkpoint.pt"
@@ -121,9 +125,12 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         teacher.start_episode(env)
 
         def log_step(record: dict[str, Any], episode: int = episode) -> None:
+            params = teacher.current_params()
+            if params is not None:  # how far the teacher moved the loss from its base
+                record["drift"] = _distance(params, env.base_phi)
             tracker.log({"phase": "meta", "episode": episode, **record})
             bar.update(1)
-            bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=f"{record['drift']:.3f}")
+            bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
 
         result = run_student(
             env,

@@ -1,0 +1,112 @@
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs  # registers l2t/StudentTraining-v0
+from l2t.config import ConfigError
+
+TINY = {"steps": 20, "val_batch": 0, "loss": {"init_steps": 50}, "unroll": {"steps": 5}}
+
+
+def test_check_env_passes_without_warnings():
+    env = gym.make("l2t/StudentTraining-v0", **TINY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped, skip_render_check=True)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_the_module_path_form_also_makes_the_env():
+    env = gym.make("envs:l2t/StudentTraining-v0", **TINY)
+    assert isinstance(env.unwrapped, envs.StudentTrainingEnv)
+
+
+def _rollout(env, seed, actions):
+    obs, info = env.reset(seed=seed)
+    trace = [(obs, 0.0, info)]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        trace.append((obs, reward, info))
+    return trace, terminated, truncated
+
+
+@pytest.mark.parametrize("family", ["dln", "parametric"])
+def test_same_seed_and_actions_give_the_same_episode(family):
+    env = gym.make(
+        "l2t/StudentTraining-v0", **{**TINY, "loss": {"family": family, "init_steps": 50}}
+    )
+    actions = [
+        np.random.default_rng(i).uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        for i in range(4)
+    ]
+    a, terminated, truncated = _rollout(env, 7, actions)
+    b, _, _ = _rollout(env, 7, actions)
+    c, _, _ = _rollout(env, 8, actions)
+    for (oa, ra, ia), (ob, rb, ib) in zip(a, b):
+        assert np.array_equal(oa, ob) and ra == rb and ia == ib
+    assert not np.array_equal(a[1][0], c[1][0]), "another seed, another student"
+    assert terminated and not truncated, "20 steps / K=5 = 4 env steps end the episode"
+    assert sum(r for _, r, _ in a) == pytest.approx(
+        a[-1][2]["val_acc"] - a[0][2]["val_acc"], abs=1e-6
+    )
+    assert env.observation_space.contains(a[-1][0])
+
+
+def test_observation_holds_the_loss_state_when_asked():
+    with_state = gym.make("l2t/StudentTraining-v0", **TINY)
+    without = gym.make("l2t/StudentTraining-v0", **TINY, observe_loss_state=False)
+    assert with_state.observation_space.shape == (9,) and without.observation_space.shape == (5,)
+    with_state.reset(seed=0)
+    obs, *_ = with_state.step(with_state.action_space.sample())
+    assert obs[6] < 0, "log10 rms of the validation gradient is set after a step"
+
+
+def test_time_limit_truncates():
+    env = gym.make("l2t/StudentTraining-v0", max_episode_steps=2, **TINY)
+    env.reset(seed=0)
+    zero = np.zeros(env.action_space.shape, dtype=np.float32)
+    env.step(zero)
+    *_, terminated, truncated, _ = env.step(zero)
+    assert truncated and not terminated
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_make_vec_runs_several_students(mode):
+    vec = gym.make_vec(
+        "l2t/StudentTraining-v0",
+        num_envs=2,
+        vectorization_mode=mode,
+        **TINY,
+        observe_loss_state=False,
+    )
+    obs, _ = vec.reset(seed=[0, 1])
+    assert obs.shape == (2, 5)
+    obs, rewards, *_ = vec.step(np.zeros((2, *vec.single_action_space.shape), dtype=np.float32))
+    assert obs.shape == (2, 5) and rewards.shape == (2,)
+    vec.close()
+
+
+def test_bad_kwargs_and_actions_raise_one_clear_error():
+    with pytest.raises(ConfigError, match="config key 'dataset' must be one of"):
+        gym.make("l2t/StudentTraining-v0", dataset="imagenet")
+    with pytest.raises(ConfigError, match="unknown config key 'colour'"):
+        gym.make("l2t/StudentTraining-v0", colour="red")
+    env = gym.make("l2t/StudentTraining-v0", **TINY)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must have shape \(5000,\); got \(3,\)"):
+        env.unwrapped.step(np.zeros(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("package", ["l2t", "envs", "agents"])
+def test_each_package_imports_on_its_own(package):
+    """No import cycle between l2t, envs and agents, whichever is imported first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {package}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
