@@ -76,6 +76,14 @@ def _compare(args: argparse.Namespace) -> None:
     compare(cfg, methods, seeds, cfg.out if given_out else default_out, run_dir)
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    from l2t.sweep import sweep
+
+    base = load_config(args.config, args.overrides)
+    given_out = any(item.startswith("out=") for item in args.overrides)
+    sweep(args.file, base, args.count, args.workers, args.seed, base.out if given_out else None)
+
+
 def _bench(args: argparse.Namespace) -> None:
     from l2t.bench import run_bench
 
@@ -92,32 +100,57 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
         _compare,
         "methods x seeds on the same data and budget: teacher=RUN_DIR seeds=5 methods=...",
     ),
+    "sweep": (_sweep, "a wandb sweep: on a W&B server if reachable, else locally"),
     "bench": (_bench, "time a plain step, a schedule step and a meta-training step"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="l2t", description="Learning to teach with dynamic loss networks."
+USAGE = "l2t <command> [--config FILE] [key=value ...]"
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one command; options and key=value overrides may come in any order."""
+    p = argparse.ArgumentParser(prog=f"l2t {name}", description=COMMANDS[name][1])
+    if name == "sweep":
+        p.add_argument("file", help="a wandb sweep YAML whose parameters are config keys")
+        p.add_argument("--count", type=int, help="trials to run (random: default 10)")
+        p.add_argument("--workers", type=int, default=1, help="trials in parallel (local)")
+        p.add_argument("--seed", type=int, default=0, help="seed of random search (local)")
+    p.add_argument("--config", help="YAML config file (see configs/)")
+    p.add_argument(
+        "overrides", nargs="*", help="dotted config overrides, e.g. steps=500 teacher.update=fused"
     )
-    sub = parser.add_subparsers(dest="command")
-    for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--config", help="YAML config file (see configs/)")
-        p.add_argument(
-            "overrides",
-            nargs="*",
-            help="dotted config overrides, e.g. steps=500 teacher.update=fused",
-        )
-    return parser
+    return p
+
+
+def _top_level_help() -> str:
+    lines = [
+        f"usage: {USAGE}",
+        "",
+        "Learning to teach with dynamic loss networks.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<14} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "No arguments runs `l2t train-teacher` on the embedded default (MNIST-1D, MLP)."]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         argv = ["train-teacher"]
-    args = build_parser().parse_args(argv)
-    handler = COMMANDS[args.command][0]
+    if argv[0] in ("-h", "--help"):
+        print(_top_level_help())
+        return 0
+    if argv[0] not in COMMANDS:
+        print(
+            f"l2t: error: unknown command '{argv[0]}'; allowed: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    args = command_parser(argv[0]).parse_intermixed_args(argv[1:])
+    handler = COMMANDS[argv[0]][0]
     try:
         handler(args)
     except ConfigError as exc:

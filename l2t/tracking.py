@@ -4,11 +4,37 @@ off by default) mirrors it. A missing or failing wandb never stops or loses a ru
 from __future__ import annotations
 
 import json
+import netrc
+import os
 import sys
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlparse
 
 from l2t.config import Config
+
+
+def wandb_credentials() -> bool:
+    """Whether wandb could log in without asking: an API key in the environment or netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host or "") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode() -> Literal["online", "offline", "disabled"]:
+    """`online`, `offline` or `disabled`: WANDB_MODE when set, else online only where
+    credentials exist (so a machine without them never blocks on a login prompt)."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "dryrun"):
+        return "offline"
+    if mode == "disabled":
+        return "disabled"
+    return "online" if wandb_credentials() else "offline"
 
 
 class Tracker:
@@ -27,17 +53,33 @@ class Tracker:
             self._start_wandb(run_dir, cfg)
 
     def _start_wandb(self, run_dir: Path, cfg: Config) -> None:
+        mode = wandb_mode()
+        if mode == "offline" and "WANDB_MODE" not in os.environ:
+            print(
+                f"note: no W&B credentials; wandb logs offline under {run_dir}/wandb "
+                "(upload later with `wandb sync`)",
+                file=sys.stderr,
+            )
+        id_file = run_dir / "wandb_id"
         try:
             import wandb
 
+            if wandb.run is not None:  # started by a sweep agent: log into that run
+                self.wandb = wandb.run
+                self.wandb.config.update(cfg.to_dict(), allow_val_change=True)
+                return
+            run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
             self.wandb = wandb.init(
                 project=cfg.wandb.project,
                 group=cfg.wandb.group or None,
                 name=cfg.wandb.name or run_dir.name,
                 config=cfg.to_dict(),
                 dir=str(run_dir),
-                resume="allow" if cfg.resume else None,
+                mode=mode,
+                id=run_id,
+                resume="allow",
             )
+            id_file.write_text(run_id)
         except Exception as exc:  # tracking is a mirror: never let it stop the run
             print(f"warning: wandb tracking disabled ({exc})", file=sys.stderr)
             self.wandb = None
@@ -95,3 +137,53 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Every record of a run's metrics.jsonl, in order."""
     text = (run_dir / "metrics.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line]
+
+
+_WANDB_BLOCK = 32768
+_WANDB_FILE_HEADER = 7  # b":W&B", magic 0xBEE1, version 0
+_WANDB_RECORD_HEADER = 7  # crc32c (4), length (2), type (1)
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def read_wandb_records(path: Path) -> list[Any]:
+    """Decode a `.wandb` file (what offline wandb writes): LevelDB-log framing of protobuf
+    `Record`s. wandb ships no reader, and `wandb sync --view` is gone; this lets tests and
+    users check what an offline run holds before it is synced."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"'{path}' is not a wandb run file")
+    records, pending, pos = [], b"", _WANDB_FILE_HEADER
+    while pos + _WANDB_RECORD_HEADER <= len(data):
+        left_in_block = _WANDB_BLOCK - pos % _WANDB_BLOCK
+        if left_in_block < _WANDB_RECORD_HEADER:  # block trailer padding
+            pos += left_in_block
+            continue
+        length = int.from_bytes(data[pos + 4 : pos + 6], "little")
+        kind = data[pos + 6]
+        chunk = data[pos + _WANDB_RECORD_HEADER : pos + _WANDB_RECORD_HEADER + length]
+        pos += _WANDB_RECORD_HEADER + length
+        if kind == 0 and length == 0:  # zero padding at the end of a block
+            continue
+        pending = chunk if kind in (_FULL, _FIRST) else pending + chunk
+        if kind in (_FULL, _LAST):
+            record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def wandb_offline_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary an offline wandb run under `run_dir` logged (last value per key)."""
+    files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no offline wandb run under '{run_dir}'")
+    summary: dict[str, Any] = {}
+    for record in read_wandb_records(files[-1]):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                key = item.key or "/".join(item.nested_key)
+                summary[key] = json.loads(item.value_json)
+    return summary

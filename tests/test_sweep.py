@@ -1,0 +1,141 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from l2t.cli import main
+from l2t.sweep import load_sweep, random_trials
+from l2t.tracking import read_wandb_records, wandb_offline_summary
+
+TINY = [
+    "steps=10",
+    "episodes=1",
+    "eval_every=10",
+    "unroll.steps=5",
+    "loss.init_steps=20",
+    "val_batch=100",
+]
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+def test_offline_wandb_run_holds_the_final_metric(tmp_path, offline, capsys):
+    out = tmp_path / "run"
+    assert main(["train-teacher", f"out={out}", "tracking=wandb", *TINY]) == 0
+    runs = list(out.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    kinds = {r.WhichOneof("record_type") for r in read_wandb_records(runs[0])}
+    assert {"run", "history", "summary"} <= kinds
+    logged = wandb_offline_summary(out)
+    written = json.loads((out / "summary.json").read_text())
+    assert logged["teacher_test_acc"] == pytest.approx(written["teacher_test_acc"])
+    assert logged["ce_test_acc"] == pytest.approx(written["ce_test_acc"])
+
+
+def test_a_failing_wandb_never_loses_the_run(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no server")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    out = tmp_path / "run"
+    assert main(["train-teacher", f"out={out}", "tracking=wandb", *TINY]) == 0
+    assert "wandb tracking disabled (no server)" in capsys.readouterr().err
+    assert (out / "summary.json").exists() and (out / "metrics.jsonl").stat().st_size > 0
+
+
+def _write(tmp_path: Path, spec: dict) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+GRID = {
+    "name": "g",
+    "method": "grid",
+    "metric": {"name": "best_val_acc", "goal": "maximize"},
+    "parameters": {"teacher.beta": {"values": [0.01, 0.03]}, "seed": {"values": [0, 1]}},
+}
+
+
+def test_local_grid_runs_the_product_once_and_resumes(tmp_path, offline, capsys):
+    path = _write(tmp_path, GRID)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--workers", "2", f"out={out}", *TINY]) == 0
+    trials = sorted(p for p in out.iterdir() if p.name.startswith("trial-"))
+    assert len(trials) == 4
+    seen = set()
+    for trial in trials:
+        cfg = yaml.safe_load((trial / "config.yaml").read_text())
+        seen.add((cfg["teacher"]["beta"], cfg["seed"]))
+        assert cfg["wandb"]["group"] == "g"
+        assert list(trial.glob("wandb/offline-run-*"))
+    assert seen == {(0.01, 0), (0.01, 1), (0.03, 0), (0.03, 1)}
+    table = (out / "sweep_results.md").read_text()
+    values = [float(line.split("|")[4]) for line in table.splitlines()[2:]]
+    assert values == sorted(values, reverse=True), "sorted by the metric"
+    stamps = {t.name: (t / "summary.json").stat().st_mtime_ns for t in trials}
+    capsys.readouterr()
+    assert main(["sweep", str(path), f"out={out}", *TINY]) == 0
+    assert "4 trials, 4 already done" in capsys.readouterr().out
+    assert stamps == {t.name: (t / "summary.json").stat().st_mtime_ns for t in trials}
+
+
+def test_random_search_is_reproducible_with_a_seed(tmp_path):
+    spec = load_sweep(
+        _write(
+            tmp_path,
+            {
+                "method": "random",
+                "metric": {"name": "best_val_acc"},
+                "parameters": {
+                    "optim.lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 0.3},
+                    "unroll.steps": {"distribution": "int_uniform", "min": 5, "max": 20},
+                    "teacher.update": {"values": ["fused", "three_stage"]},
+                },
+            },
+        )
+    )
+    a, b, c = (
+        random_trials(spec, 6, seed=1),
+        random_trials(spec, 6, seed=1),
+        random_trials(spec, 6, seed=2),
+    )
+    assert a == b and a != c
+    assert all(0.01 <= t["optim.lr"] <= 0.3 and 5 <= t["unroll.steps"] <= 20 for t in a)
+    assert all(isinstance(t["unroll.steps"], int) for t in a)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"method": "hyperband"}, "sweep method must be one of grid, random, bayes"),
+        (
+            {"parameters": {"teacher.alpah": {"values": [1]}}},
+            "sweep parameter 'teacher.alpah' is not a config key",
+        ),
+        ({"parameters": {"teacher.alpha": {"values": []}}}, "empty or non-list values"),
+        ({"parameters": {"teacher.alpha": {"min": 0.1, "max": 0.2}}}, "grid sweeps need 'values'"),
+        ({"parameters": {"steps": {"values": ["many"]}}}, "config key 'steps' expects int"),
+        ({"metric": {"name": "test_loss"}}, "sweep metric.name must be one of"),
+    ],
+)
+def test_malformed_sweep_fails_before_any_trial(tmp_path, change, message, capsys):
+    path = _write(tmp_path, {**GRID, **change})
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), f"out={out}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_bayes_needs_a_server(tmp_path, offline, capsys):
+    path = _write(tmp_path, {**GRID, "method": "bayes"})
+    assert main(["sweep", str(path), f"out={tmp_path / 's'}"]) == 2
+    assert "method bayes needs a W&B server" in capsys.readouterr().err
