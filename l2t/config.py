@@ -84,7 +84,7 @@ class Config:
         "mlp", "mlp", "cnn1d", "lenet", "resnet8", "resnet20", "resnet32", "resnet8_wide"
     )  # student architecture
     steps: int = 3000  # student updates per episode (the student's whole budget)
-    episodes: int = 3  # meta-training episodes, each a fresh student trained to the end
+    episodes: int = 10  # meta-training episodes, each a fresh student trained to the end
     eval_every: int = 150  # student steps between evaluations drawn in the curves
     seed: int = 0  # seeds data split, students, batches and the teacher
     device: str = "auto"  # auto | cpu | cuda | cuda:N
