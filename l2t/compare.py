@@ -24,7 +24,7 @@ from l2t.device import resolve_device
 from l2t.teaching import EpisodeResult
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
-TEACHER_METHODS = ("teacher_online", "teacher_schedule")
+TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule")
 METHODS = FIXED_METHODS + TEACHER_METHODS
 DEFAULT_METHODS = ",".join(METHODS)
 
@@ -58,6 +58,14 @@ def _method_runner(
     from l2t.applying import load_teacher
 
     test = (env.splits.x_test, env.splits.y_test)
+    if name == "teacher_learning":  # a fresh copy per student keeps learning on it (val only)
+        assert run_dir is not None
+
+        def learning(seed: int) -> EpisodeResult:
+            teacher = load_teacher(run_dir, "online", env.device)
+            return teacher.teach(env, seed, cfg.eval_every, test, learn=True)
+
+        return learning
     if name in TEACHER_METHODS:
         assert run_dir is not None
         mode = "online" if name == "teacher_online" else "schedule"

@@ -96,7 +96,7 @@ def test_teach_needs_a_finished_run(tmp_path, capsys):
 
 def test_compare_writes_tables_and_plots(run_dir, tmp_path):
     out = tmp_path / "cmp"
-    methods = "ce,ce_trainval,label_smoothing,focal,base_dln,teacher_online,teacher_schedule"
+    methods = "ce,ce_trainval,label_smoothing,focal,base_dln,teacher_online,teacher_learning,teacher_schedule"
     assert (
         main(["compare", f"teacher={run_dir}", "seeds=2", f"methods={methods}", f"out={out}"]) == 0
     )
@@ -105,7 +105,7 @@ def test_compare_writes_tables_and_plots(run_dir, tmp_path):
         assert f"| {method} |" in table
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 14
+    assert len(rows) == 16
     assert all(0.0 < float(r["test_acc"]) <= 1.0 for r in rows)
     ce = [float(r["test_acc"]) for r in rows if r["method"] == "ce"]
     assert ce[0] != ce[1], "seeds give different students"
