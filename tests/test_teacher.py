@@ -94,3 +94,22 @@ def test_save_and_load_round_trip(tiny_cfg, tmp_path):
     assert loaded.update == "three_stage" and loaded.beta == 0.03
     for a, b in zip(teacher.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_loss_that_diverges_never_reaches_the_student(tiny_cfg):
+    env = _env(tiny_cfg)
+    env.reset(seed=0)
+    bad = [p * float("nan") for p in env.base_phi]
+    result = env.functional_step(bad)
+    assert result.diverged
+    assert env.t == tiny_cfg.unroll.steps, "the student still took its steps, under phi_0"
+    assert all(torch.isfinite(p).all() for p in env.student.parameters())
+    env.train_with(lambda z, y: z.sum() * float("inf"))
+    assert all(torch.isfinite(p).all() for p in env.student.parameters())
+    teacher = LSTMTeacher.for_env(env)
+    teacher.start_episode(env)
+    teacher.base_phi.fill_(float("nan"))  # a teacher whose loss is broken
+    info = teacher.teacher_step(env, learn=True)
+    assert info["diverged"] == 1.0
+    assert all(torch.isfinite(p).all() for p in teacher.learnable())
+    assert all(torch.isfinite(p).all() for p in env.student.parameters())
