@@ -54,10 +54,12 @@ class Teacher(nn.Module, ABC):
         seed: int,
         eval_every: int,
         test: tuple[torch.Tensor, torch.Tensor] | None = None,
+        learn: bool = False,
     ) -> EpisodeResult:
-        """Train a fresh student (seeded) in `env` for its whole budget, without learning."""
+        """Train a fresh student (seeded) in `env` for its whole budget; with `learn` the
+        teacher keeps learning from this student's validation loss as it goes."""
         self.start_episode(env)
-        return run_student(env, lambda e: self.teacher_step(e, learn=False), seed, eval_every, test)
+        return run_student(env, lambda e: self.teacher_step(e, learn=learn), seed, eval_every, test)
 
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond the weights (optimizer moments) needed to resume exactly."""

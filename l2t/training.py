@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
@@ -96,6 +95,7 @@ def _prepare_run_dir(cfg: Config) -> Path:
 
 def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     """Meta-train a teacher as configured; write the run directory; return the test results."""
+    from agents import FixedLossTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
 
     run_dir = _prepare_run_dir(cfg)
@@ -185,12 +185,8 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     taught = run_student(env, frozen_step, eval_seed, cfg.eval_every, test)
     if schedule.phi:  # fixed-loss teachers set no loss parameters
         schedule.save(run_dir / "schedule.pt")
-    baseline = run_student(
-        env, lambda e: e.train_with(F.cross_entropy), eval_seed, cfg.eval_every, test
-    )
-    fixed_base = run_student(
-        env, lambda e: e.train_with(e.base_loss), eval_seed, cfg.eval_every, test
-    )
+    baseline = FixedLossTeacher("ce").teach(env, eval_seed, cfg.eval_every, test)
+    fixed_base = FixedLossTeacher("base_dln").teach(env, eval_seed, cfg.eval_every, test)
     assert taught.test_acc is not None and baseline.test_acc is not None
     assert fixed_base.test_acc is not None
     summary = {

@@ -6,6 +6,7 @@ import pytest
 
 import envs.student_training
 from l2t.cli import main
+from l2t.compare import METHODS
 from l2t.config import from_dict
 from l2t.training import train_teacher
 
@@ -96,7 +97,7 @@ def test_teach_needs_a_finished_run(tmp_path, capsys):
 
 def test_compare_writes_tables_and_plots(run_dir, tmp_path):
     out = tmp_path / "cmp"
-    methods = "ce,ce_trainval,label_smoothing,focal,base_dln,teacher_online,teacher_learning,teacher_schedule"
+    methods = ",".join(METHODS)
     assert (
         main(["compare", f"teacher={run_dir}", "seeds=2", f"methods={methods}", f"out={out}"]) == 0
     )
