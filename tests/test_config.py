@@ -1,0 +1,49 @@
+import pytest
+
+from l2t.config import ConfigError, allowed_keys, load_config
+
+
+def test_file_then_overrides_with_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 500\nteacher: {lr: 0.01, update: three_stage}\n")
+    cfg = load_config(path, ["teacher.lr=1e-3", "resume=true", "optim.momentum=0.9", "seed=4"])
+    assert cfg.steps == 500 and cfg.teacher.update == "three_stage"
+    assert cfg.teacher.lr == pytest.approx(1e-3) and isinstance(cfg.teacher.lr, float)
+    assert cfg.resume is True and cfg.optim.momentum == 0.9 and cfg.seed == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["steps=0"], "'steps' must be > 0"),
+        (["unroll.steps=50", "steps=20"], "must not exceed steps"),
+        (["teacher=x"], "'teacher' is a section"),
+        (["resume=maybe"], "'resume' expects bool"),
+        (["optim.lr=fast"], "'optim.lr' expects float"),
+    ],
+)
+def test_bad_values_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_unknown_key_lists_the_allowed_ones():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["unrol.steps=3"])
+    assert "unroll.steps" in str(info.value) and "teacher.alpha" in str(info.value)
+    assert {
+        "dataset",
+        "student",
+        "steps",
+        "episodes",
+        "seed",
+        "device",
+        "out",
+        "tracking",
+        "teacher.alpha",
+        "teacher.update",
+        "teacher.lr",
+        "unroll.steps",
+        "unroll.backend",
+        "resume",
+    } <= set(allowed_keys())
