@@ -80,6 +80,23 @@ def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return torch.cat([(x - y).flatten() for x, y in zip(a, b)]).norm().item()
 
 
+RESUMABLE_CHANGES = ("episodes", "resume", "out", "tracking", "wandb", "device")
+
+
+def _check_same_run(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> None:
+    """Resuming with another config would mix two experiments in one run directory."""
+    for key, value in saved.items():
+        if prefix + key in RESUMABLE_CHANGES:
+            continue
+        if isinstance(value, dict):
+            _check_same_run(value, now.get(key, {}), f"{prefix}{key}.")
+        elif now.get(key) != value:
+            raise ConfigError(
+                f"resume=true, but {prefix}{key} was {value!r} in this run and is now "
+                f"{now.get(key)!r}; only {', '.join(RESUMABLE_CHANGES)} may change"
+            )
+
+
 def _prepare_run_dir(cfg: Config) -> Path:
     run_dir = Path(cfg.out)
     checkpoint = run_dir / "checkpoint.pt"
@@ -108,6 +125,7 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     keep_lines = None
     if cfg.resume:
         ckpt = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=False)
+        _check_same_run(ckpt["config"], cfg.to_dict())
         teacher.load_state_dict(ckpt["teacher"])
         teacher.load_extra_state(ckpt["teacher_extra"])
         start, best_val, best_episode = ckpt["episode"], ckpt["best_val_acc"], ckpt["best_episode"]

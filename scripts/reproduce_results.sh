@@ -5,11 +5,15 @@
 set -euo pipefail
 runs=${1:-runs/results}
 l2t=${L2T:-l2t}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # small students: one thread per run is fastest
 mkdir -p "$runs"
 
-train() {  # name, args...: train a teacher unless that run is already finished
+train() {  # name, args...: train a teacher, resuming a cut-off run, skipping a finished one
   local name=$1; shift
-  [ -f "$runs/$name/summary.json" ] || $l2t train-teacher "out=$runs/$name" "$@"
+  if [ -f "$runs/$name/summary.json" ]; then return; fi
+  local resume=false
+  if [ -f "$runs/$name/checkpoint.pt" ]; then resume=true; fi
+  $l2t train-teacher "out=$runs/$name" "resume=$resume" "$@"
 }
 
 # 1. MNIST-1D / MLP (the default) and MNIST-1D / CNN, digits / LeNet

@@ -82,6 +82,13 @@ def test_bad_input_is_one_clear_line_and_exit_2(args, message, tmp_path, capsys)
     assert "Traceback" not in err
 
 
+def test_resume_refuses_another_config(tiny_cfg, capsys):
+    assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 0
+    args = ["train-teacher", *_overrides(tiny_cfg), "resume=true", "teacher.beta=0.5"]
+    assert main(args) == 2
+    assert "teacher.beta was 0.02 in this run and is now 0.5" in capsys.readouterr().err
+
+
 def test_existing_run_is_not_overwritten(tiny_cfg, capsys):
     assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 0
     before = Path(f"{tiny_cfg.out}/metrics.jsonl").read_text()
