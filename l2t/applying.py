@@ -25,6 +25,12 @@ def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> Config:
         raise ConfigError(
             f"'{run_dir}' is not a run directory of l2t train-teacher (no config.yaml)"
         )
+    fixed = [key for key in overrides if key == "loss" or key.startswith("loss.")]
+    if fixed:
+        raise ConfigError(
+            f"{fixed[0]} belongs to the teacher's run and cannot change when applying it "
+            "(the teacher sets that loss network)"
+        )
     saved = yaml.safe_load(path.read_text())
     for key in ("out", "resume", "tracking"):
         saved.pop(key, None)

@@ -42,6 +42,11 @@ def _config_for(args: argparse.Namespace, run_dir: str | None, rest: list[str]) 
     return load_config(args.config, rest)
 
 
+def _gave_out(overrides: list[str]) -> bool:
+    """Whether the user chose `out=`; else each command writes to its own default place."""
+    return any(item.startswith("out=") for item in overrides)
+
+
 def _teach(args: argparse.Namespace) -> None:
     from l2t.applying import teach
 
@@ -50,8 +55,8 @@ def _teach(args: argparse.Namespace) -> None:
         raise ConfigError("teach needs teacher=RUN_DIR (a directory written by train-teacher)")
     mode = picked.get("mode", "online")
     cfg = _config_for(args, picked["teacher"], rest)
-    given_out = any(item.startswith("out=") for item in rest)
-    out = cfg.out if given_out else f"{picked['teacher']}/teach-{mode}-{cfg.dataset}-{cfg.student}"
+    default_out = f"{picked['teacher']}/teach-{mode}-{cfg.dataset}-{cfg.student}"
+    out = cfg.out if _gave_out(rest) else default_out
     summary = teach(picked["teacher"], mode, cfg, out)
     print(
         f"{out}: test accuracy {summary['test_acc']:.4f} ({mode} teacher, "
@@ -71,17 +76,16 @@ def _compare(args: argparse.Namespace) -> None:
         seeds = int(picked.get("seeds", "5"))
     except ValueError:
         raise ConfigError(f"seeds must be an integer; got {picked['seeds']!r}") from None
-    given_out = any(item.startswith("out=") for item in rest)
     default_out = f"{run_dir}/compare-{cfg.dataset}-{cfg.student}" if run_dir else "runs/compare"
-    compare(cfg, methods, seeds, cfg.out if given_out else default_out, run_dir)
+    compare(cfg, methods, seeds, cfg.out if _gave_out(rest) else default_out, run_dir)
 
 
 def _sweep(args: argparse.Namespace) -> None:
     from l2t.sweep import sweep
 
     base = load_config(args.config, args.overrides)
-    given_out = any(item.startswith("out=") for item in args.overrides)
-    sweep(args.file, base, args.count, args.workers, args.seed, base.out if given_out else None)
+    out = base.out if _gave_out(args.overrides) else None
+    sweep(args.file, base, args.count, args.workers, args.seed, out)
 
 
 def _bench(args: argparse.Namespace) -> None:
