@@ -97,7 +97,8 @@ def _check_same_run(saved: dict[str, Any], now: dict[str, Any], prefix: str = ""
             )
 
 
-def _prepare_run_dir(cfg: Config) -> Path:
+def _check_run_dir(cfg: Config) -> Path:
+    """The run directory, if `resume` matches what is there (nothing is created yet)."""
     run_dir = Path(cfg.out)
     checkpoint = run_dir / "checkpoint.pt"
     if cfg.resume and not checkpoint.exists():
@@ -106,7 +107,6 @@ def _prepare_run_dir(cfg: Config) -> Path:
         raise ConfigError(
             f"'{run_dir}' already holds a run; pass resume=true to continue it or another out=DIR"
         )
-    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
@@ -115,12 +115,13 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     from agents import FixedLossTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
 
-    run_dir = _prepare_run_dir(cfg)
+    run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     splits = load_data(cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size)
     env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
     teacher = make_teacher(cfg, env)
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)  # the inputs are valid: start
     start, best_val, best_episode, best_state = 0, -math.inf, -1, None
     keep_lines = None
     if cfg.resume:

@@ -80,6 +80,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(args, message, tmp_path, capsys)
     assert message in err
     assert len(err.splitlines()) == 1
     assert "Traceback" not in err
+    assert not (tmp_path / "run").exists(), "a rejected run leaves nothing behind"
 
 
 def test_resume_refuses_another_config(tiny_cfg, capsys):
