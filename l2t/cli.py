@@ -15,7 +15,8 @@ def _train_teacher(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.overrides)
     result = train_teacher(cfg)
     print(f"run directory: {result.run_dir}")
-    print(f"best meta-training episode: {result.best_episode} (val acc {result.best_val_acc:.4f})")
+    kept = "the untrained one" if result.best_episode < 0 else f"episode {result.best_episode}"
+    print(f"teacher kept: {kept} (selection val acc {result.best_val_acc:.4f})")
     print(f"test accuracy, student taught by the teacher: {result.teacher_test_acc:.4f}")
     print(f"test accuracy, cross-entropy student:         {result.ce_test_acc:.4f}")
     print(f"test accuracy, fixed base-loss student:       {result.base_loss_test_acc:.4f}")

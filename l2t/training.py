@@ -2,10 +2,11 @@
 
 1. Resolve the run directory, data, the base loss `phi_0` and the environment.
 2. For each episode: a fresh student is trained for its whole budget while the teacher
-   sets its loss and learns (`teacher_step(learn=True)`); the episode's final validation
-   accuracy scores the teacher as it was during that lifetime; the best teacher is kept
-   (not the last: a K-step meta-objective has a short-horizon bias that can make later
-   teachers worse, DESIGN.md §1). A checkpoint after every episode allows exact resume.
+   sets its loss and learns (`teacher_step(learn=True)`). Then the teacher, frozen, teaches
+   `select_students` held-out students, and their mean final validation accuracy scores it
+   as it will be used; the best teacher is kept, the untrained one included (not the last:
+   a K-step meta-objective has a short-horizon bias that can make later teachers worse,
+   DESIGN.md §1). A checkpoint after every episode allows exact resume.
 3. The kept teacher, frozen, teaches a new student (its loss schedule is recorded), and a
    cross-entropy student and a student under the fixed base loss `phi_0` with the same
    initialization, batches and budget are trained; all three are evaluated on the test
@@ -76,6 +77,21 @@ def make_teacher(cfg: Config, env: Any) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+SELECTION_SEED_OFFSET = 5_000  # held-out students for selection: neither training nor final
+
+
+def _selection_score(cfg: Config, teacher: Any, env: Any, episode_val_acc: float) -> float:
+    """Mean final val accuracy of `select_students` fresh students taught by the teacher
+    as it is now, frozen — the way it will be used; with 0, the learning episode's own."""
+    if cfg.select_students == 0:
+        return episode_val_acc
+    scores = [
+        teacher.teach(env, episode_seed(cfg.seed, SELECTION_SEED_OFFSET + i), cfg.steps).val_acc
+        for i in range(cfg.select_students)
+    ]
+    return sum(scores) / len(scores)
+
+
 def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return torch.cat([(x - y).flatten() for x, y in zip(a, b)]).norm().item()
 
@@ -140,6 +156,11 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         disable=not progress,
     )
 
+    if start == 0:  # the untrained teacher (about the base loss) is a candidate too
+        best_val = _selection_score(cfg, teacher, env, -math.inf)
+        best_state = copy.deepcopy(teacher.state_dict())
+        tracker.log({"phase": "initial", "selection_val_acc": best_val})
+
     for episode in range(start, cfg.episodes):
         teacher.start_episode(env)
 
@@ -158,14 +179,16 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
             cfg.eval_every,
             on_step=log_step,
         )
-        if result.val_acc > best_val:
-            best_val, best_episode = result.val_acc, episode
+        score = _selection_score(cfg, teacher, env, result.val_acc)
+        if score > best_val:
+            best_val, best_episode = score, episode
             best_state = copy.deepcopy(teacher.state_dict())
         tracker.log(
             {
                 "phase": "episode",
                 "episode": episode,
                 "val_acc": result.val_acc,
+                "selection_val_acc": score,
                 "diverged_steps": result.diverged_steps,
                 "best_episode": best_episode,
                 "curve": result.curve,

@@ -41,6 +41,10 @@ def test_train_teacher_writes_the_whole_run_directory(tiny_cfg, capsys):
     assert schedule["phi"].shape[0] == 12  # 60 steps / K=5
     summary = json.loads(Path(f"{run}/summary.json").read_text())
     assert 0.0 < summary["teacher_test_acc"] <= 1.0
+    scores = [r["selection_val_acc"] for r in records if r["phase"] in ("initial", "episode")]
+    assert len(scores) == 3, "the untrained teacher and each episode's are scored frozen"
+    assert summary["best_val_acc"] == max(scores)
+    assert summary["best_episode"] == scores.index(max(scores)) - 1
 
 
 def test_resume_after_a_stop_gives_the_same_result(tiny_cfg, tmp_path):
