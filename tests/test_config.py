@@ -47,3 +47,13 @@ def test_unknown_key_lists_the_allowed_ones():
         "unroll.backend",
         "resume",
     } <= set(allowed_keys())
+
+
+def test_python_api_mirrors_the_cli():
+    import l2t
+    from l2t.training import train_teacher
+
+    assert l2t.train_teacher is train_teacher
+    assert isinstance(l2t.load_config(None, ["steps=30"]), l2t.Config)
+    with pytest.raises(AttributeError):
+        _ = l2t.no_such_thing
