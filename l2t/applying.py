@@ -53,15 +53,19 @@ def load_teacher(run_dir: str | Path, mode: str, device: torch.device) -> Any:
     return ScheduleTeacher.from_schedule(Schedule.load(path)).to(device)
 
 
-def base_phi_of(run_dir: str | Path, device: torch.device) -> list[torch.Tensor]:
-    """The base loss `phi_0` the teacher was trained around (kept in teacher.pt)."""
-    from agents import Teacher
+def base_phi_of(run_dir: str | Path, cfg: Config, device: torch.device) -> list[torch.Tensor]:
+    """The base loss parameters the run's teacher works around: an LSTM teacher keeps its
+    `phi_0` (offsets are relative to it); other teachers' base follows from the config."""
+    from agents import LSTMTeacher, Teacher
+    from envs.student_training import base_loss_params
 
     path = Path(run_dir) / "teacher.pt"
     if not path.is_file():
         raise ConfigError(f"'{run_dir}' has no teacher.pt; finish `l2t train-teacher` there first")
     teacher = Teacher.load(path, device)
-    return teacher.split(teacher.base_phi)  # type: ignore[operator]
+    if isinstance(teacher, LSTMTeacher):
+        return teacher.split(teacher.base_phi)
+    return base_loss_params(cfg)
 
 
 def make_env(cfg: Config, base_phi: list[torch.Tensor], splits: Splits | None = None) -> Any:
@@ -84,7 +88,7 @@ def teach(run_dir: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[
 
     device = resolve_device(cfg.device)
     teacher = load_teacher(run_dir, mode, device)
-    env = make_env(cfg, base_phi_of(run_dir, device))
+    env = make_env(cfg, base_phi_of(run_dir, cfg, device))
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")

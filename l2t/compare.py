@@ -90,7 +90,7 @@ def compare(
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1; got {seeds}")
     device = resolve_device(cfg.device)
-    base_phi = base_phi_of(run_dir, device) if run_dir else base_loss_params(cfg)
+    base_phi = base_phi_of(run_dir, cfg, device) if run_dir else base_loss_params(cfg)
     env = make_env(cfg, base_phi)
     trainval_env = make_env(cfg, base_phi, env.splits.train_and_val())
     out = Path(out)

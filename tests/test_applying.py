@@ -115,6 +115,29 @@ def test_compare_writes_tables_and_plots(run_dir, tmp_path):
     assert (out / "plots" / "learned_loss.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize("agent", ["mlp", "reinforce", "fixed"])
+def test_every_agent_can_be_applied_and_compared(tmp_path, agent):
+    run = tmp_path / agent
+    args = [
+        f"out={run}",
+        "steps=30",
+        "episodes=1",
+        "eval_every=15",
+        "unroll.steps=5",
+        "loss.family=parametric",
+        f"teacher.agent={agent}",
+        "select_students=0",
+    ]
+    assert main(["train-teacher", *args]) == 0
+    modes = ["online"] + (["schedule"] if agent != "fixed" else [])
+    for mode in modes:
+        assert main(["teach", f"teacher={run}", f"mode={mode}", f"out={tmp_path / mode}"]) == 0
+    out = tmp_path / "cmp"
+    methods = "ce,teacher_online" + (",teacher_schedule" if agent != "fixed" else "")
+    assert main(["compare", f"teacher={run}", "seeds=1", f"methods={methods}", f"out={out}"]) == 0
+    assert (out / "results.csv").exists()
+
+
 def test_compare_rejects_teacher_methods_without_a_teacher(tmp_path, capsys):
     assert main(["compare", "methods=ce,teacher_online", f"out={tmp_path}"]) == 2
     assert "need teacher=RUN_DIR" in capsys.readouterr().err
