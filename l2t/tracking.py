@@ -41,12 +41,11 @@ class Tracker:
     def __init__(self, run_dir: Path, cfg: Config, keep_lines: int | None = None) -> None:
         """`keep_lines`: on resume, drop the lines written after the checkpoint."""
         self.path = run_dir / "metrics.jsonl"
+        lines: list[str] = []
         if keep_lines is not None and self.path.exists():
             lines = self.path.read_text().splitlines(keepends=True)[:keep_lines]
-            self.path.write_text("".join(lines))
-        elif keep_lines is None:
-            self.path.write_text("")
-        self.lines = sum(1 for _ in self.path.open()) if self.path.exists() else 0
+        self.path.write_text("".join(lines))
+        self.lines = len(lines)
         self.file = self.path.open("a")
         self.wandb: Any = None
         if cfg.tracking == "wandb":
