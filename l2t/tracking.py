@@ -7,6 +7,7 @@ import json
 import netrc
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,7 @@ def wandb_mode() -> Literal["online", "offline", "disabled"]:
 class Tracker:
     def __init__(self, run_dir: Path, cfg: Config, keep_lines: int | None = None) -> None:
         """`keep_lines`: on resume, drop the lines written after the checkpoint."""
+        self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
         lines: list[str] = []
         if keep_lines is not None and self.path.exists():
@@ -127,7 +129,10 @@ class Tracker:
         self.file.close()
         if self.wandb is not None:
             try:
+                offline = self.wandb.settings.mode == "offline"
                 self.wandb.finish()
+                if offline:  # wandb's service writes the run file after finish() returns
+                    wait_for_wandb_file(self.run_dir)
             except Exception as exc:
                 print(f"warning: wandb finish failed ({exc})", file=sys.stderr)
 
@@ -174,13 +179,38 @@ def read_wandb_records(path: Path) -> list[Any]:
     return records
 
 
+def _finished_records(path: Path) -> list[Any] | None:
+    """The file's records if wandb has written all of them (the last is `exit`), else None."""
+    try:
+        records = read_wandb_records(path)
+    except Exception:  # a record cut off mid-write: not finished yet
+        return None
+    done = records and records[-1].WhichOneof("record_type") == "exit"
+    return records if done else None
+
+
+def wait_for_wandb_file(run_dir: Path, timeout: float = 30.0) -> list[Any]:
+    """The records of the newest offline run under `run_dir`, once it is complete.
+
+    `wandb.finish()` returns before wandb's service process has flushed the run file, so a
+    reader right after it can see a file without its last records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"), key=os.path.getmtime)
+        records = _finished_records(files[-1]) if files else None
+        if records is not None:
+            return records
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no complete offline wandb run under '{run_dir}' in {timeout} s")
+        time.sleep(0.1)
+
+
 def wandb_offline_summary(run_dir: Path) -> dict[str, Any]:
     """The summary an offline wandb run under `run_dir` logged (last value per key)."""
-    files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
-    if not files:
+    if not list(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
         raise FileNotFoundError(f"no offline wandb run under '{run_dir}'")
     summary: dict[str, Any] = {}
-    for record in read_wandb_records(files[-1]):
+    for record in wait_for_wandb_file(run_dir):
         if record.WhichOneof("record_type") == "summary":
             for item in record.summary.update:
                 key = item.key or "/".join(item.nested_key)

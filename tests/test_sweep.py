@@ -6,7 +6,7 @@ import yaml
 
 from l2t.cli import main
 from l2t.sweep import load_sweep, random_trials
-from l2t.tracking import read_wandb_records, wandb_offline_summary
+from l2t.tracking import wait_for_wandb_file, wandb_offline_summary
 
 TINY = [
     "steps=10",
@@ -29,7 +29,7 @@ def test_offline_wandb_run_holds_the_final_metric(tmp_path, offline, capsys):
     assert main(["train-teacher", f"out={out}", "tracking=wandb", *TINY]) == 0
     runs = list(out.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 1
-    kinds = {r.WhichOneof("record_type") for r in read_wandb_records(runs[0])}
+    kinds = {r.WhichOneof("record_type") for r in wait_for_wandb_file(out)}
     assert {"run", "history", "summary"} <= kinds
     logged = wandb_offline_summary(out)
     written = json.loads((out / "summary.json").read_text())
