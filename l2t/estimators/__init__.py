@@ -1,0 +1,17 @@
+"""Outer-gradient estimators, one file each (docs/design.md §3): `teacher.estimator=`
+greedy | tbptt | pes | es."""
+
+from l2t.estimators.base import Estimator, EstimatorConfig
+from l2t.estimators.es import ES
+from l2t.estimators.greedy import Greedy
+from l2t.estimators.pes import PES
+from l2t.estimators.tbptt import TruncatedBackprop
+
+ESTIMATORS: dict[str, type[Estimator]] = {
+    "greedy": Greedy,
+    "tbptt": TruncatedBackprop,
+    "pes": PES,
+    "es": ES,
+}
+
+__all__ = ["ES", "ESTIMATORS", "PES", "Estimator", "EstimatorConfig", "Greedy", "TruncatedBackprop"]

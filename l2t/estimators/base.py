@@ -1,0 +1,138 @@
+"""What every outer-gradient estimator shares (docs/design.md §3): it owns a population of
+student lifetimes (and, for evolution strategies, their perturbations), advances them with
+the policy at the parameters it is given, and returns a gradient for `theta`. It never
+steps an optimizer: the outer loop (`l2t/training.py`) does, so an all-reduce across
+processes has exactly one place to go.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from l2t.lifetime import Lifetime, Observation, Policy, Theta, advance, start
+from l2t.student_state import StudentState
+from l2t.task import Task
+
+
+@dataclass
+class EstimatorConfig:
+    students: int  # lifetimes (greedy, tbptt) or antithetic pairs (pes, es) per estimate
+    horizon: int  # teacher steps per truncation (tbptt, pes)
+    sigma: float  # perturbation scale (pes, es)
+    objective: str  # val_loss | val_acc
+    objective_from: float  # training progress from which validation metrics count (pes, es)
+    seed: int  # seeds the students and the perturbations
+    stagger: bool = True  # start a truncated population spread over the students' budget
+
+
+class Estimator(ABC):
+    def __init__(self, task: Task, policy: Policy, cfg: EstimatorConfig) -> None:
+        self.task, self.policy, self.cfg = task, policy, cfg
+        self.updates = 0  # estimates made so far
+        self.started = 0  # students started so far: the next student's seed follows from it
+
+    @abstractmethod
+    def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
+        """A gradient of the meta-objective at `theta` (same keys), and scalars to log."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (tensors and numbers only)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    # -- shared by the estimators ---------------------------------------------------------
+    def staggered(self, theta: Theta) -> list[Lifetime]:
+        """The first population: spread over the budget unless one window spans it."""
+        n = self.cfg.students
+        spread = self.cfg.stagger and self.cfg.horizon < self.task.teacher_steps
+        return [self.new_student(theta, i / n if spread else 0.0) for i in range(n)]
+
+    def new_student(self, theta: Theta, stagger: float = 0.0) -> Lifetime:
+        """A fresh lifetime; with `stagger` in [0, 1) it is first advanced (first order,
+        unperturbed `theta`) through that fraction of its budget, so a population spans
+        early, middle and late training from the first update on."""
+        seed = (self.cfg.seed << 16) + self.started
+        self.started += 1
+        life = start(self.task, self.policy, seed)
+        for _ in range(int(stagger * self.task.teacher_steps)):
+            life = advance(self.task, self.policy, theta, life).life
+        return life
+
+    def weight(self, life: Lifetime) -> float:
+        """How much the step that brought `life` where it is counts in the meta-objective:
+        the steps from `objective_from` on share weight 1 per lifetime."""
+        first = int(self.cfg.objective_from * self.task.teacher_steps)
+        counted = self.task.teacher_steps - first
+        return 1.0 / counted if life.t > first else 0.0
+
+    def run(self, theta: Theta, life: Lifetime, steps: int) -> tuple[Lifetime, Tensor]:
+        """Advance `life` by up to `steps` teacher steps (first order) under `theta`;
+        returns it and its weighted meta-objective over those steps."""
+        total = torch.zeros((), device=self.task.device)
+        for _ in range(steps):
+            if life.done(self.task):
+                break
+            step = advance(self.task, self.policy, theta, life)
+            life = step.life
+            total = total + self.weight(life) * self.metric(step.val_loss, step.val_acc)
+        return life, total
+
+    def metric(self, val_loss: Tensor, val_acc: Tensor) -> Tensor:
+        """The meta-objective's term (lower is better)."""
+        return val_loss if self.cfg.objective == "val_loss" else -val_acc
+
+    def perturbation(self, theta: Theta, pair: int) -> Theta:
+        """sigma * N(0, I) for `pair` at this update: a pure function of (seed, update,
+        pair), so resume needs no generator state and PES and ES draw the same noise."""
+        generator = torch.Generator().manual_seed(
+            (self.cfg.seed << 32) + (self.updates << 12) + pair
+        )
+        return {
+            name: (self.cfg.sigma * torch.randn(p.shape, generator=generator)).to(p.device)
+            for name, p in theta.items()
+        }
+
+
+def shifted(theta: Theta, eps: Theta, sign: float) -> Theta:
+    return {name: p + sign * eps[name] for name, p in theta.items()}
+
+
+def lifetime_to_dict(life: Lifetime) -> dict[str, Any]:
+    s = life.student
+    return {
+        "seed": life.seed,
+        "t": life.t,
+        "student": {
+            "params": s.params,
+            "buffers": s.buffers,
+            "momentum": s.momentum,
+            "step": s.step,
+            "train_loss": s.train_loss,
+            "update_norm": s.update_norm,
+            "finite": s.finite,
+        },
+        "teacher": life.teacher,
+        "obs": {"student": life.obs.student, "grad": life.obs.grad},
+    }
+
+
+def lifetime_from_dict(data: dict[str, Any]) -> Lifetime:
+    s = data["student"]
+    student = StudentState(
+        dict(s["params"]),
+        dict(s["buffers"]),
+        dict(s["momentum"]),
+        int(s["step"]),
+        s["train_loss"],
+        s["update_norm"],
+        s["finite"],
+    )
+    obs = Observation(data["obs"]["student"], data["obs"]["grad"])
+    return Lifetime(int(data["seed"]), int(data["t"]), student, dict(data["teacher"]), obs)

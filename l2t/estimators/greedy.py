@@ -1,0 +1,19 @@
+"""The greedy hypergradient of L2T-DLN (the paper's): the validation loss one teacher step
+(K student steps) ahead, differentiated through the unroll into `theta` — truncated
+backprop with a window of one teacher step. Cheap, and biased towards the short horizon
+(Wu et al. 2018): it rewards whatever lowers the loss K steps ahead, e.g. larger steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from l2t.estimators.base import EstimatorConfig
+from l2t.estimators.tbptt import TruncatedBackprop
+from l2t.lifetime import Policy
+from l2t.task import Task
+
+
+class Greedy(TruncatedBackprop):
+    def __init__(self, task: Task, policy: Policy, cfg: EstimatorConfig) -> None:
+        super().__init__(task, policy, replace(cfg, horizon=1))

@@ -1,0 +1,65 @@
+"""Persistent evolution strategies (Vicol, Metz and Sohl-Dickstein, ICML 2021; docs/design.md
+§3): an unbiased gradient of the whole-lifetime meta-objective from truncated unrolls.
+
+`students` antithetic pairs of lifetimes run under `theta + eps` and `theta - eps`. Each
+estimate draws a new `eps` per pair, adds it to the pair's accumulated perturbation, runs
+both students `horizon` teacher steps (first order: nothing is backpropagated into theta)
+and returns `mean((L+ - L-) * accumulated) / (2 sigma^2)`. Because the accumulated
+perturbation remembers every `eps` that shaped the pair's current students, the estimate
+accounts for how earlier truncations' teaching changes later losses: no short-horizon bias.
+When a pair's students reach the end of their budget the pair starts fresh students and a
+zero accumulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from l2t.estimators.base import Estimator, lifetime_from_dict, lifetime_to_dict, shifted
+from l2t.lifetime import Lifetime, Theta
+
+
+class PES(Estimator):
+    pairs: list[tuple[Lifetime, Lifetime, Theta]] | None = None
+
+    def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
+        n = self.cfg.students
+        if self.pairs is None:
+            zero = {name: torch.zeros_like(p) for name, p in theta.items()}
+            self.pairs = [(life, life, dict(zero)) for life in self.staggered(theta)]
+        total = {name: torch.zeros_like(p) for name, p in theta.items()}
+        differences = []
+        for i, (plus, minus, accumulated) in enumerate(self.pairs):
+            eps = self.perturbation(theta, i)
+            accumulated = {name: a + eps[name] for name, a in accumulated.items()}
+            plus, loss_plus = self.run(shifted(theta, eps, 1.0), plus, self.cfg.horizon)
+            minus, loss_minus = self.run(shifted(theta, eps, -1.0), minus, self.cfg.horizon)
+            scale = (loss_plus - loss_minus) / (2 * self.cfg.sigma**2)
+            for name, a in accumulated.items():
+                total[name] += scale * a
+            differences.append((loss_plus - loss_minus).item())
+            if plus.done(self.task):
+                fresh = self.new_student(theta)
+                plus = minus = fresh
+                accumulated = {name: torch.zeros_like(a) for name, a in accumulated.items()}
+            self.pairs[i] = (plus, minus, accumulated)
+        self.updates += 1
+        spread = sum(abs(d) for d in differences) / n
+        return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}
+
+    def state_dict(self) -> dict[str, Any]:
+        pairs = [
+            {"plus": lifetime_to_dict(p), "minus": lifetime_to_dict(m), "accumulated": a}
+            for p, m, a in self.pairs or []
+        ]
+        return {"updates": self.updates, "started": self.started, "pairs": pairs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates, self.started = int(state["updates"]), int(state["started"])
+        pairs = [
+            (lifetime_from_dict(d["plus"]), lifetime_from_dict(d["minus"]), dict(d["accumulated"]))
+            for d in state["pairs"]
+        ]
+        self.pairs = pairs or None

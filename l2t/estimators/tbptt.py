@@ -1,0 +1,56 @@
+"""Truncated backprop through `horizon` consecutive teacher steps (docs/design.md §3).
+
+Each of `students` lifetimes advances `horizon` teacher steps (horizon x K student steps)
+with the student state, the teacher state and the loss-state observation carried
+differentiably from step to step; the gradient of the window's mean validation loss with
+respect to `theta` is averaged over the population, then the window's graph is dropped.
+Biased towards the window (short-horizon bias), but far less than one teacher step when the
+window is long; memory grows linearly with `horizon`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from l2t.estimators.base import Estimator, lifetime_from_dict, lifetime_to_dict
+from l2t.lifetime import Lifetime, Theta, advance
+
+
+class TruncatedBackprop(Estimator):
+    lives: list[Lifetime] | None = None
+
+    def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
+        n = self.cfg.students
+        if self.lives is None:
+            self.lives = self.staggered(theta)
+        leaves = {name: p.detach().requires_grad_() for name, p in theta.items()}
+        total = {name: torch.zeros_like(p) for name, p in theta.items()}
+        losses = []
+        for i, life in enumerate(self.lives):
+            objective = torch.zeros((), device=self.task.device)
+            count = 0
+            while count < self.cfg.horizon and not life.done(self.task):
+                step = advance(self.task, self.policy, leaves, life, differentiable=True)
+                life, count = step.life, count + 1
+                objective = objective + self.metric(step.val_loss, step.val_acc)
+            objective = objective / max(count, 1)
+            if objective.requires_grad:
+                grads = torch.autograd.grad(objective, list(leaves.values()), allow_unused=True)
+                for (name, _), g in zip(leaves.items(), grads):
+                    if g is not None:
+                        total[name] += g
+            losses.append(objective.item())
+            life = life.detach()
+            self.lives[i] = self.new_student(theta) if life.done(self.task) else life
+        self.updates += 1
+        return {k: v / n for k, v in total.items()}, {"meta_loss": sum(losses) / n}
+
+    def state_dict(self) -> dict[str, Any]:
+        lives = [lifetime_to_dict(life) for life in self.lives or []]
+        return {"updates": self.updates, "started": self.started, "lives": lives}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates, self.started = int(state["updates"]), int(state["started"])
+        self.lives = [lifetime_from_dict(d) for d in state["lives"]] or None

@@ -1,0 +1,171 @@
+"""The student as a value: `StudentState` and the pure `unroll` (docs/design.md §3).
+
+Estimators need many students at once, perturbed copies of one student, and gradients that
+span several teacher steps; a module mutated in place allows none of that. Here a student
+is its tensors — parameters, BatchNorm buffers, momentum buffers, step counter — and the
+architecture is a stateless template called through `torch.func.functional_call`.
+
+Nothing in `unroll` synchronises with the host: losses, the update norm and the divergence
+flag stay tensors on the device; the caller reads them once per teacher step, if at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from l2t.unroll import LossFn
+
+N_FEATURES = 5  # progress, train loss / log C, val loss / log C, val accuracy, log(1+|update|)
+FEATURE_HIGH = (1.0, 10.0, 10.0, 1.0, 10.0)
+
+
+@dataclass(frozen=True)
+class SGD:
+    """Plain SGD as torch.optim.SGD does it (no dampening, no Nesterov)."""
+
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class StudentState:
+    params: dict[str, Tensor]
+    buffers: dict[str, Tensor]  # BatchNorm running statistics
+    momentum: dict[str, Tensor]  # SGD momentum buffers; empty before the first step
+    step: int  # student updates taken (known on the host without a sync)
+    train_loss: Tensor  # mean training loss of the last unroll (0-dim, on the device)
+    update_norm: Tensor  # |w_end - w_start| / (lr K) of the last unroll: the mean step size
+    finite: Tensor  # bool: the last unroll left every loss and parameter finite
+
+    def detach(self) -> StudentState:
+        """The same values with no autograd history: where a truncation ends."""
+        return StudentState(
+            {n: p.detach() for n, p in self.params.items()},
+            {n: b.detach() for n, b in self.buffers.items()},
+            {n: m.detach() for n, m in self.momentum.items()},
+            self.step,
+            self.train_loss.detach(),
+            self.update_norm.detach(),
+            self.finite,
+        )
+
+
+def state_of(module: nn.Module) -> StudentState:
+    """A student state holding a copy of `module`'s current weights and buffers."""
+    params = {n: p.detach().clone() for n, p in module.named_parameters()}
+    buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
+    zero = next(iter(params.values())).new_zeros(())
+    return StudentState(params, buffers, {}, 0, zero, zero, zero.new_ones((), dtype=torch.bool))
+
+
+def unroll(
+    model: nn.Module,
+    state: StudentState,
+    loss_fn: LossFn,
+    x_batches: Tensor,
+    y_batches: Tensor,
+    sgd: SGD,
+    create_graph: bool = False,
+) -> StudentState:
+    """`len(x_batches)` SGD steps from `state` under `loss_fn`; `state` is not changed.
+
+    With `create_graph` the returned parameters are differentiable functions of `state`'s
+    parameters and of whatever `loss_fn` depends on (second order through every step): the
+    greedy and truncated-backprop estimators need that. Without it each step is first order
+    (fixed losses, replayed schedules, evolution strategies) and no graph is kept.
+    """
+    names = list(state.params)
+    params = [_leaf(p, create_graph) for p in state.params.values()]
+    buffers = {n: b.clone() for n, b in state.buffers.items()}  # BatchNorm updates them in place
+    momentum = [state.momentum.get(n) for n in names]
+    start = [p.detach() for p in params]
+    total = torch.zeros((), device=x_batches.device)
+    model.train()
+    for x, y in zip(x_batches, y_batches):
+        with torch.enable_grad():  # the student's own gradient, also under no_grad
+            logits = functional_call(model, {**dict(zip(names, params)), **buffers}, (x,))
+            loss = loss_fn(logits, y)
+            grads = torch.autograd.grad(loss, params, create_graph=create_graph)
+        new_params = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if sgd.weight_decay:
+                g = g + sgd.weight_decay * p
+            if sgd.momentum:
+                previous = momentum[i]
+                g = g if previous is None else sgd.momentum * previous + g
+                momentum[i] = g
+            new = p - sgd.lr * g
+            new_params.append(new if create_graph else _leaf(new, False))
+        params = new_params
+        total = total + loss.detach()
+    k = len(x_batches)
+    moved = torch.stack([(p.detach() - s).pow(2).sum() for p, s in zip(params, start)]).sum()
+    finite = torch.isfinite(total) & torch.stack([torch.isfinite(p).all() for p in params]).all()
+    return StudentState(
+        dict(zip(names, params)),
+        buffers,
+        {n: m if create_graph else m.detach() for n, m in zip(names, momentum) if m is not None},
+        state.step + k,
+        total / k,
+        moved.sqrt() / (sgd.lr * k),
+        finite,
+    )
+
+
+def _leaf(p: Tensor, keep_graph: bool) -> Tensor:
+    """A tensor to differentiate the training loss by: the tensor itself where its history
+    is wanted, else a detached copy."""
+    if keep_graph and p.requires_grad:
+        return p
+    return p.detach().requires_grad_()
+
+
+def forward(model: nn.Module, state: StudentState, x: Tensor) -> Tensor:
+    """The student's logits in evaluation mode (BatchNorm uses the running statistics)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return functional_call(model, {**state.params, **state.buffers}, (x,))
+    finally:
+        model.train(was_training)
+
+
+def validate(
+    model: nn.Module,
+    state: StudentState,
+    x: Tensor,
+    y: Tensor,
+    criterion: LossFn = F.cross_entropy,
+) -> tuple[Tensor, Tensor]:
+    """The validation loss (differentiable where the state is) and accuracy, as tensors."""
+    logits = forward(model, state, x)
+    accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
+    return criterion(logits, y), accuracy
+
+
+def features(
+    state: StudentState, val_loss: Tensor, val_acc: Tensor, budget: int, num_classes: int
+) -> Tensor:
+    """The student-state observation, on the device, the same on every path: `[progress,
+    train loss / log C, val loss / log C, val accuracy, log(1 + update norm)]`, clipped to
+    `[0, FEATURE_HIGH]` (a non-finite value reads as the upper bound)."""
+    log_c = math.log(num_classes)
+    device = val_loss.device
+    raw = torch.stack(
+        [
+            torch.tensor(state.step / budget, device=device),
+            state.train_loss.detach() / log_c,
+            val_loss.detach() / log_c,
+            val_acc.detach().float(),
+            torch.log1p(state.update_norm.detach()),
+        ]
+    )
+    high = torch.tensor(FEATURE_HIGH, device=device)
+    return torch.minimum(torch.nan_to_num(raw, nan=10.0, posinf=10.0).clamp_min(0.0), high)

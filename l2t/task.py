@@ -1,0 +1,112 @@
+"""The task: what a student learns and how — data, architecture, SGD, budget, the batches a
+student of a given seed sees, and the loss family its teacher sets (docs/design.md §3; the
+role learned_optimization calls a task).
+
+Batches are a pure function of (student seed, teacher step), so every method and estimator
+that trains the student of seed s shows it the same data in the same order: comparisons are
+paired, the two students of an antithetic pair share their data, and resume is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from l2t.config import Config
+from l2t.data import Splits
+from l2t.loss_network import dln_loss
+from l2t.parametric_loss import parametric_loss
+from l2t.student_state import SGD, StudentState, state_of
+from l2t.students import build_student
+from l2t.unroll import LossFn
+
+
+@dataclass
+class Batches:
+    """The data of one teacher step: K training batches and one validation batch."""
+
+    x: Tensor  # (K, B, ...)
+    y: Tensor  # (K, B)
+    x_val: Tensor
+    y_val: Tensor
+
+
+def loss_fn(family: str, params: Sequence[Tensor]) -> LossFn:
+    """The student's loss for loss parameters of `family` (`dln` weights or the four
+    `parametric` coefficients)."""
+    if family == "parametric":
+        return lambda z, y: parametric_loss(params[0], z, y)
+    return lambda z, y: dln_loss(params, z, y)
+
+
+class Task:
+    def __init__(
+        self,
+        splits: Splits,
+        build: Callable[[], nn.Module],
+        sgd: SGD,
+        steps: int,
+        k: int,
+        batch_size: int,
+        val_batch: int = 0,
+        family: str = "dln",
+        criterion: LossFn = F.cross_entropy,
+    ) -> None:
+        self.splits = splits
+        self.device = splits.x_train.device
+        self.build = build  # a fresh student module (initialized from torch's global RNG)
+        self.model = build().to(self.device)  # the architecture; weights live in states
+        self.sgd = sgd
+        self.steps = steps  # student updates in one lifetime
+        self.k = k  # student updates per teacher step
+        self.teacher_steps = math.ceil(steps / k)
+        self.batch_size = batch_size
+        self.val_batch = val_batch  # validation samples per teacher step (0: the whole split)
+        self.family = family  # the loss parameters' family: dln | parametric
+        self.criterion = criterion  # the validation loss: the meta-objective's term
+
+    @classmethod
+    def from_config(cls, cfg: Config, splits: Splits) -> Task:
+        return cls(
+            splits,
+            lambda: build_student(cfg.student, splits.input_shape, splits.num_classes),
+            SGD(cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay),
+            cfg.steps,
+            cfg.unroll.steps,
+            cfg.optim.batch_size,
+            cfg.val_batch,
+            cfg.loss.family,
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return self.splits.num_classes
+
+    def init(self, seed: int) -> StudentState:
+        """A fresh student, initialized from `seed` (the global RNG is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self.build()
+        return state_of(module.to(self.device))
+
+    def batches(self, seed: int, t: int) -> Batches:
+        """The data of teacher step `t` of the student of `seed`."""
+        generator = torch.Generator().manual_seed((seed << 20) + t)
+        k = min(self.k, self.steps - t * self.k)
+        idx = torch.randint(len(self.splits.y_train), (k, self.batch_size), generator=generator)
+        idx = idx.to(self.device)
+        n_val = len(self.splits.y_val)
+        if self.val_batch and self.val_batch < n_val:
+            vidx = torch.randint(n_val, (self.val_batch,), generator=generator).to(self.device)
+            x_val, y_val = self.splits.x_val[vidx], self.splits.y_val[vidx]
+        else:
+            x_val, y_val = self.splits.x_val, self.splits.y_val
+        return Batches(self.splits.x_train[idx], self.splits.y_train[idx], x_val, y_val)
+
+    def loss_fn(self, params: Sequence[Tensor]) -> LossFn:
+        return loss_fn(self.family, params)

@@ -1,0 +1,101 @@
+"""Outer-gradient estimators on a task with a known short-horizon bias (tests/toy.py)."""
+
+import pytest
+import torch
+from toy import LossScalePolicy, quadratic_task
+
+from l2t.estimators import ESTIMATORS, EstimatorConfig
+
+
+def _config(**changes) -> EstimatorConfig:
+    values = dict(
+        students=4, horizon=10, sigma=0.1, objective="val_loss", objective_from=0.8, seed=0
+    )
+    values.update(changes)
+    return EstimatorConfig(**values)
+
+
+def _train(name: str, cfg: EstimatorConfig, updates: int = 8) -> float:
+    task, policy = quadratic_task(steps=200), LossScalePolicy()
+    estimator = ESTIMATORS[name](task, policy, cfg)
+    theta = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.Adam([theta], lr=0.05)
+    for _ in range(updates):
+        theta.grad = estimator.estimate({"log_scale": theta.detach()})[0]["log_scale"]
+        optimizer.step()
+    return theta.item()
+
+
+def test_the_toy_task_has_a_short_horizon_bias():
+    """The premise of the next test: the final loss is lowest at a larger loss scale."""
+    from l2t.lifetime import advance, start
+
+    task, policy = quadratic_task(steps=200), LossScalePolicy()
+
+    def final_loss(log_scale: float) -> float:
+        total = 0.0
+        for seed in range(6):
+            life = start(task, policy, seed)
+            while not life.done(task):
+                step = advance(task, policy, {"log_scale": torch.tensor(log_scale)}, life)
+                life = step.life
+            total += step.val_loss.item()
+        return total
+
+    assert final_loss(0.5) < final_loss(0.0) < final_loss(-0.3)
+
+
+@pytest.mark.parametrize(
+    ("name", "changes"),
+    [("pes", {}), ("es", {}), ("tbptt", {"horizon": 40, "objective_from": 0.0})],
+)
+def test_long_horizon_estimators_raise_the_loss_scale(name, changes):
+    assert _train(name, _config(**changes)) > 0.05
+
+
+def test_greedy_lowers_the_loss_scale():
+    assert _train("greedy", _config()) < -0.05
+
+
+def test_pes_with_one_truncation_over_the_whole_run_is_antithetic_es():
+    task, policy = quadratic_task(steps=100), LossScalePolicy()
+    theta = {"log_scale": torch.tensor(0.2)}
+    cfg = _config(horizon=task.teacher_steps)
+    pes = ESTIMATORS["pes"](task, policy, cfg).estimate(theta)[0]["log_scale"]
+    es = ESTIMATORS["es"](task, policy, cfg).estimate(theta)[0]["log_scale"]
+    assert pes.item() != 0.0
+    torch.testing.assert_close(pes, es)
+
+
+def test_pes_is_unbiased_for_the_whole_lifetime_gradient():
+    """Two truncations of half a lifetime each, summed, against exact backprop through the
+    whole lifetime of the same students (both: mean validation loss over the lifetime)."""
+    task, policy = quadratic_task(steps=100, noise=0.3), LossScalePolicy()
+    theta = {"log_scale": torch.tensor(0.0)}
+    pairs = 64
+    exact_cfg = _config(students=pairs, horizon=task.teacher_steps, objective_from=0.0)
+    exact = ESTIMATORS["tbptt"](task, policy, exact_cfg).estimate(theta)[0]["log_scale"]
+    pes_cfg = _config(
+        students=pairs,
+        horizon=task.teacher_steps // 2,
+        objective_from=0.0,
+        sigma=0.01,
+        stagger=False,
+    )
+    pes = ESTIMATORS["pes"](task, policy, pes_cfg)
+    total = pes.estimate(theta)[0]["log_scale"] + pes.estimate(theta)[0]["log_scale"]
+    # tbptt's objective is the mean over the window, PES's the lifetime-weighted sum: equal
+    assert total.item() == pytest.approx(exact.item(), rel=0.35)
+
+
+def test_a_population_averages_its_members_estimates():
+    task, policy = quadratic_task(steps=60), LossScalePolicy()
+    theta = {"log_scale": torch.tensor(0.1)}
+    together = ESTIMATORS["tbptt"](task, policy, _config(students=3, stagger=False))
+    joint = together.estimate(theta)[0]["log_scale"]
+    singles = []
+    for i in range(3):
+        alone = ESTIMATORS["tbptt"](task, policy, _config(students=1))
+        alone.started = i  # the i-th student of the population has the i-th seed
+        singles.append(alone.estimate(theta)[0]["log_scale"])
+    torch.testing.assert_close(joint, sum(singles) / 3)

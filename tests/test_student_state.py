@@ -1,0 +1,81 @@
+"""The student as a value: `unroll` against torch's own SGD, and gradients through two
+consecutive unrolls (what truncated backprop differentiates) against finite differences."""
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from l2t.loss_network import DynamicLossNetwork, dln_loss
+from l2t.student_state import SGD, state_of, unroll, validate
+from l2t.students import build_student
+
+
+def test_unroll_reproduces_torch_sgd_with_batchnorm_and_momentum():
+    torch.manual_seed(0)
+    student = build_student("resnet8", (3, 8, 8), 10)
+    reference = copy.deepcopy(student)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    x, y = torch.randn(6, 4, 3, 8, 8), torch.randint(10, (6, 4))
+    state = state_of(student)
+    sgd = SGD(0.1, 0.9, 1e-3)
+    for half in (slice(0, 3), slice(3, 6)):  # two unrolls: momentum carries across them
+        state = unroll(student, state, F.cross_entropy, x[half], y[half], sgd)
+        for xb, yb in zip(x[half], y[half]):
+            reference.train()
+            optimizer.zero_grad()
+            F.cross_entropy(reference(xb), yb).backward()
+            optimizer.step()
+    assert state.step == 6 and bool(state.finite)
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(state.params[name], p.detach(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            state.momentum[name], optimizer.state[p]["momentum_buffer"], rtol=1e-4, atol=1e-5
+        )
+    for name, b in reference.named_buffers():  # BatchNorm running statistics
+        torch.testing.assert_close(state.buffers[name], b, rtol=1e-4, atol=1e-5)
+    # the template module itself was never touched: the state is a value
+    for name, p in student.named_parameters():
+        assert not torch.equal(state.params[name], p)
+
+
+def test_gradient_through_two_unrolls_matches_finite_differences():
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
+    ).double()
+    x, y = torch.randn(2, 3, 5, 3, dtype=torch.float64), torch.randint(3, (2, 3, 5))
+    xv, yv = torch.randn(7, 3, dtype=torch.float64), torch.randint(3, (7,))
+    base = [w.detach().double() for w in DynamicLossNetwork(hidden=6, layers=2).phi]
+    sgd = SGD(0.3, 0.5, 1e-3)
+
+    def val_loss(phis):  # a different loss in each of two consecutive unrolls
+        state = state_of(student)
+        for phi, xs, ys in zip(phis, x, y):
+            state = unroll(student, state, lambda z, t, p=phi: dln_loss(p, z, t), xs, ys, sgd, True)
+        return validate(student, state, xv, yv)[0]
+
+    phis = [[w.clone().requires_grad_() for w in base] for _ in range(2)]
+    leaves = [w for phi in phis for w in phi]
+    grads = torch.autograd.grad(val_loss(phis), leaves)
+    generator = torch.Generator().manual_seed(1)
+    direction = [torch.randn(w.shape, generator=generator, dtype=w.dtype) for w in leaves]
+
+    def shifted(sign):
+        moved = [(w + sign * 1e-6 * d).detach() for w, d in zip(leaves, direction)]
+        return val_loss([moved[: len(base)], moved[len(base) :]])
+
+    numeric = (shifted(1) - shifted(-1)) / 2e-6
+    analytic = sum((g * d).sum() for g, d in zip(grads, direction))
+    torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-9)
+    assert grads[0].abs().sum() > 0  # the first unroll's loss reaches the final val loss
+
+
+def test_divergence_is_a_device_flag():
+    torch.manual_seed(0)
+    student = build_student("mlp", (40,), 10)
+    x, y = torch.randn(2, 4, 40), torch.randint(10, (2, 4))
+    state = unroll(
+        student, state_of(student), lambda z, t: 1e30 * F.cross_entropy(z, t), x, y, SGD(1.0)
+    )
+    assert state.finite.device == x.device and not bool(state.finite)
