@@ -1,14 +1,18 @@
 """L2T-DLN's teacher: a coordinate-wise LSTM that sets the DLN weights `phi`.
 
 Per DLN weight it sees the preprocessed validation gradient `g = dL_val/dphi` (Andrychowicz
-et al. 2016) and the student state broadcast to every coordinate, and outputs one number:
+et al. 2016; zeros with `observe=state`, which needs no second-order unroll), the student
+state broadcast to every coordinate, and the weight's base value `phi_0` (so coordinates
+differ even without `g`: a teacher can rescale the loss), and outputs one number:
 - `param=offset` (default): `phi = phi_0 + beta * tanh(out)`, a bounded offset around the
   base loss. Measured (DESIGN.md §1): the authors' increments accumulate and collapse
   students; bounded offsets do not.
 - `param=increment` (the authors'): `phi <- phi - alpha * tanh(out)`, bounded per step,
   restarted from `phi_0` with every student.
 
-The teacher learns from the validation loss after the K-step unroll under its `phi`:
+As a policy (docs/design.md §3) it is the pure `propose(theta, state, obs)`, used by every
+outer-gradient estimator (`l2t/estimators/`). Through the gymnasium environment it also
+learns by itself from the validation loss after the K-step unroll under its `phi`:
 - `update=three_stage` (the authors'): unroll with the current `phi` for `g` (stage 2),
   propose `phi'`, unroll again from the same student state with `phi'` (stage 3), commit it;
 - `update=fused` (ours): the stage-3 unroll of step t already gives the `g` of step t+1
@@ -23,9 +27,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from agents.base import Teacher
 from envs.student_training import STATE_NAMES, StudentTrainingEnv
+from l2t.lifetime import Observation, TeacherState, Theta
+from l2t.task import Task
+from l2t.unroll import LossFn
+
+OBSERVATIONS = ("grad", "state")
 
 GRAD_PREPROCESS_P = 10.0
 
@@ -52,6 +62,7 @@ class LSTMTeacher(Teacher):
         lr: float = 1e-3,
         hidden: int = 20,
         bptt: int = 1,
+        observe: str = "grad",
     ) -> None:
         super().__init__(
             phi_shapes=[tuple(s) for s in phi_shapes],
@@ -62,7 +73,10 @@ class LSTMTeacher(Teacher):
             lr=lr,
             hidden=hidden,
             bptt=bptt,
+            observe=observe,
         )
+        if observe not in OBSERVATIONS:
+            raise ValueError(f"teacher.observe must be grad or state; got '{observe}'")
         if update not in ("fused", "three_stage"):
             raise ValueError(f"teacher.update must be fused or three_stage; got '{update}'")
         if param not in ("offset", "increment"):
@@ -71,9 +85,10 @@ class LSTMTeacher(Teacher):
         self.sizes = [math.prod(s) for s in self.phi_shapes]
         self.update, self.param = update, param
         self.alpha, self.beta, self.bptt = alpha, beta, bptt
+        self.observes_gradient = observe == "grad"
         self.register_buffer("base_phi", torch.zeros(sum(self.sizes)))
         self.cells = nn.ModuleList(
-            [nn.LSTMCell(2 + len(STATE_NAMES), hidden), nn.LSTMCell(hidden, hidden)]
+            [nn.LSTMCell(3 + len(STATE_NAMES), hidden), nn.LSTMCell(hidden, hidden)]
         )
         self.head = nn.Linear(hidden, 1)
         with torch.no_grad():  # start as the base loss: tanh(out) ~ 0
@@ -95,16 +110,17 @@ class LSTMTeacher(Teacher):
     def learnable(self) -> list[nn.Parameter]:
         return [*self.cells.parameters(), *self.head.parameters()]
 
+    def initial_state(self) -> TeacherState:
+        """Zero LSTM states and the base loss: what the teacher starts every student with."""
+        n, size = sum(self.sizes), int(self.hparams["hidden"])
+        zeros = torch.zeros(n, size, device=self.base_phi.device)
+        state = {f"{k}{i}": zeros for i in range(len(self.cells)) for k in ("h", "c")}
+        return {**state, "phi": self.base_phi.clone()}
+
     def _reset_episode_state(self) -> None:
-        n = sum(self.sizes)
-        device = self.base_phi.device
-        size = int(self.hparams["hidden"])
-        self.hidden: list[tuple[Tensor, Tensor]] = [
-            (torch.zeros(n, size, device=device), torch.zeros(n, size, device=device))
-            for _ in self.cells
-        ]
+        self.state = self.initial_state()
         self.phi_flat = self.base_phi.clone()
-        self.grad_flat = torch.zeros(n, device=device)
+        self.grad_flat = torch.zeros_like(self.base_phi)
 
     def start_episode(self, env: StudentTrainingEnv) -> None:
         self._reset_episode_state()
@@ -117,23 +133,52 @@ class LSTMTeacher(Teacher):
     def current_params(self) -> list[Tensor]:
         return self.split(self.phi_flat.detach())
 
-    # -- the teacher ---------------------------------------------------------------------
-    def propose(self, grad_flat: Tensor, student_state: Tensor) -> Tensor:
-        """New flat `phi` from the loss state and student state; differentiable in theta."""
-        n = grad_flat.numel()
-        features = torch.cat([preprocess_gradient(grad_flat), student_state.expand(n, -1)], dim=1)
-        new_hidden = []
+    # -- the policy (docs/design.md §3) ----------------------------------------------------
+    def theta(self) -> Theta:
+        """The learnable parameters as values: what estimators perturb and differentiate."""
+        return {name: p.detach() for name, p in self.named_parameters()}
+
+    def propose(
+        self, theta: Theta, state: TeacherState, obs: Observation
+    ) -> tuple[list[Tensor], TeacherState]:
+        """Loss parameters and the next teacher state; a pure function of its arguments."""
+        flat, state = functional_call(self, theta, (state, obs.student, obs.grad))
+        return self.split(flat), state
+
+    def base_params(self) -> list[Tensor]:
+        return self.split(self.base_phi)
+
+    def loss_fn(self, task: Task, params: list[Tensor]) -> LossFn:
+        return task.loss_fn(params)
+
+    def forward(
+        self, state: TeacherState, student: Tensor, grad: Tensor | None
+    ) -> tuple[Tensor, TeacherState]:
+        n = self.base_phi.numel()
+        if grad is None or not self.observes_gradient:
+            grad = torch.zeros_like(self.base_phi)
+        features = torch.cat(
+            [
+                preprocess_gradient(grad),
+                student.expand(n, -1),
+                self.base_phi[:, None] / self.base_phi.abs().mean(),
+            ],
+            dim=1,
+        )
+        new_state: TeacherState = {}
         x = features
-        for cell, (h, c) in zip(self.cells, self.hidden):
-            h, c = cell(x, (h, c))
-            new_hidden.append((h, c))
+        for i, cell in enumerate(self.cells):
+            h, c = cell(x, (state[f"h{i}"], state[f"c{i}"]))
+            new_state[f"h{i}"], new_state[f"c{i}"] = h, c
             x = h
-        self.hidden = new_hidden
         out = torch.tanh(self.head(x).squeeze(1))
         if self.param == "offset":
-            return self.base_phi + self.beta * out
-        return self.phi_flat.detach() - self.alpha * out
+            phi = self.base_phi + self.beta * out
+        else:
+            phi = state["phi"].detach() - self.alpha * out
+        return phi, {**new_state, "phi": phi}
 
+    # -- learning by itself through the gymnasium environment -----------------------------
     def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
         state = torch.as_tensor(env.student_state(), device=self.base_phi.device)
         if self.update == "three_stage":
@@ -142,7 +187,11 @@ class LSTMTeacher(Teacher):
             (grad,) = torch.autograd.grad(probe.val_loss, phi)
             self.grad_flat = grad.detach()
         with torch.set_grad_enabled(learn):
-            new_phi = self.propose(self.grad_flat, state)
+            new_phi, self.state = self(self.state, state, self.grad_flat)
+        if not learn and not self.observes_gradient:  # nothing to differentiate: first order
+            self.phi_flat = new_phi.detach()
+            env.train_with(env.loss_fn(self.current_params()))
+            return {}
         if not learn:
             new_phi.requires_grad_(self.update == "fused")
         result = env.functional_step(self.split(new_phi))
@@ -167,7 +216,7 @@ class LSTMTeacher(Teacher):
             if all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-            self.hidden = [(h.detach(), c.detach()) for h, c in self.hidden]
+            self.state = {k: v.detach() for k, v in self.state.items()}
             self.steps_in_window = 0
         self.phi_flat = new_phi.detach()
         return {"val_loss": result.val_loss.item(), "diverged": 0.0}

@@ -254,6 +254,7 @@ class StudentTrainingEnv(gym.Env):
         if self.student is None or self.optimizer is None:
             raise RuntimeError("call reset() before stepping the environment")
         snapshot = _snapshot(self.student, self.optimizer)
+        start = [p.detach().clone() for p in self.student.parameters()]
         train_loss = train_steps(
             self.student, self.optimizer, loss_fn, self.x_batches, self.y_batches
         )
@@ -262,7 +263,9 @@ class StudentTrainingEnv(gym.Env):
             train_loss = train_steps(
                 self.student, self.optimizer, self.base_loss, self.x_batches, self.y_batches
             )
-        self._advance(train_loss, float("nan"))
+        moved = sum((p.detach() - s).pow(2).sum() for p, s in zip(self.student.parameters(), start))
+        update_norm = float(moved) ** 0.5 / (self.cfg.optim.lr * len(self.x_batches))
+        self._advance(train_loss, update_norm)
 
     def functional_step(self, params: list[Tensor], commit_result: bool = True) -> FunctionalStep:
         """A differentiable unroll from the current student under the loss `params` set.
@@ -302,7 +305,7 @@ class StudentTrainingEnv(gym.Env):
             "train_loss": train_loss,
             "val_loss": val_loss,
             "val_acc": val_acc,
-            "grad_norm": self.state["grad_norm"] if math.isnan(grad_norm) else grad_norm,
+            "grad_norm": grad_norm,
         }
         if not self.done:
             self._draw_batches()

@@ -7,8 +7,10 @@ std over seeds, and against cross-entropy the mean paired difference and the see
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +26,13 @@ from l2t.device import resolve_device
 from l2t.teaching import EpisodeResult
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
+TUNED_METHODS = ("ce_tuned", "base_dln_tuned", "ce_cosine", "base_dln_cosine")
 TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule")
-METHODS = FIXED_METHODS + TEACHER_METHODS
+METHODS = FIXED_METHODS + TUNED_METHODS + TEACHER_METHODS
+BASELINES = FIXED_METHODS + TUNED_METHODS
+LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
+TUNING_SEED_OFFSET = 20_000  # students that choose the learning rate: none of the compared
+TUNING_STUDENTS = 2
 DEFAULT_METHODS = ",".join(METHODS)
 
 
@@ -51,7 +58,12 @@ def parse_methods(text: str, have_teacher: bool) -> list[str]:
 
 
 def _method_runner(
-    name: str, cfg: Config, run_dir: str | None, env: Any, trainval_env: Any
+    name: str,
+    cfg: Config,
+    run_dir: str | None,
+    env: Any,
+    trainval_env: Any,
+    tuned_lr: dict[str, float],
 ) -> Callable[[int], EpisodeResult]:
     """A function seed -> the method's finished student."""
     from agents import FixedLossTeacher
@@ -71,10 +83,55 @@ def _method_runner(
         mode = "online" if name == "teacher_online" else "schedule"
         teacher = load_teacher(run_dir, mode, env.device)
         return lambda seed: teacher.teach(env, seed, cfg.eval_every, test)
+    if name in TUNED_METHODS:
+        loss = name.removesuffix("_tuned").removesuffix("_cosine")
+        run = _fixed_run(cfg, env, loss, tuned_lr[loss], name.endswith("_cosine"))
+        return lambda seed: run(seed, test)
     loss = {"ce_trainval": "ce"}.get(name, name)
     fixed = FixedLossTeacher(loss)
     target = trainval_env if name == "ce_trainval" else env
     return lambda seed: fixed.teach(target, seed, cfg.eval_every, test)
+
+
+def _fixed_run(cfg: Config, env: Any, loss: str, lr: float, cosine: bool) -> Callable[..., Any]:
+    """(seed, test) -> a student under the fixed `loss` at learning rate `lr`, constant or
+    annealed to 0 along a cosine over the budget (set once per teacher step)."""
+    from agents import FixedLossTeacher
+    from l2t.applying import make_env
+    from l2t.teaching import run_student
+
+    changed = copy.deepcopy(cfg)
+    changed.optim.lr = lr
+    target = make_env(changed, env.base_phi, env.splits)
+    fixed = FixedLossTeacher(loss)
+
+    def step(e: Any) -> dict[str, float]:
+        if cosine:
+            for group in e.optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * e.progress))
+        return fixed.teacher_step(e)
+
+    def run(seed: int, test: tuple[Any, Any] | None = None) -> EpisodeResult:
+        fixed.start_episode(target)
+        return run_student(target, step, seed, cfg.eval_every, test)
+
+    return run
+
+
+def tune_lr(cfg: Config, env: Any, loss: str) -> float:
+    """The learning rate from `LR_GRID` with the best mean final validation accuracy over
+    `TUNING_STUDENTS` students of their own (none of the compared ones)."""
+    from l2t.training import episode_seed
+
+    seeds = [episode_seed(cfg.seed, TUNING_SEED_OFFSET + i) for i in range(TUNING_STUDENTS)]
+
+    def score(lr: float) -> float:
+        run = _fixed_run(cfg, env, loss, lr, cosine=False)
+        return statistics.fmean(run(seed).val_acc for seed in seeds)
+
+    best = max(LR_GRID, key=score)
+    print(f"{loss}: tuned learning rate {best} (best validation accuracy over {LR_GRID})")
+    return best
 
 
 def compare(
@@ -97,7 +154,11 @@ def compare(
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     results = {m: MethodResult(m) for m in methods}
-    runners = {m: _method_runner(m, cfg, run_dir, env, trainval_env) for m in methods}
+    tuned = dict.fromkeys(
+        m.removesuffix("_tuned").removesuffix("_cosine") for m in methods if m in TUNED_METHODS
+    )
+    tuned_lr = {loss: tune_lr(cfg, env, loss) for loss in tuned}
+    runners = {m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr) for m in methods}
     with tqdm(total=len(methods) * seeds, desc="compare", disable=None) as bar:
         for s in range(seeds):
             seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET + s)
@@ -138,6 +199,25 @@ def _paired(accs: list[float], reference: list[float] | None) -> tuple[str, str]
     return f"{statistics.fmean(diffs) * 100:+.2f} pt", f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
 
 
+def paired_stats(accs: list[float], reference: list[float]) -> tuple[float, float, float]:
+    """Mean paired difference, the half-width of its 95% interval (Student's t), and t."""
+    from scipy.stats import t as student_t
+
+    diffs = [a - b for a, b in zip(accs, reference)]
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan, math.nan
+    sem = statistics.stdev(diffs) / math.sqrt(len(diffs))
+    half = float(student_t.ppf(0.975, len(diffs) - 1)) * sem
+    return mean, half, (mean / sem if sem > 0 else math.copysign(math.inf, mean) if mean else 0.0)
+
+
+def best_baseline(results: dict[str, MethodResult]) -> str | None:
+    """The baseline (no teacher) with the highest mean test accuracy: what to beat."""
+    baselines = [m for m in results if m in BASELINES and results[m].test_accs]
+    return max(baselines, key=lambda m: statistics.fmean(results[m].test_accs), default=None)
+
+
 def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
     """Markdown: mean ± std per method, and paired differences against cross-entropy and
     against the fixed base loss (the baseline a learned teacher must beat)."""
@@ -161,6 +241,25 @@ def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
             f"| {name} | {mean * 100:.2f} ± {std * 100:.2f} | {min(accs) * 100:.2f} | "
             f"{max(accs) * 100:.2f} | {vs_ce[0]} | {vs_ce[1]} | {vs_base[0]} | {vs_base[1]} |"
         )
+    best = best_baseline(results)
+    if best is not None and len(results) > 1:
+        reference = results[best].test_accs
+        lines += [
+            "",
+            f"Against the best baseline, `{best}` (paired over seeds; a win needs t >= 2.5):",
+            "",
+            "| method | Δ test acc (pt) | 95% interval | paired t | wins |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in results.items():
+            if name == best:
+                continue
+            mean, half, t = paired_stats(r.test_accs, reference)
+            wins = sum(a > b for a, b in zip(r.test_accs, reference))
+            lines.append(
+                f"| {name} | {mean * 100:+.2f} | [{(mean - half) * 100:+.2f}, "
+                f"{(mean + half) * 100:+.2f}] | {t:+.2f} | {wins}/{len(reference)} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -56,6 +56,18 @@ class TeacherConfig:
         "ce", "ce", "label_smoothing", "focal", "base_dln"
     )  # agent=fixed: the loss it keeps
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
+    estimator: str = _choice(
+        "greedy", "greedy", "tbptt", "pes", "es"
+    )  # agent=lstm: outer-gradient estimator (l2t/estimators/)
+    horizon: int = 10  # tbptt, pes: teacher steps per truncation (x unroll.steps student steps)
+    students: int = 1  # greedy, tbptt: student lifetimes per teacher update, averaged
+    population: int = 8  # pes, es: antithetic pairs of students per teacher update
+    sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
+    objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
+    objective_from: float = 0.0  # pes, es: training progress from which val metrics count
+    observe: str = _choice(
+        "grad", "grad", "state"
+    )  # lstm: see dL_val/dphi (2nd order) or state only
 
 
 @dataclass
@@ -238,5 +250,23 @@ def _check_ranges(cfg: Config) -> None:
     for key, value in {"train_size": cfg.train_size, "val_batch": cfg.val_batch}.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0 (0 = all); got {value}")
+    t = cfg.teacher
+    for key, value in {
+        "teacher.horizon": t.horizon,
+        "teacher.students": t.students,
+        "teacher.population": t.population,
+        "teacher.sigma": t.sigma,
+    }.items():
+        if not value > 0:
+            raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    if not 0.0 <= t.objective_from < 1.0:
+        raise ConfigError(
+            f"config key 'teacher.objective_from' must be in [0, 1); got {t.objective_from}"
+        )
+    if t.objective == "val_acc" and t.estimator in ("greedy", "tbptt"):
+        raise ConfigError(
+            f"teacher.objective=val_acc has no gradient; teacher.estimator={t.estimator} needs "
+            "val_loss (pes and es can use either)"
+        )
     if cfg.unroll.steps > cfg.steps:
         raise ConfigError(f"unroll.steps ({cfg.unroll.steps}) must not exceed steps ({cfg.steps})")

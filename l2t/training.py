@@ -29,8 +29,10 @@ from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
 from l2t.data import load_data
 from l2t.device import resolve_device
+from l2t.estimators import ESTIMATORS, Estimator, EstimatorConfig
 from l2t.plots import plot_curves, plot_schedule
 from l2t.schedule import Schedule
+from l2t.task import Task
 from l2t.teaching import run_student
 from l2t.tracking import Tracker, read_metrics
 
@@ -67,6 +69,7 @@ def make_teacher(cfg: Config, env: Any) -> Any:
                 lr=t.lr,
                 hidden=t.hidden,
                 bptt=t.bptt,
+                observe=t.observe,
             )
         if t.agent == "mlp":
             return MLPTeacher.for_env(env, lr=t.lr, hidden=t.hidden)
@@ -126,9 +129,78 @@ def _check_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
+def make_estimator(cfg: Config, task: Task, policy: Any) -> Estimator:
+    """The outer-gradient estimator `teacher.estimator` names (l2t/estimators/)."""
+    t = cfg.teacher
+    evolution = t.estimator in ("pes", "es")
+    settings = EstimatorConfig(
+        students=t.population if evolution else t.students,
+        horizon=t.horizon,
+        sigma=t.sigma,
+        objective=t.objective,
+        objective_from=t.objective_from,
+        seed=cfg.seed,
+    )
+    return ESTIMATORS[t.estimator](task, policy, settings)
+
+
+def updates_per_episode(cfg: Config, task: Task) -> int:
+    """Teacher updates in which each student of the population lives one lifetime."""
+    horizon = {"greedy": 1, "es": task.teacher_steps}.get(
+        cfg.teacher.estimator, cfg.teacher.horizon
+    )
+    return math.ceil(task.teacher_steps / horizon)
+
+
+def _estimator_episode(
+    teacher: Any, estimator: Estimator, updates: int, tracker: Tracker, bar: Any, episode: int
+) -> None:
+    """`updates` teacher updates: the estimator's gradient, then the teacher's Adam step
+    (the one place where a later all-reduce across processes goes)."""
+    for _ in range(updates):
+        grad, metrics = estimator.estimate(teacher.theta())
+        finite = all(bool(torch.isfinite(g).all()) for g in grad.values())
+        if finite:  # a non-finite estimate is skipped, never applied
+            for name, p in teacher.named_parameters():
+                p.grad = grad[name]
+            teacher.optimizer.step()
+        teacher.optimizer.zero_grad(set_to_none=True)
+        norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grad.values()))
+        record = {"update": estimator.updates, "grad_norm": norm, "skipped": float(not finite)}
+        tracker.log({"phase": "meta", "episode": episode, **record, **metrics})
+        bar.update(1)
+
+
+def _save_checkpoint(
+    run_dir: Path,
+    cfg: Config,
+    teacher: Any,
+    estimator: Estimator | None,
+    episode: int,
+    best_state: Any,
+    best_val: float,
+    best_episode: int,
+    tracker: Tracker,
+) -> None:
+    atomic_save(
+        {
+            "episode": episode + 1,
+            "teacher": teacher.state_dict(),
+            "teacher_extra": teacher.extra_state(),
+            "estimator": estimator.state_dict() if estimator is not None else None,
+            "best_teacher": best_state,
+            "best_val_acc": best_val,
+            "best_episode": best_episode,
+            "metrics_lines": tracker.lines,
+            "config": cfg.to_dict(),
+        },
+        run_dir / "checkpoint.pt",
+    )
+
+
 def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     """Meta-train a teacher as configured; write the run directory; return the test results."""
-    from agents import FixedLossTeacher
+    from agents import FixedLossTeacher, LSTMTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
 
     run_dir = _check_run_dir(cfg)
@@ -137,6 +209,14 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     splits = load_data(cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size)
     env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
     teacher = make_teacher(cfg, env)
+    # the LSTM teacher learns from an estimator's population of lifetimes (one update per
+    # call); the other agents learn by themselves, one teacher step at a time, in the env
+    estimator = None
+    per_episode = env.teacher_steps
+    if isinstance(teacher, LSTMTeacher):
+        task = Task.from_config(cfg, splits)
+        estimator = make_estimator(cfg, task, teacher)
+        per_episode = updates_per_episode(cfg, task)
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)  # the inputs are valid: start
     start, best_val, best_episode, best_state = 0, -math.inf, -1, None
     keep_lines = None
@@ -147,11 +227,13 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         teacher.load_extra_state(ckpt["teacher_extra"])
         start, best_val, best_episode = ckpt["episode"], ckpt["best_val_acc"], ckpt["best_episode"]
         best_state, keep_lines = ckpt["best_teacher"], ckpt["metrics_lines"]
+        if estimator is not None:
+            estimator.load_state_dict(ckpt["estimator"])
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
     tracker = Tracker(run_dir, cfg, keep_lines)
     bar = tqdm(
-        total=cfg.episodes * env.teacher_steps,
-        initial=start * env.teacher_steps,
+        total=cfg.episodes * per_episode,
+        initial=start * per_episode,
         desc="meta-training",
         disable=not progress,
     )
@@ -162,6 +244,32 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         tracker.log({"phase": "initial", "selection_val_acc": best_val})
 
     for episode in range(start, cfg.episodes):
+        if estimator is not None:
+            _estimator_episode(teacher, estimator, per_episode, tracker, bar, episode)
+            score = _selection_score(cfg, teacher, env, -math.inf)
+            if score > best_val:
+                best_val, best_episode = score, episode
+                best_state = copy.deepcopy(teacher.state_dict())
+            tracker.log(
+                {
+                    "phase": "episode",
+                    "episode": episode,
+                    "selection_val_acc": score,
+                    "best_episode": best_episode,
+                }
+            )
+            _save_checkpoint(
+                run_dir,
+                cfg,
+                teacher,
+                estimator,
+                episode,
+                best_state,
+                best_val,
+                best_episode,
+                tracker,
+            )
+            continue
         teacher.start_episode(env)
 
         def log_step(record: dict[str, Any], episode: int = episode) -> None:
@@ -194,18 +302,8 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
                 "curve": result.curve,
             }
         )
-        atomic_save(
-            {
-                "episode": episode + 1,
-                "teacher": teacher.state_dict(),
-                "teacher_extra": teacher.extra_state(),
-                "best_teacher": best_state,
-                "best_val_acc": best_val,
-                "best_episode": best_episode,
-                "metrics_lines": tracker.lines,
-                "config": cfg.to_dict(),
-            },
-            run_dir / "checkpoint.pt",
+        _save_checkpoint(
+            run_dir, cfg, teacher, None, episode, best_state, best_val, best_episode, tracker
         )
     bar.close()
 
@@ -252,7 +350,11 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
                 "base loss": [fixed_base.curve],
             },
             run_dir / "plots" / "curves.png",
-            background=[r["curve"] for r in read_metrics(run_dir) if r["phase"] == "episode"],
+            background=[
+                r["curve"]
+                for r in read_metrics(run_dir)
+                if "curve" in r and r["phase"] == "episode"
+            ],
         ),
     ]
     if schedule.phi:

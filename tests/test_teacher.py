@@ -31,11 +31,10 @@ def test_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
     teacher.start_episode(env)
     state = torch.as_tensor(env.student_state())
     grad = torch.zeros_like(teacher.base_phi)
-    hidden = teacher.hidden
+    start = teacher.initial_state()
 
     def val_loss() -> torch.Tensor:
-        teacher.hidden = hidden
-        phi = teacher.propose(grad, state)
+        phi, _ = teacher(start, state, grad)
         return env.functional_step(teacher.split(phi), commit_result=False).val_loss
 
     losses = []
