@@ -81,6 +81,8 @@ def unroll(
     greedy and truncated-backprop estimators need that. Without it each step is first order
     (fixed losses, replayed schedules, evolution strategies) and no graph is kept.
     """
+    if not create_graph:
+        return _unroll_first_order(model, state, loss_fn, x_batches, y_batches, sgd)
     names = list(state.params)
     params = [_leaf(p, create_graph) for p in state.params.values()]
     buffers = {n: b.clone() for n, b in state.buffers.items()}  # BatchNorm updates them in place
@@ -112,6 +114,54 @@ def unroll(
         dict(zip(names, params)),
         buffers,
         {n: m if create_graph else m.detach() for n, m in zip(names, momentum) if m is not None},
+        state.step + k,
+        total / k,
+        moved.sqrt() / (sgd.lr * k),
+        finite,
+    )
+
+
+@torch.no_grad()
+def _unroll_first_order(
+    model: nn.Module,
+    state: StudentState,
+    loss_fn: LossFn,
+    x_batches: Tensor,
+    y_batches: Tensor,
+    sgd: SGD,
+) -> StudentState:
+    """The same steps with no graph: the state is loaded into the template module, trained
+    in place as torch.optim.SGD would, and read back (measured: `functional_call`'s
+    re-parametrisation per step costs more than a small student's whole step)."""
+    named = dict(model.named_parameters())
+    for name, p in named.items():
+        p.copy_(state.params[name])
+    for name, b in model.named_buffers():
+        b.copy_(state.buffers[name])
+    params = list(named.values())
+    momentum = [state.momentum[n].clone() if n in state.momentum else None for n in named]
+    total = torch.zeros((), device=x_batches.device)
+    model.train()
+    for x, y in zip(x_batches, y_batches):
+        with torch.enable_grad():
+            loss = loss_fn(model(x), y)
+            grads = torch.autograd.grad(loss, params)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if sgd.weight_decay:
+                g = g + sgd.weight_decay * p
+            if sgd.momentum:
+                previous = momentum[i]
+                g = g.clone() if previous is None else previous.mul_(sgd.momentum).add_(g)
+                momentum[i] = g
+            p.sub_(sgd.lr * g)
+        total += loss.detach()
+    k = len(x_batches)
+    moved = torch.stack([(p - state.params[n]).pow(2).sum() for n, p in named.items()]).sum()
+    finite = torch.isfinite(total) & torch.stack([torch.isfinite(p).all() for p in params]).all()
+    return StudentState(
+        {n: p.detach().clone() for n, p in named.items()},
+        {n: b.detach().clone() for n, b in model.named_buffers()},
+        {n: m for n, m in zip(named, momentum) if m is not None},
         state.step + k,
         total / k,
         moved.sqrt() / (sgd.lr * k),

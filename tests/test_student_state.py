@@ -34,9 +34,27 @@ def test_unroll_reproduces_torch_sgd_with_batchnorm_and_momentum():
         )
     for name, b in reference.named_buffers():  # BatchNorm running statistics
         torch.testing.assert_close(state.buffers[name], b, rtol=1e-4, atol=1e-5)
-    # the template module itself was never touched: the state is a value
-    for name, p in student.named_parameters():
-        assert not torch.equal(state.params[name], p)
+    # states are values: training on from a state leaves it as it was
+    before = {n: p.clone() for n, p in state.params.items()}
+    unroll(student, state, F.cross_entropy, x[:2], y[:2], sgd)
+    for name, p in state.params.items():
+        assert torch.equal(p, before[name])
+
+
+def test_first_and_second_order_unrolls_agree():
+    torch.manual_seed(0)
+    student = build_student("resnet8", (3, 8, 8), 10)
+    x, y = torch.randn(3, 4, 3, 8, 8), torch.randint(10, (3, 4))
+    sgd = SGD(0.1, 0.9, 1e-3)
+    init = state_of(student)  # the module is only the architecture: a scratch space
+    first = unroll(student, init, F.cross_entropy, x, y, sgd)
+    second = unroll(student, init, F.cross_entropy, x, y, sgd, create_graph=True)
+    for name in first.params:
+        torch.testing.assert_close(first.params[name], second.params[name].detach())
+        torch.testing.assert_close(first.momentum[name], second.momentum[name].detach())
+    for name in first.buffers:
+        torch.testing.assert_close(first.buffers[name], second.buffers[name])
+    torch.testing.assert_close(first.update_norm, second.update_norm)
 
 
 def test_gradient_through_two_unrolls_matches_finite_differences():
