@@ -69,6 +69,38 @@ def saved_tensor_bytes(cfg: Config, k: int) -> int:
     return total
 
 
+ESTIMATOR_BENCH = {  # name: (estimator, observe, population or students, horizon)
+    "estimator greedy (observe g)": ("greedy", "grad", 1, 1),
+    "estimator tbptt, T=5 (observe g)": ("tbptt", "grad", 1, 5),
+    "estimator pes, T=5 (observe g)": ("pes", "grad", 1, 5),
+    "estimator pes, T=5 (observe state)": ("pes", "state", 1, 5),
+}
+
+
+def estimator_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
+    """Milliseconds per student step advanced by each estimator, everything included
+    (teacher, validation, second-order passes); es costs what pes does per step."""
+    from l2t.task import Task
+    from l2t.training import make_estimator, make_teacher
+
+    rows = {}
+    for name, (estimator, observe, members, horizon) in ESTIMATOR_BENCH.items():
+        changes = {"estimator": estimator, "observe": observe, "horizon": horizon}
+        changes["population" if estimator in ("pes", "es") else "students"] = members
+        run_cfg = from_dict({"teacher": changes}, copy.deepcopy(cfg))
+        teacher = make_teacher(run_cfg, env)
+        task = Task.from_config(run_cfg, env.splits)  # type: ignore[attr-defined]
+        est = make_estimator(run_cfg, task, teacher)
+        per_update = members * horizon * task.k * (2 if estimator in ("pes", "es") else 1)
+        est.estimate(teacher.theta())  # warm, and the population started
+        start, updates = time.perf_counter(), 0
+        while time.perf_counter() - start < budget_s:
+            est.estimate(teacher.theta())
+            updates += 1
+        rows[name] = (time.perf_counter() - start) / (updates * per_update) * 1000.0
+    return rows
+
+
 def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     from agents import LSTMTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
@@ -95,6 +127,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
             rows[f"meta-training, {update}, {backend}"] = _time_per_student_step(
                 bench_env, functools.partial(teacher.teacher_step, bench_env), budget_s
             )
+    rows.update(estimator_rows(cfg, env, budget_s))
     base = rows["plain CE step"]
     print(
         f"l2t bench: dataset={cfg.dataset} student={cfg.student} K={cfg.unroll.steps} "

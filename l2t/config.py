@@ -97,7 +97,7 @@ class Config:
     )  # student architecture
     steps: int = 3000  # student updates per episode (the student's whole budget)
     episodes: int = 10  # meta-training episodes, each a fresh student trained to the end
-    select_students: int = 1  # frozen held-out students scoring each teacher (0: its episode)
+    select_students: int = 3  # frozen held-out students scoring each teacher (0: its episode)
     eval_every: int = 150  # student steps between evaluations drawn in the curves
     seed: int = 0  # seeds data split, students, batches and the teacher
     device: str = "auto"  # auto | cpu | cuda | cuda:N

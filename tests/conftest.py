@@ -17,6 +17,7 @@ def tiny_cfg(tmp_path) -> Config:
         {
             "steps": 60,
             "episodes": 2,
+            "select_students": 1,
             "eval_every": 30,
             "val_batch": 200,
             "out": str(tmp_path / "run"),

@@ -12,6 +12,7 @@ def _overrides(cfg):
         f"out={cfg.out}",
         f"steps={cfg.steps}",
         f"episodes={cfg.episodes}",
+        f"select_students={cfg.select_students}",
         f"eval_every={cfg.eval_every}",
         f"val_batch={cfg.val_batch}",
         f"loss.init_steps={cfg.loss.init_steps}",
