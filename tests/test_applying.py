@@ -107,12 +107,25 @@ def test_compare_writes_tables_and_plots(run_dir, tmp_path):
         assert f"| {method} |" in table
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 16
+    assert len(rows) == 2 * len(METHODS)
     assert all(0.0 < float(r["test_acc"]) <= 1.0 for r in rows)
     ce = [float(r["test_acc"]) for r in rows if r["method"] == "ce"]
     assert ce[0] != ce[1], "seeds give different students"
     assert (out / "plots" / "curves.png").stat().st_size > 0
     assert (out / "plots" / "learned_loss.png").stat().st_size > 0
+    assert "Against the best baseline" in table and "95% interval" in table
+    lines = [line for line in table.splitlines() if line.startswith("| ce_cosine |")]
+    assert len(lines) == 2  # its row of accuracies, and its row against the best baseline
+
+
+def test_paired_statistics_by_hand():
+    from l2t.compare import paired_stats
+
+    mean, half, t = paired_stats([0.61, 0.63, 0.62], [0.60, 0.60, 0.60])
+    # differences 0.01, 0.03, 0.02: sd 0.01, sem 0.01/sqrt(3), t_0.975(2) = 4.3027
+    assert mean == pytest.approx(0.02)
+    assert t == pytest.approx(0.02 / (0.01 / 3**0.5))
+    assert half == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-5)
 
 
 @pytest.mark.parametrize("agent", ["mlp", "reinforce", "fixed"])
