@@ -58,7 +58,7 @@ class TeacherConfig:
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
     estimator: str = _choice(
         "greedy", "greedy", "tbptt", "pes", "es"
-    )  # agent=lstm: outer-gradient estimator (l2t/estimators/)
+    )  # agent=lstm|mlp: outer-gradient estimator (l2t/estimators/)
     horizon: int = 10  # tbptt, pes: teacher steps per truncation (x unroll.steps student steps)
     students: int = 1  # greedy, tbptt: student lifetimes per teacher update, averaged
     population: int = 8  # pes, es: antithetic pairs of students per teacher update

@@ -200,7 +200,7 @@ def _save_checkpoint(
 
 def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     """Meta-train a teacher as configured; write the run directory; return the test results."""
-    from agents import FixedLossTeacher, LSTMTeacher
+    from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
 
     run_dir = _check_run_dir(cfg)
@@ -209,11 +209,11 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     splits = load_data(cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size)
     env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
     teacher = make_teacher(cfg, env)
-    # the LSTM teacher learns from an estimator's population of lifetimes (one update per
-    # call); the other agents learn by themselves, one teacher step at a time, in the env
+    # policies (LSTM, MLP) learn from an estimator's population of lifetimes, one update per
+    # call; the other agents learn by themselves, one teacher step at a time, in the env
     estimator = None
     per_episode = env.teacher_steps
-    if isinstance(teacher, LSTMTeacher):
+    if isinstance(teacher, LSTMTeacher | MLPTeacher):
         task = Task.from_config(cfg, splits)
         estimator = make_estimator(cfg, task, teacher)
         per_episode = updates_per_episode(cfg, task)

@@ -51,7 +51,7 @@ def test_mlp_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
     state = torch.as_tensor(env.student_state())
     losses = []
     for _ in range(5):
-        params = env.params_from_action(teacher.propose(state))
+        params = teacher.params_from_action(teacher(state))
         loss = env.functional_step(params, commit_result=False).val_loss
         losses.append(loss.item())
         teacher.optimizer.zero_grad()
