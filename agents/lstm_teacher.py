@@ -32,8 +32,8 @@ from torch.func import functional_call
 from agents.base import Teacher
 from envs.student_training import STATE_NAMES, StudentTrainingEnv
 from l2t.lifetime import Observation, TeacherState, Theta
+from l2t.student_state import LossFn
 from l2t.task import Task
-from l2t.unroll import LossFn
 
 OBSERVATIONS = ("grad", "state")
 

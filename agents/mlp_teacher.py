@@ -19,8 +19,8 @@ from agents.base import Teacher
 from envs.student_training import STATE_NAMES, StudentTrainingEnv
 from l2t.lifetime import Observation, TeacherState, Theta
 from l2t.parametric_loss import BASE_COEFFICIENTS, coefficients_from_unit
+from l2t.student_state import LossFn
 from l2t.task import Task
-from l2t.unroll import LossFn
 
 
 class MLPTeacher(Teacher):

@@ -35,17 +35,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from l2t.config import Config, from_dict
-from l2t.data import Splits, load_data, sample_batches
+from l2t.data import Splits, load_data
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
-from l2t.loss_network import DynamicLossNetwork, dln_loss
-from l2t.parametric_loss import BASE_COEFFICIENTS, coefficients_from_unit, parametric_loss
+from l2t.loss_network import DynamicLossNetwork
+from l2t.parametric_loss import BASE_COEFFICIENTS, coefficients_from_unit
+from l2t.student_state import SGD, LossFn, StudentState, forward, unroll, validate
 from l2t.students import build_student
-from l2t.unroll import LossFn, commit, train_steps, unroll
+from l2t.task import Task, loss_fn
 
 STATE_NAMES = ("progress", "train_loss", "val_loss", "val_acc", "grad_norm")
 LOSS_STATE_NAMES = ("g_mean_over_rms", "g_log10_rms", "g_frac_positive", "g_log10_max")
@@ -117,10 +117,11 @@ class StudentTrainingEnv(gym.Env):
         if self.cfg.observe_loss_state:
             low, high = np.concatenate([low, _LOSS_LOW]), np.concatenate([high, _LOSS_HIGH])
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
-        self.teacher_steps = math.ceil(self.cfg.steps / self.cfg.unroll.steps)
-        self.student: torch.nn.Module | None = None
-        self.optimizer: torch.optim.SGD | None = None
-        self.generator = torch.Generator()
+        self.task = Task.from_config(self.cfg, splits)
+        self.teacher_steps = self.task.teacher_steps
+        self.student: StudentState | None = None  # a value; each step replaces it
+        self.student_seed = 0
+        self.lr = self.cfg.optim.lr  # settable between steps (annealed schedules)
         self.t = 0
         self.state: dict[str, float] = {}
         self.loss_state = np.zeros(len(LOSS_STATE_NAMES), dtype=np.float32)
@@ -129,20 +130,13 @@ class StudentTrainingEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """A fresh student (initialization and batch order drawn from `seed`)."""
+        """A fresh student: `seed` is the student's seed (its initialization and every
+        batch, as in `l2t.task.Task`), so an env student and an estimator's student of the
+        same seed are the same; without a seed one is drawn from the env's generator."""
         super().reset(seed=seed)
-        student_seed = int(self.np_random.integers(2**31 - 1))
-        torch.manual_seed(student_seed)
-        self.generator.manual_seed(student_seed)
-        self.student = build_student(
-            self.cfg.student, self.splits.input_shape, self.splits.num_classes
-        ).to(self.device)
-        self.optimizer = torch.optim.SGD(
-            self.student.parameters(),
-            lr=self.cfg.optim.lr,
-            momentum=self.cfg.optim.momentum,
-            weight_decay=self.cfg.optim.weight_decay,
-        )
+        self.student_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
+        self.student = self.task.init(self.student_seed)
+        self.lr = self.cfg.optim.lr
         self.t = 0
         self._draw_batches()
         val_loss, val_acc = self._validate()
@@ -163,24 +157,26 @@ class StudentTrainingEnv(gym.Env):
     def _draw_batches(self) -> None:
         """The K train batches and the val batch of the coming teacher step, fixed so that
         every unroll of one teacher step (three-stage update) sees the same data."""
-        k = min(self.cfg.unroll.steps, self.cfg.steps - self.t)
-        idx = sample_batches(
-            len(self.splits.y_train), self.cfg.optim.batch_size, k, self.generator, self.device
-        )
-        self.x_batches, self.y_batches = self.splits.x_train[idx], self.splits.y_train[idx]
-        n_val = len(self.splits.y_val)
-        if self.cfg.val_batch and self.cfg.val_batch < n_val:
-            vidx = sample_batches(n_val, self.cfg.val_batch, 1, self.generator, self.device)[0]
-            self.x_val, self.y_val = self.splits.x_val[vidx], self.splits.y_val[vidx]
-        else:
-            self.x_val, self.y_val = self.splits.x_val, self.splits.y_val
+        batches = self.task.batches(self.student_seed, self.t // self.task.k)
+        self.x_batches, self.y_batches = batches.x, batches.y
+        self.x_val, self.y_val = batches.x_val, batches.y_val
 
     def _validate(self) -> tuple[float, float]:
         assert self.student is not None
         with torch.no_grad():
-            self.student.eval()
-            logits = self.student(self.x_val)
-        return F.cross_entropy(logits, self.y_val).item(), accuracy(logits, self.y_val)
+            loss, acc = validate(self.task.model, self.student, self.x_val, self.y_val)
+        return loss.item(), acc.item()
+
+    def evaluate(self, x: Tensor, y: Tensor, batch_size: int = 1000) -> float:
+        """The current student's accuracy on (x, y), BatchNorm in evaluation mode."""
+        if self.student is None:
+            raise RuntimeError("call reset() before evaluate()")
+        with torch.no_grad():
+            chunks = [
+                forward(self.task.model, self.student, x[i : i + batch_size])
+                for i in range(0, len(x), batch_size)
+            ]
+        return accuracy(torch.cat(chunks), y)
 
     def student_state(self) -> np.ndarray:
         """Normalized features of the student's training state (see the module docstring)."""
@@ -210,9 +206,7 @@ class StudentTrainingEnv(gym.Env):
     # -- loss parameters ---------------------------------------------------------------
     def loss_fn(self, params: list[Tensor]) -> LossFn:
         """The student's loss for loss parameters of this env's family."""
-        if self.cfg.loss.family == "parametric":
-            return lambda z, y: parametric_loss(params[0], z, y)
-        return lambda z, y: dln_loss(params, z, y)
+        return loss_fn(self.cfg.loss.family, params)
 
     def base_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return self.loss_fn(self.base_phi)(logits, targets)
@@ -247,65 +241,68 @@ class StudentTrainingEnv(gym.Env):
         reward = self.state["val_acc"] - before
         return self._observation(), reward, self.done, False, self._info()
 
+    def _sgd(self) -> SGD:
+        return SGD(self.lr, self.cfg.optim.momentum, self.cfg.optim.weight_decay)
+
     def train_with(self, loss_fn: LossFn) -> None:
         """K first-order updates under any loss (fixed losses, replayed schedules, actions);
         advances the episode. A loss that makes the student non-finite is undone and the
         student takes the steps under the base loss instead (the divergence guard)."""
-        if self.student is None or self.optimizer is None:
+        if self.student is None:
             raise RuntimeError("call reset() before stepping the environment")
-        snapshot = _snapshot(self.student, self.optimizer)
-        start = [p.detach().clone() for p in self.student.parameters()]
-        train_loss = train_steps(
-            self.student, self.optimizer, loss_fn, self.x_batches, self.y_batches
+        new = unroll(
+            self.task.model, self.student, loss_fn, self.x_batches, self.y_batches, self._sgd()
         )
-        if not math.isfinite(train_loss) or not _finite(self.student.parameters()):
-            _restore(self.student, self.optimizer, snapshot)
-            train_loss = train_steps(
-                self.student, self.optimizer, self.base_loss, self.x_batches, self.y_batches
+        if not bool(new.finite):
+            new = unroll(
+                self.task.model,
+                self.student,
+                self.base_loss,
+                self.x_batches,
+                self.y_batches,
+                self._sgd(),
             )
-        moved = sum((p.detach() - s).pow(2).sum() for p, s in zip(self.student.parameters(), start))
-        update_norm = float(moved) ** 0.5 / (self.cfg.optim.lr * len(self.x_batches))
-        self._advance(train_loss, update_norm)
+        self._advance(new)
 
     def functional_step(self, params: list[Tensor], commit_result: bool = True) -> FunctionalStep:
         """A differentiable unroll from the current student under the loss `params` set.
 
         Returns the validation cross-entropy after the K steps (differentiable w.r.t.
-        `params`). With `commit_result` the real student takes the unroll's end state and
-        the episode advances; without it (stage 1 of the three-stage update) nothing
-        changes. If the loss drives the student to non-finite values, the student instead
-        takes K ordinary steps under the base loss (the divergence guard), `diverged` set.
+        `params`). With `commit_result` the student takes the unroll's end state and the
+        episode advances; without it (stage 1 of the three-stage update) nothing changes.
+        If the loss drives the student to non-finite values, the student instead takes K
+        ordinary steps under the base loss (the divergence guard), `diverged` set.
         """
-        if self.student is None or self.optimizer is None:
+        if self.student is None:
             raise RuntimeError("call reset() before functional_step()")
-        result = unroll(
+        new = unroll(
+            self.task.model,
             self.student,
-            self.optimizer,
             self.loss_fn(params),
             self.x_batches,
             self.y_batches,
-            self.x_val,
-            self.cfg.unroll.backend,
+            self._sgd(),
+            create_graph=True,
+            backend=self.cfg.unroll.backend,
         )
-        val_loss = F.cross_entropy(result.val_logits, self.y_val)
-        diverged = not (math.isfinite(val_loss.item()) and _finite(result.params))
-        val_acc = accuracy(result.val_logits, self.y_val)
+        val_loss, val_acc = validate(self.task.model, new, self.x_val, self.y_val)
+        diverged = not (bool(new.finite) and math.isfinite(val_loss.item()))
         if commit_result:
             if diverged:
                 self.train_with(self.base_loss)
             else:
-                commit(self.student, self.optimizer, result)
-                self._advance(result.train_loss, result.update_norm)
-        return FunctionalStep(val_loss, val_acc, result.train_loss, diverged)
+                self._advance(new.detach())
+        return FunctionalStep(val_loss, val_acc.item(), new.train_loss.item(), diverged)
 
-    def _advance(self, train_loss: float, grad_norm: float) -> None:
-        self.t += len(self.x_batches)
+    def _advance(self, new: StudentState) -> None:
+        self.student = new
+        self.t = new.step
         val_loss, val_acc = self._validate()
         self.state = {
-            "train_loss": train_loss,
+            "train_loss": new.train_loss.item(),
             "val_loss": val_loss,
             "val_acc": val_acc,
-            "grad_norm": grad_norm,
+            "grad_norm": new.update_norm.item(),
         }
         if not self.done:
             self._draw_batches()
@@ -320,19 +317,3 @@ def _gradient_statistics(g: Tensor) -> np.ndarray:
         torch.log10(g.abs().max() + 1e-12).item(),
     ]
     return np.clip(np.array(stats, dtype=np.float32), _LOSS_LOW, _LOSS_HIGH)
-
-
-def _finite(tensors: Any) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
-
-
-def _snapshot(student: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
-    return (
-        {k: v.clone() for k, v in student.state_dict().items()},
-        copy.deepcopy(optimizer.state_dict()),
-    )
-
-
-def _restore(student: torch.nn.Module, optimizer: torch.optim.Optimizer, snap: Any) -> None:
-    student.load_state_dict(snap[0])
-    optimizer.load_state_dict(snap[1])

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from l2t.config import Config, from_dict
 from l2t.loss_network import dln_loss
-from l2t.unroll import unroll
 
 
 def _time_per_student_step(env: object, step: Callable[[], object], budget_s: float) -> float:
@@ -46,7 +45,7 @@ def saved_tensor_bytes(cfg: Config, k: int) -> int:
         from_dict({"unroll": {"steps": k}, "steps": max(k, cfg.steps)}, copy.deepcopy(cfg))
     )
     env.reset(seed=0)
-    assert env.student is not None and env.optimizer is not None
+    assert env.student is not None
     phi = [p.clone().requires_grad_() for p in env.base_phi]
     total = 0
 
@@ -56,16 +55,7 @@ def saved_tensor_bytes(cfg: Config, k: int) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        result = unroll(
-            env.student,
-            env.optimizer,
-            lambda z, y: dln_loss(phi, z, y),
-            env.x_batches,
-            env.y_batches,
-            env.x_val,
-            cfg.unroll.backend,
-        )
-        F.cross_entropy(result.val_logits, env.y_val)
+        env.functional_step(phi, commit_result=False)
     return total
 
 

@@ -107,8 +107,7 @@ def _fixed_run(cfg: Config, env: Any, loss: str, lr: float, cosine: bool) -> Cal
 
     def step(e: Any) -> dict[str, float]:
         if cosine:
-            for group in e.optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * e.progress))
+            e.lr = lr * 0.5 * (1 + math.cos(math.pi * e.progress))
         return fixed.teacher_step(e)
 
     def run(seed: int, test: tuple[Any, Any] | None = None) -> EpisodeResult:

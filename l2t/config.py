@@ -73,7 +73,7 @@ class TeacherConfig:
 @dataclass
 class UnrollConfig:
     steps: int = 15  # K: differentiable student steps per teacher step
-    backend: str = _choice("higher", "higher", "func")  # higher, or torch.func + our SGD
+    backend: str = _choice("func", "func", "higher")  # second-order unrolls: torch.func or higher
 
 
 @dataclass

@@ -16,9 +16,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from l2t.student_state import StudentState, features, unroll, validate
+from l2t.student_state import LossFn, StudentState, features, unroll, validate
 from l2t.task import Task
-from l2t.unroll import LossFn
 
 Theta = dict[str, Tensor]  # the teacher's parameters, as values
 TeacherState = dict[str, Tensor]  # what a policy carries from one teacher step to the next
@@ -117,6 +116,7 @@ def advance(
         batches.y,
         sgd,
         create_graph=second_order,
+        backend=task.backend,
     )
     diverged = not bool(student.finite)
     if diverged:  # the guard: K steps under the base loss instead, the policy restarted

@@ -12,6 +12,7 @@ flag stay tensors on the device; the caller reads them once per teacher step, if
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from l2t.unroll import LossFn
+LossFn = Callable[[Tensor, Tensor], Tensor]
+BACKENDS = ("func", "higher")
 
 N_FEATURES = 5  # progress, train loss / log C, val loss / log C, val accuracy, log(1+|update|)
 FEATURE_HIGH = (1.0, 10.0, 10.0, 1.0, 10.0)
@@ -73,6 +75,7 @@ def unroll(
     y_batches: Tensor,
     sgd: SGD,
     create_graph: bool = False,
+    backend: str = "func",
 ) -> StudentState:
     """`len(x_batches)` SGD steps from `state` under `loss_fn`; `state` is not changed.
 
@@ -80,9 +83,13 @@ def unroll(
     parameters and of whatever `loss_fn` depends on (second order through every step): the
     greedy and truncated-backprop estimators need that. Without it each step is first order
     (fixed losses, replayed schedules, evolution strategies) and no graph is kept.
+    `backend` calls the student functionally with `torch.func.functional_call` (`func`) or
+    `higher`'s monkey-patched module (`higher`); both give the same numbers (a test).
     """
     if not create_graph:
         return _unroll_first_order(model, state, loss_fn, x_batches, y_batches, sgd)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown unroll backend '{backend}'; allowed: {', '.join(BACKENDS)}")
     names = list(state.params)
     params = [_leaf(p, create_graph) for p in state.params.values()]
     buffers = {n: b.clone() for n, b in state.buffers.items()}  # BatchNorm updates them in place
@@ -90,10 +97,10 @@ def unroll(
     start = [p.detach() for p in params]
     total = torch.zeros((), device=x_batches.device)
     model.train()
+    call = _functional(model, names, buffers, backend)
     for x, y in zip(x_batches, y_batches):
         with torch.enable_grad():  # the student's own gradient, also under no_grad
-            logits = functional_call(model, {**dict(zip(names, params)), **buffers}, (x,))
-            loss = loss_fn(logits, y)
+            loss = loss_fn(call(x, params), y)
             grads = torch.autograd.grad(loss, params, create_graph=create_graph)
         new_params = []
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -110,6 +117,8 @@ def unroll(
     k = len(x_batches)
     moved = torch.stack([(p.detach() - s).pow(2).sum() for p, s in zip(params, start)]).sum()
     finite = torch.isfinite(total) & torch.stack([torch.isfinite(p).all() for p in params]).all()
+    if backend == "higher":
+        buffers = call.buffers()  # type: ignore[attr-defined]
     return StudentState(
         dict(zip(names, params)),
         buffers,
@@ -119,6 +128,33 @@ def unroll(
         moved.sqrt() / (sgd.lr * k),
         finite,
     )
+
+
+class _HigherCall:
+    """`higher`'s functional module over the template (BatchNorm buffers loaded into it)."""
+
+    def __init__(self, model: nn.Module, buffers: dict[str, Tensor]) -> None:
+        import higher
+
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        self.names = list(buffers)
+        self.fmodel = higher.monkeypatch(model, copy_initial_weights=True)
+
+    def __call__(self, x: Tensor, params: list[Tensor]) -> Tensor:
+        return self.fmodel(x, params=params)
+
+    def buffers(self) -> dict[str, Tensor]:
+        return {n: b.detach().clone() for n, b in zip(self.names, self.fmodel.buffers())}
+
+
+def _functional(
+    model: nn.Module, names: list[str], buffers: dict[str, Tensor], backend: str
+) -> Callable[[Tensor, list[Tensor]], Tensor]:
+    if backend == "higher":
+        return _HigherCall(model, buffers)
+    return lambda x, params: functional_call(model, {**dict(zip(names, params)), **buffers}, (x,))
 
 
 @torch.no_grad()

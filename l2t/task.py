@@ -21,9 +21,8 @@ from l2t.config import Config
 from l2t.data import Splits
 from l2t.loss_network import dln_loss
 from l2t.parametric_loss import parametric_loss
-from l2t.student_state import SGD, StudentState, state_of
+from l2t.student_state import SGD, LossFn, StudentState, state_of
 from l2t.students import build_student
-from l2t.unroll import LossFn
 
 
 @dataclass
@@ -56,6 +55,7 @@ class Task:
         val_batch: int = 0,
         family: str = "dln",
         criterion: LossFn = F.cross_entropy,
+        backend: str = "func",
     ) -> None:
         self.splits = splits
         self.device = splits.x_train.device
@@ -69,6 +69,7 @@ class Task:
         self.val_batch = val_batch  # validation samples per teacher step (0: the whole split)
         self.family = family  # the loss parameters' family: dln | parametric
         self.criterion = criterion  # the validation loss: the meta-objective's term
+        self.backend = backend  # second-order unrolls: func | higher
 
     @classmethod
     def from_config(cls, cfg: Config, splits: Splits) -> Task:
@@ -81,6 +82,7 @@ class Task:
             cfg.optim.batch_size,
             cfg.val_batch,
             cfg.loss.family,
+            backend=cfg.unroll.backend,
         )
 
     @property

@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from l2t.evaluation import evaluate
-
 if TYPE_CHECKING:  # envs depends on l2t; importing it here at run time would be a cycle
     from envs.student_training import StudentTrainingEnv
 
@@ -45,11 +43,10 @@ def run_student(
     next_eval = 0
 
     def evaluate_now() -> None:
-        assert env.student is not None
         point: dict[str, float] = {"step": env.t}
-        point["val_acc"] = evaluate(env.student, env.splits.x_val, env.splits.y_val)["acc"]
+        point["val_acc"] = env.evaluate(env.splits.x_val, env.splits.y_val)
         if test is not None:
-            point["test_acc"] = evaluate(env.student, *test)["acc"]
+            point["test_acc"] = env.evaluate(*test)
         result.curve.append(point)
 
     while not env.done:

@@ -2,7 +2,9 @@
 consecutive unrolls (what truncated backprop differentiates) against finite differences."""
 
 import copy
+import functools
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -57,7 +59,8 @@ def test_first_and_second_order_unrolls_agree():
     torch.testing.assert_close(first.update_norm, second.update_norm)
 
 
-def test_gradient_through_two_unrolls_matches_finite_differences():
+@pytest.mark.parametrize("backend", ["func", "higher"])
+def test_gradient_through_two_unrolls_matches_finite_differences(backend):
     torch.manual_seed(0)
     student = torch.nn.Sequential(
         torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
@@ -70,7 +73,8 @@ def test_gradient_through_two_unrolls_matches_finite_differences():
     def val_loss(phis):  # a different loss in each of two consecutive unrolls
         state = state_of(student)
         for phi, xs, ys in zip(phis, x, y):
-            state = unroll(student, state, lambda z, t, p=phi: dln_loss(p, z, t), xs, ys, sgd, True)
+            loss = functools.partial(_dln, phi)
+            state = unroll(student, state, loss, xs, ys, sgd, True, backend)
         return validate(student, state, xv, yv)[0]
 
     phis = [[w.clone().requires_grad_() for w in base] for _ in range(2)]
@@ -87,6 +91,31 @@ def test_gradient_through_two_unrolls_matches_finite_differences():
     analytic = sum((g * d).sum() for g, d in zip(grads, direction))
     torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-9)
     assert grads[0].abs().sum() > 0  # the first unroll's loss reaches the final val loss
+
+
+def _dln(phi, z, t):
+    return dln_loss(phi, z, t)
+
+
+def test_backends_agree_with_batchnorm():
+    torch.manual_seed(0)
+    student = build_student("resnet8", (3, 8, 8), 10)
+    x, y = torch.randn(2, 4, 3, 8, 8), torch.randint(10, (2, 4))
+    init = state_of(student)
+    phi = [w.detach().requires_grad_() for w in DynamicLossNetwork(hidden=6, layers=2).phi]
+    results = []
+    for backend in ("func", "higher"):
+        loss_fn = functools.partial(_dln, phi)
+        state = unroll(student, init, loss_fn, x, y, SGD(0.1, 0.9), True, backend)
+        loss = validate(student, state, x[0], y[0])[0]
+        results.append((state, torch.autograd.grad(loss, phi)))
+    (a, ga), (b, gb) = results
+    for name in a.params:
+        torch.testing.assert_close(a.params[name], b.params[name])
+    for name in a.buffers:
+        torch.testing.assert_close(a.buffers[name], b.buffers[name])
+    for g1, g2 in zip(ga, gb):
+        torch.testing.assert_close(g1, g2)
 
 
 def test_divergence_is_a_device_flag():

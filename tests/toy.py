@@ -14,9 +14,8 @@ from torch import Tensor, nn
 
 from l2t.data import Splits
 from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.student_state import SGD
+from l2t.student_state import SGD, LossFn
 from l2t.task import Task
-from l2t.unroll import LossFn
 
 CURVATURE = (1.0, 0.01)
 
