@@ -104,3 +104,18 @@ def loss_surface(phi: Sequence[Tensor], resolution: int = 50) -> Tensor:
     )
     with torch.no_grad():
         return dln_apply([w.detach().cpu() for w in phi], features)
+
+
+def gradient_scale(phi: Sequence[Tensor], base_phi: Sequence[Tensor], samples: int = 2048) -> float:
+    """Mean |dL/dlogits| under `phi` over that under `base_phi`, on logits drawn as in the
+    fit (N(0, 2.5^2), 10 classes, a fixed draw): 1.0 is the base loss's gradient scale."""
+    generator = torch.Generator().manual_seed(0)
+    logits = 2.5 * torch.randn(samples, 10, generator=generator)
+    targets = torch.randint(10, (samples,), generator=generator)
+
+    def norm(weights: Sequence[Tensor]) -> float:
+        z = logits.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(dln_loss([w.detach().cpu() for w in weights], z, targets), z)
+        return grad.norm(dim=1).mean().item()
+
+    return norm(phi) / norm(base_phi)

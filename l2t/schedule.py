@@ -33,6 +33,10 @@ class Schedule:
         flat = self.phi[i].to(device)
         return [c.view(s) for c, s in zip(flat.split(sizes), self.phi_shapes)]
 
+    def phi_sets(self) -> list[list[Tensor]]:
+        """Every record's weights, shaped like the loss network's."""
+        return [self.phi_at(p) for p in self.progress]
+
     def save(self, path: str | Path) -> None:
         atomic_save(
             {

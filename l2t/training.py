@@ -358,7 +358,7 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         ),
     ]
     if schedule.phi:
-        plots.append(plot_schedule(schedule, env.base_phi, cfg.loss.family, run_dir / "plots"))
+        plots += plot_schedule(schedule, env.base_phi, cfg.loss.family, run_dir / "plots")
     tracker.summary(summary)
     tracker.log_images(plots)
     tracker.log_artifact(run_dir / "teacher.pt", f"teacher-{run_dir.name}", "teacher")

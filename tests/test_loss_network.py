@@ -40,3 +40,12 @@ def test_pair_sum_matches_the_pair_formula():
         s[1] - s[2], 0.01
     )
     assert torch.allclose(dln_loss(phi, logits, targets), expected)
+
+
+def test_gradient_scale_reads_a_rescaled_loss():
+    from l2t.loss_network import gradient_scale
+
+    phi = [w.detach() for w in DynamicLossNetwork(hidden=8, layers=2).phi]
+    doubled = [*phi[:-1], 2.0 * phi[-1]]  # the loss is linear in its last layer's weights
+    assert gradient_scale(phi, phi) == 1.0
+    assert abs(gradient_scale(doubled, phi) - 2.0) < 1e-5
