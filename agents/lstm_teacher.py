@@ -3,7 +3,10 @@
 Per DLN weight it sees the preprocessed validation gradient `g = dL_val/dphi` (Andrychowicz
 et al. 2016; zeros with `observe=state`, which needs no second-order unroll), the student
 state broadcast to every coordinate, and the weight's base value `phi_0` (so coordinates
-differ even without `g`: a teacher can rescale the loss), and outputs one number:
+differ even without `g`), and outputs one number per weight; with `scale > 0` a second head
+reads the coordinates' mean state and sets one loss scale `exp(scale * tanh(.))` for the
+whole loss (multiplying the DLN's last layer: the loss is linear in it) — a learning-rate
+schedule the bounded offsets cannot express:
 - `param=offset` (default): `phi = phi_0 + beta * tanh(out)`, a bounded offset around the
   base loss. Measured (DESIGN.md §1): the authors' increments accumulate and collapse
   students; bounded offsets do not.
@@ -63,6 +66,7 @@ class LSTMTeacher(Teacher):
         hidden: int = 20,
         bptt: int = 1,
         observe: str = "grad",
+        scale: float = 0.0,
     ) -> None:
         super().__init__(
             phi_shapes=[tuple(s) for s in phi_shapes],
@@ -74,6 +78,7 @@ class LSTMTeacher(Teacher):
             hidden=hidden,
             bptt=bptt,
             observe=observe,
+            scale=scale,
         )
         if observe not in OBSERVATIONS:
             raise ValueError(f"teacher.observe must be grad or state; got '{observe}'")
@@ -94,6 +99,12 @@ class LSTMTeacher(Teacher):
         with torch.no_grad():  # start as the base loss: tanh(out) ~ 0
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
+        self.scale = scale
+        self.scale_head: nn.Linear | None = None
+        if scale > 0:  # one loss scale for all pairs, from the mean state of the coordinates
+            self.scale_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.scale_head.weight)
+            nn.init.zeros_(self.scale_head.bias)
         self.optimizer = torch.optim.Adam(self.learnable(), lr=lr)
         self.steps_in_window = 0
         self._reset_episode_state()
@@ -108,7 +119,8 @@ class LSTMTeacher(Teacher):
         return teacher
 
     def learnable(self) -> list[nn.Parameter]:
-        return [*self.cells.parameters(), *self.head.parameters()]
+        heads = [self.head] if self.scale_head is None else [self.head, self.scale_head]
+        return [*self.cells.parameters(), *(p for h in heads for p in h.parameters())]
 
     def initial_state(self) -> TeacherState:
         """Zero LSTM states and the base loss: what the teacher starts every student with."""
@@ -176,6 +188,10 @@ class LSTMTeacher(Teacher):
             phi = self.base_phi + self.beta * out
         else:
             phi = state["phi"].detach() - self.alpha * out
+        if self.scale_head is not None:  # the DLN is linear in its last layer: a loss scale
+            log_scale = self.scale * torch.tanh(self.scale_head(x.mean(dim=0)))
+            last = self.sizes[-1]
+            phi = torch.cat([phi[:-last], phi[-last:] * log_scale.exp()])
         return phi, {**new_state, "phi": phi}
 
     # -- learning by itself through the gymnasium environment -----------------------------

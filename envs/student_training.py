@@ -7,6 +7,11 @@ The loss comes from one of two families (`loss.family`):
 - `parametric`: four coefficients of a mixture of classic losses (`l2t.parametric_loss`);
   `a` in [-1, 1]^4 sets `max([1, 0, 0, 0] + a, 0)` (cross-entropy at a = 0).
 
+The student is a `StudentState` of a `l2t.task.Task` (docs/design.md §3): the env is a thin
+adapter that holds the current state and replaces it each step. `reset(seed=s)` gives the
+student of seed `s` — the same initialization and batches an estimator's or `l2t compare`'s
+student of seed `s` gets.
+
 Two ways to drive it:
 - the standard numpy API (`reset(seed=...)`, `step(action)`), for RL teachers and any
   gymnasium code;

@@ -68,6 +68,7 @@ class TeacherConfig:
     observe: str = _choice(
         "grad", "grad", "state"
     )  # lstm: see dL_val/dphi (2nd order) or state only
+    scale: float = 0.0  # lstm: log-range of a learned global loss scale (0: none; 2.3: 0.1-10x)
 
 
 @dataclass
@@ -259,6 +260,8 @@ def _check_ranges(cfg: Config) -> None:
     }.items():
         if not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    if not t.scale >= 0:
+        raise ConfigError(f"config key 'teacher.scale' must be >= 0; got {t.scale}")
     if not 0.0 <= t.objective_from < 1.0:
         raise ConfigError(
             f"config key 'teacher.objective_from' must be in [0, 1); got {t.objective_from}"

@@ -70,6 +70,7 @@ def make_teacher(cfg: Config, env: Any) -> Any:
                 hidden=t.hidden,
                 bptt=t.bptt,
                 observe=t.observe,
+                scale=t.scale,
             )
         if t.agent == "mlp":
             return MLPTeacher.for_env(env, lr=t.lr, hidden=t.hidden)

@@ -112,3 +112,28 @@ def test_a_loss_that_diverges_never_reaches_the_student(tiny_cfg):
     assert info["diverged"] == 1.0
     assert all(torch.isfinite(p).all() for p in teacher.learnable())
     assert all(torch.isfinite(p).all() for p in env.student.params.values())
+
+
+def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
+    from l2t.lifetime import Observation
+    from l2t.loss_network import dln_loss
+
+    env = _env(tiny_cfg)
+    plain = LSTMTeacher.for_env(env, observe="state")
+    scaled = LSTMTeacher.for_env(env, observe="state", scale=2.0)
+    scaled.load_state_dict(
+        {
+            **plain.state_dict(),
+            **{k: v for k, v in scaled.state_dict().items() if k.startswith("scale_head")},
+        }
+    )
+    with torch.no_grad():
+        scaled.scale_head.bias.fill_(0.5)
+    obs = Observation(torch.rand(5), None)
+    z, y = torch.randn(8, 10), torch.randint(10, (8,))
+    losses = []
+    for teacher in (plain, scaled):
+        phi, _ = teacher.propose(teacher.theta(), teacher.initial_state(), obs)
+        losses.append(dln_loss(phi, z, y))
+    expected = losses[0] * torch.exp(2.0 * torch.tanh(torch.tensor(0.5)))
+    torch.testing.assert_close(losses[1], expected)
