@@ -1,33 +1,42 @@
 #!/usr/bin/env bash
-# Every number in RESULTS.md: teachers trained, then compared over 5 seeds with the same
-# data, initializations, batches and budget. ~40 min on 2 CPU cores. Usage:
+# Every number in RESULTS.md: a teacher per estimator, then 10 paired seeds of every
+# baseline and teacher (same data, initializations, batches and budget). A few hours on 2
+# CPU cores; runs two at a time if you start two copies on different settings. Usage:
 #   bash scripts/reproduce_results.sh [RUNS_DIR]
 set -euo pipefail
-runs=${1:-runs/results}
+runs=${1:-runs/exp}
 l2t=${L2T:-l2t}
+python=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # small students: one thread per run is fastest
 mkdir -p "$runs"
+methods=ce,base_dln,ce_tuned,base_dln_tuned,ce_cosine,base_dln_cosine,teacher_online,teacher_schedule
 
-train() {  # name, args...: train a teacher, resuming a cut-off run, skipping a finished one
-  local name=$1; shift
-  if [ -f "$runs/$name/summary.json" ]; then return; fi
-  local resume=false
-  if [ -f "$runs/$name/checkpoint.pt" ]; then resume=true; fi
-  $l2t train-teacher "out=$runs/$name" "resume=$resume" "$@"
+run() {  # name, config, args...: train (resuming a cut-off run), then compare over 10 seeds
+  local name=$1 config=$2; shift 2
+  if [ ! -f "$runs/$name/summary.json" ]; then
+    local resume=false
+    if [ -f "$runs/$name/checkpoint.pt" ]; then resume=true; fi
+    $l2t train-teacher --config "$config" "out=$runs/$name" "resume=$resume" select_students=3 "$@"
+  fi
+  $l2t compare "teacher=$runs/$name" seeds=10 "methods=$methods" "out=$runs/$name/compare"
 }
 
-# 1. MNIST-1D / MLP (the default) and MNIST-1D / CNN, digits / LeNet
-train mnist1d_mlp --config configs/mnist1d_mlp.yaml
-train mnist1d_cnn1d --config configs/mnist1d_cnn1d.yaml
-train digits_lenet --config configs/digits_lenet.yaml
-methods=ce,ce_trainval,label_smoothing,focal,base_dln,teacher_online,teacher_learning,teacher_schedule
-for name in mnist1d_mlp mnist1d_cnn1d digits_lenet; do
-  $l2t compare "teacher=$runs/$name" seeds=5 "methods=$methods" "out=$runs/$name/compare"
-done
+pes="teacher.estimator=pes teacher.observe=state teacher.horizon=10"
+mlp=configs/mnist1d_mlp.yaml cnn=configs/mnist1d_cnn1d.yaml digits=configs/digits_lenet.yaml
+run greedy $mlp teacher.estimator=greedy
+run tbptt $mlp teacher.estimator=tbptt teacher.horizon=10 episodes=3
+run pes_state $mlp $pes teacher.population=8 teacher.objective_from=0.5 episodes=6
+run pes_acc_end $mlp $pes teacher.population=8 teacher.objective=val_acc \
+  teacher.objective_from=0.8 episodes=6
+run pes_scale $mlp $pes teacher.scale=2.3 teacher.population=8 teacher.objective_from=0.5 episodes=6
+run cnn_greedy $cnn teacher.estimator=greedy episodes=4
+run cnn_pes_state $cnn $pes teacher.population=4 teacher.objective_from=0.5 episodes=4
+run digits_greedy $digits teacher.estimator=greedy episodes=4
+run digits_pes_state $digits $pes teacher.population=4 teacher.objective_from=0.5 episodes=4
 
-# 2. Transfer: the MLP teacher applied to the CNN student, and to another dataset
-$l2t compare "teacher=$runs/mnist1d_mlp" seeds=5 student=cnn1d \
-  methods=ce,base_dln,teacher_online,teacher_schedule "out=$runs/transfer_mlp_to_cnn1d"
-$l2t compare "teacher=$runs/mnist1d_mlp" seeds=5 dataset=digits student=lenet val_size=400 \
-  val_batch=0 steps=1500 optim.lr=0.05 methods=ce,base_dln,teacher_online,teacher_schedule \
-  "out=$runs/transfer_mnist1d_to_digits"
+table() { $python scripts/estimator_table.py "$@"; }
+table "greedy=$runs/greedy/compare" "tbptt=$runs/tbptt/compare" \
+  "pes=$runs/pes_state/compare" "pes, acc, last 20%=$runs/pes_acc_end/compare" \
+  "pes + scale=$runs/pes_scale/compare"
+table "greedy=$runs/cnn_greedy/compare" "pes=$runs/cnn_pes_state/compare"
+table "greedy=$runs/digits_greedy/compare" "pes=$runs/digits_pes_state/compare"

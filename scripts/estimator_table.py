@@ -1,0 +1,50 @@
+"""One Markdown table from several `l2t compare` runs of the same setting and seeds: the
+baselines once, then each teacher's rows, every row against the best baseline (paired
+difference, 95% interval, t). Usage:
+
+    python scripts/estimator_table.py NAME=COMPARE_DIR [NAME=COMPARE_DIR ...]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from l2t.compare import BASELINES, paired_stats
+
+
+def main(args: list[str]) -> None:
+    runs = [arg.split("=", 1) for arg in args]
+    baselines: dict[str, list[float]] = {}
+    teachers: dict[str, list[float]] = {}
+    for name, directory in runs:
+        results = json.loads((Path(directory) / "results.json").read_text())
+        for method, data in results.items():
+            accs = data["test_acc"]
+            if method in BASELINES:
+                if method in baselines and baselines[method] != accs:
+                    raise SystemExit(f"{directory}: baseline {method} differs: not one setting")
+                baselines[method] = accs
+            else:
+                teachers[f"{name}, {method.removeprefix('teacher_')}"] = accs
+    best = max(baselines, key=lambda m: statistics.fmean(baselines[m]))
+    print(f"| method | test acc % | Δ vs {best} (pt) | 95% interval | paired t | wins |")
+    print("|---|---|---|---|---|---|")
+    for name, accs in {**baselines, **teachers}.items():
+        mean, std = statistics.fmean(accs) * 100, statistics.stdev(accs) * 100
+        if name == best:
+            print(f"| **{name}** | {mean:.2f} ± {std:.2f} | (best baseline) | | | |")
+            continue
+        diff, half, t = paired_stats(accs, baselines[best])
+        wins = sum(a > b for a, b in zip(accs, baselines[best]))
+        print(
+            f"| {name} | {mean:.2f} ± {std:.2f} | {diff * 100:+.2f} | "
+            f"[{(diff - half) * 100:+.2f}, {(diff + half) * 100:+.2f}] | {t:+.2f} | "
+            f"{wins}/{len(accs)} |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
