@@ -21,8 +21,9 @@ Two ways to drive it:
 
 Observation (a flat `Box`): the student state `[progress, train loss / log C, val loss /
 log C, val accuracy, log(1 + gradient norm)]`, then, with `observe_loss_state` (default),
-the loss state, statistics of the validation gradient g w.r.t. the loss parameters:
-`[mean(g) / rms(g), log10 rms(g), fraction of g > 0, log10 max|g|]`.
+the loss state, statistics of the validation gradient g w.r.t. the loss parameters through
+the last of the step's K student updates (the others first order, so a step costs about K
+plain updates): `[mean(g) / rms(g), log10 rms(g), fraction of g > 0, log10 max|g|]`.
 Reward: the change of validation accuracy over the step, so an episode's return is the
 final minus the initial validation accuracy (`val_batch=0` evaluates the whole val split:
 less noise). `terminated` when the student's budget of `steps` updates is spent;
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
@@ -236,15 +237,43 @@ class StudentTrainingEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         params = self.params_from_action(action)
         if self.cfg.observe_loss_state:
-            leaves = [p.detach().requires_grad_() for p in params]
-            result = self.functional_step(leaves)
-            if not result.diverged:
-                grads = torch.autograd.grad(result.val_loss, leaves)
-                self.loss_state = _gradient_statistics(torch.cat([g.flatten() for g in grads]))
+            self._train_and_observe(params)
         else:
             self.train_with(self.loss_fn(params))
         reward = self.state["val_acc"] - before
         return self._observation(), reward, self.done, False, self._info()
+
+    def _train_and_observe(self, params: list[Tensor]) -> None:
+        """K steps under `params`, and the loss state from `g` through the last of them only:
+        K - 1 first-order steps and one second-order step cost about as much as K plain
+        steps, where `g` through all K would cost a whole second-order unroll."""
+        assert self.student is not None
+        leaves = [p.detach().requires_grad_() for p in params]
+        loss, model, k = self.loss_fn(leaves), self.task.model, len(self.x_batches)
+        start = self.student
+        mid = start
+        if k > 1:
+            mid = unroll(model, start, loss, self.x_batches[:-1], self.y_batches[:-1], self._sgd())
+        end = unroll(
+            model,
+            mid,
+            loss,
+            self.x_batches[-1:],
+            self.y_batches[-1:],
+            self._sgd(),
+            create_graph=True,
+            backend=self.cfg.unroll.backend,
+        )
+        val_loss, _ = validate(model, end, self.x_val, self.y_val)
+        if not (bool(end.finite) and math.isfinite(val_loss.item())):
+            self.train_with(self.base_loss)  # the divergence guard
+            return
+        grads = torch.autograd.grad(val_loss, leaves)
+        self.loss_state = _gradient_statistics(torch.cat([g.flatten() for g in grads]))
+        moved = sum((end.params[n].detach() - p).pow(2).sum() for n, p in start.params.items())
+        train_loss = (mid.train_loss * (k - 1) + end.train_loss) / k if k > 1 else end.train_loss
+        update_norm = torch.as_tensor(moved).sqrt() / (self.lr * k)
+        self._advance(replace(end.detach(), train_loss=train_loss, update_norm=update_norm))
 
     def _sgd(self) -> SGD:
         return SGD(self.lr, self.cfg.optim.momentum, self.cfg.optim.weight_decay)

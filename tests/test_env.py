@@ -110,3 +110,21 @@ def test_each_package_imports_on_its_own(package):
         [sys.executable, "-c", f"import {package}"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_observing_the_loss_state_trains_the_student_as_a_plain_step_would():
+    """`g` comes from the last of the K updates; the student ends where K first-order
+    updates under the same loss put it, and the update norm is over all K."""
+    import torch
+
+    observing = envs.StudentTrainingEnv(**TINY)
+    plain = envs.StudentTrainingEnv(**TINY, observe_loss_state=False)
+    action = np.random.default_rng(0).uniform(-1, 1, observing.n_phi).astype(np.float32)
+    for env in (observing, plain):
+        env.reset(seed=3)
+        env.step(action)
+    for name, p in plain.student.params.items():
+        torch.testing.assert_close(observing.student.params[name], p, rtol=1e-4, atol=1e-6)
+    assert observing.state["grad_norm"] == pytest.approx(plain.state["grad_norm"], rel=1e-4)
+    assert observing.state["train_loss"] == pytest.approx(plain.state["train_loss"], rel=1e-4)
+    assert np.all(np.isfinite(observing.loss_state)) and observing.loss_state[1] > -12
