@@ -106,17 +106,19 @@ def plot_coefficients(schedule: Schedule, out: Path) -> Path:
     return out
 
 
-def plot_loss_scale(schedule: Schedule, base_phi: Sequence[Tensor], out: Path) -> Path:
-    """How strongly the learned loss pushes the logits, relative to the base loss, over
+def plot_loss_scale(schedules: dict[str, Schedule], base_phi: Sequence[Tensor], out: Path) -> Path:
+    """How strongly each learned loss pushes the logits, relative to the base loss, over
     training: a loss scale acts as a learning rate (docs/design.md §4), and it is the first
     thing a short-horizon teacher changes."""
-    ratios = [gradient_scale(phi, base_phi) for phi in schedule.phi_sets()]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    ax.step(schedule.progress, ratios, where="post", color="tab:red", label="learned loss")
+    for name, schedule in schedules.items():
+        ratios = [gradient_scale(phi, base_phi) for phi in schedule.phi_sets()]
+        label = f"{name} (final {ratios[-1]:.3f}x)"
+        ax.step(schedule.progress, ratios, where="post", label=label)
     ax.axhline(1.0, color="black", lw=1, ls="--", label="base loss")
     ax.set_xlabel("training progress (fraction of the student's budget)")
     ax.set_ylabel("|d loss / d logits|, ratio to base")
-    ax.set_title(f"Gradient scale of the learned loss (final {ratios[-1]:.3f}x)", fontsize=10)
+    ax.set_title("Gradient scale of the learned loss over training", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -133,5 +135,5 @@ def plot_schedule(
         return [plot_coefficients(schedule, plots / "loss_coefficients.png")]
     return [
         plot_learned_loss(schedule, base_phi, plots / "learned_loss.png"),
-        plot_loss_scale(schedule, base_phi, plots / "loss_scale.png"),
+        plot_loss_scale({"learned loss": schedule}, base_phi, plots / "loss_scale.png"),
     ]
