@@ -57,17 +57,17 @@ class TeacherConfig:
     )  # agent=fixed: the loss it keeps
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
     estimator: str = _choice(
-        "greedy", "greedy", "tbptt", "pes", "es"
-    )  # agent=lstm|mlp: outer-gradient estimator (l2t/estimators/)
+        "pes", "pes", "greedy", "tbptt", "es"
+    )  # agent=lstm|mlp: outer-gradient estimator (l2t/estimators/; docs/design.md §4)
     horizon: int = 10  # tbptt, pes: teacher steps per truncation (x unroll.steps student steps)
     students: int = 1  # greedy, tbptt: student lifetimes per teacher update, averaged
-    population: int = 8  # pes, es: antithetic pairs of students per teacher update
+    population: int = 4  # pes, es: antithetic pairs of students per teacher update
     sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
     objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
-    objective_from: float = 0.0  # pes, es: training progress from which val metrics count
+    objective_from: float = 0.5  # pes, es: training progress from which val metrics count
     observe: str = _choice(
-        "grad", "grad", "state"
-    )  # lstm: see dL_val/dphi (2nd order) or state only
+        "state", "state", "grad"
+    )  # lstm: student state only (first order), or also dL_val/dphi (the paper's; 2nd order)
     scale: float = 0.0  # lstm: log-range of a learned global loss scale (0: none; 2.3: 0.1-10x)
 
 
@@ -97,7 +97,7 @@ class Config:
         "mlp", "mlp", "cnn1d", "lenet", "resnet8", "resnet20", "resnet32", "resnet8_wide"
     )  # student architecture
     steps: int = 3000  # student updates per episode (the student's whole budget)
-    episodes: int = 10  # meta-training episodes, each a fresh student trained to the end
+    episodes: int = 3  # meta-training episodes: each student of the population lives a lifetime
     select_students: int = 3  # frozen held-out students scoring each teacher (0: its episode)
     eval_every: int = 150  # student steps between evaluations drawn in the curves
     seed: int = 0  # seeds data split, students, batches and the teacher

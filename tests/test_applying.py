@@ -23,6 +23,7 @@ def run_dir(tmp_path_factory) -> Path:
             "out": str(out),
             "loss": {"init_steps": 100},
             "unroll": {"steps": 5},
+            "teacher": {"estimator": "greedy", "observe": "grad"},  # the paper's teacher
         }
     )
     train_teacher(cfg, progress=False)

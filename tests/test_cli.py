@@ -49,8 +49,13 @@ def test_train_teacher_writes_the_whole_run_directory(tiny_cfg, capsys):
 
 
 ESTIMATOR_ARGS = {
-    "greedy": [],
-    "tbptt": ["teacher.estimator=tbptt", "teacher.horizon=3", "teacher.students=2"],
+    "greedy": ["teacher.estimator=greedy", "teacher.observe=grad"],
+    "tbptt": [
+        "teacher.estimator=tbptt",
+        "teacher.horizon=3",
+        "teacher.students=2",
+        "teacher.observe=grad",
+    ],
     "pes": [
         "teacher.estimator=pes",
         "teacher.horizon=4",
