@@ -2,7 +2,9 @@
 baselines once, then each teacher's rows, every row against the best baseline (paired
 difference, 95% interval, t). Usage:
 
-    python scripts/estimator_table.py NAME=COMPARE_DIR [NAME=COMPARE_DIR ...]
+    python scripts/estimator_table.py [--against METHOD] NAME=COMPARE_DIR [NAME=COMPARE_DIR ...]
+
+`--against base_dln` compares with the teacher's own fixed base loss instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from l2t.compare import BASELINES, paired_stats
 
 
 def main(args: list[str]) -> None:
+    against = None
+    if args[:1] == ["--against"]:
+        against, args = args[1], args[2:]
     runs = [arg.split("=", 1) for arg in args]
     baselines: dict[str, list[float]] = {}
     teachers: dict[str, list[float]] = {}
@@ -29,13 +34,13 @@ def main(args: list[str]) -> None:
                 baselines[method] = accs
             else:
                 teachers[f"{name}, {method.removeprefix('teacher_')}"] = accs
-    best = max(baselines, key=lambda m: statistics.fmean(baselines[m]))
+    best = against or max(baselines, key=lambda m: statistics.fmean(baselines[m]))
     print(f"| method | test acc % | Δ vs {best} (pt) | 95% interval | paired t | wins |")
     print("|---|---|---|---|---|---|")
     for name, accs in {**baselines, **teachers}.items():
         mean, std = statistics.fmean(accs) * 100, statistics.stdev(accs) * 100
         if name == best:
-            print(f"| **{name}** | {mean:.2f} ± {std:.2f} | (best baseline) | | | |")
+            print(f"| **{name}** | {mean:.2f} ± {std:.2f} | (reference) | | | |")
             continue
         diff, half, t = paired_stats(accs, baselines[best])
         wins = sum(a > b for a, b in zip(accs, baselines[best]))
