@@ -114,7 +114,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
             )
             teacher = LSTMTeacher.for_env(bench_env, update=update)
             teacher.start_episode(bench_env)
-            rows[f"meta-training, {update}, {backend}"] = _time_per_student_step(
+            rows[f"env meta-training, {update}, {backend}"] = _time_per_student_step(
                 bench_env, functools.partial(teacher.teacher_step, bench_env), budget_s
             )
     rows.update(estimator_rows(cfg, env, budget_s))
