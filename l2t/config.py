@@ -45,7 +45,7 @@ class LossNetConfig:
 @dataclass
 class TeacherConfig:
     agent: str = _choice("lstm", "lstm", "mlp", "reinforce", "fixed")  # the teacher (agents/)
-    update: str = _choice("fused", "fused", "three_stage")  # one unroll per step, or three
+    update: str = _choice("fused", "fused", "three_stage")  # env-path learning: 1 or 2 unrolls
     param: str = _choice("offset", "offset", "increment")  # phi = phi0 + beta*tanh | phi -= ...
     alpha: float = 1e-3  # step size of `increment` updates: phi <- phi - alpha*tanh(out)
     beta: float = 0.02  # bound of `offset` updates: phi = phi0 + beta*tanh(out)
