@@ -40,7 +40,8 @@ def main(args: list[str]) -> None:
     for name, accs in {**baselines, **teachers}.items():
         mean, std = statistics.fmean(accs) * 100, statistics.stdev(accs) * 100
         if name == best:
-            print(f"| **{name}** | {mean:.2f} ± {std:.2f} | (reference) | | | |")
+            label = "reference" if against else "best baseline"
+            print(f"| **{name}** | {mean:.2f} ± {std:.2f} | ({label}) | | | |")
             continue
         diff, half, t = paired_stats(accs, baselines[best])
         wins = sum(a > b for a, b in zip(accs, baselines[best]))
