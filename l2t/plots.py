@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -98,12 +99,7 @@ def plot_coefficients(schedule: Schedule, out: Path) -> Path:
         ax.step(schedule.progress, values[:, i], where="post", label=term)
     ax.set_xlabel("training progress")
     ax.set_ylabel("coefficient")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, ax, out)
 
 
 def plot_loss_scale(schedules: dict[str, Schedule], base_phi: Sequence[Tensor], out: Path) -> Path:
@@ -119,6 +115,11 @@ def plot_loss_scale(schedules: dict[str, Schedule], base_phi: Sequence[Tensor], 
     ax.set_xlabel("training progress (fraction of the student's budget)")
     ax.set_ylabel("|d loss / d logits|, ratio to base")
     ax.set_title("Gradient scale of the learned loss over training", fontsize=10)
+    return _save(fig, ax, out)
+
+
+def _save(fig: Any, ax: Any, out: Path) -> Path:
+    """Legend, grid, tight layout, one file; the figure is closed."""
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -245,66 +245,38 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         tracker.log({"phase": "initial", "selection_val_acc": best_val})
 
     for episode in range(start, cfg.episodes):
-        if estimator is not None:
+        record: dict[str, Any] = {"phase": "episode", "episode": episode}
+        if estimator is not None:  # a population of lifetimes, one estimate per update
             _estimator_episode(teacher, estimator, per_episode, tracker, bar, episode)
             score = _selection_score(cfg, teacher, env, -math.inf)
-            if score > best_val:
-                best_val, best_episode = score, episode
-                best_state = copy.deepcopy(teacher.state_dict())
-            tracker.log(
-                {
-                    "phase": "episode",
-                    "episode": episode,
-                    "selection_val_acc": score,
-                    "best_episode": best_episode,
-                }
-            )
-            _save_checkpoint(
-                run_dir,
-                cfg,
-                teacher,
-                estimator,
-                episode,
-                best_state,
-                best_val,
-                best_episode,
-                tracker,
-            )
-            continue
-        teacher.start_episode(env)
+        else:  # one student, the teacher learning as it teaches it
+            teacher.start_episode(env)
 
-        def log_step(record: dict[str, Any], episode: int = episode) -> None:
-            params = teacher.current_params()
-            if params is not None:  # how far the teacher moved the loss from its base
-                record["drift"] = _distance(params, env.base_phi)
-            tracker.log({"phase": "meta", "episode": episode, **record})
-            bar.update(1)
-            bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
+            def log_step(record: dict[str, Any], episode: int = episode) -> None:
+                params = teacher.current_params()
+                if params is not None:  # how far the teacher moved the loss from its base
+                    record["drift"] = _distance(params, env.base_phi)
+                tracker.log({"phase": "meta", "episode": episode, **record})
+                bar.update(1)
+                bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
 
-        result = run_student(
-            env,
-            lambda e: teacher.teacher_step(e, learn=True),
-            episode_seed(cfg.seed, episode),
-            cfg.eval_every,
-            on_step=log_step,
-        )
-        score = _selection_score(cfg, teacher, env, result.val_acc)
+            result = run_student(
+                env,
+                lambda e: teacher.teacher_step(e, learn=True),
+                episode_seed(cfg.seed, episode),
+                cfg.eval_every,
+                on_step=log_step,
+            )
+            score = _selection_score(cfg, teacher, env, result.val_acc)
+            record.update(
+                val_acc=result.val_acc, diverged_steps=result.diverged_steps, curve=result.curve
+            )
         if score > best_val:
             best_val, best_episode = score, episode
             best_state = copy.deepcopy(teacher.state_dict())
-        tracker.log(
-            {
-                "phase": "episode",
-                "episode": episode,
-                "val_acc": result.val_acc,
-                "selection_val_acc": score,
-                "diverged_steps": result.diverged_steps,
-                "best_episode": best_episode,
-                "curve": result.curve,
-            }
-        )
+        tracker.log({**record, "selection_val_acc": score, "best_episode": best_episode})
         _save_checkpoint(
-            run_dir, cfg, teacher, None, episode, best_state, best_val, best_episode, tracker
+            run_dir, cfg, teacher, estimator, episode, best_state, best_val, best_episode, tracker
         )
     bar.close()
 
