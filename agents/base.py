@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from envs.student_training import StudentTrainingEnv
-from l2t.checkpoint import atomic_save
+from l2t.checkpoint import atomic_save, load_checkpoint
 from l2t.teaching import EpisodeResult, run_student
 
 
@@ -76,7 +76,7 @@ class Teacher(nn.Module, ABC):
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Teacher:
         """Load any saved teacher; its class comes from the file."""
-        data = torch.load(path, map_location=device, weights_only=False)
+        data = load_checkpoint(path, device)
         teacher = Teacher.registry[data["kind"]](**data["hparams"])
         teacher.load_state_dict(data["state_dict"])
         return teacher.to(device)

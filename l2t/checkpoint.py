@@ -1,4 +1,5 @@
-"""Files that must never be half-written: write to a temporary file, then rename."""
+"""Files that must never be half-written (write to a temporary file, then rename), and that
+are read back as data, never as code."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from l2t.config import ConfigError
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -27,3 +30,17 @@ def atomic_write_text(text: str, path: str | Path) -> None:
 
 def atomic_write_json(obj: Any, path: str | Path) -> None:
     atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:
+    """`torch.load` with `weights_only=True`: tensors, numbers, strings and containers only,
+    so a file that would run code when unpickled is refused, not run. A refused, damaged
+    or foreign file is one clear error (exit 2 from the CLI)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"'{path}' is not a file l2t wrote, or it is damaged ({reason[:120]}); "
+            "l2t reads checkpoints as data only"
+        ) from None

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from l2t.checkpoint import atomic_save
+from l2t.checkpoint import atomic_save, load_checkpoint
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Schedule:
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_checkpoint(path)
         return cls(
             [tuple(s) for s in data["phi_shapes"]],
             data["progress"].tolist(),

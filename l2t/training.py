@@ -25,7 +25,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text
+from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError
 from l2t.data import load_data
 from l2t.device import resolve_device
@@ -222,7 +222,7 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     start, best_val, best_episode, best_state = 0, -math.inf, -1, None
     keep_lines = None
     if cfg.resume:
-        ckpt = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=False)
+        ckpt = load_checkpoint(run_dir / "checkpoint.pt", device)
         _check_same_run(ckpt["config"], cfg.to_dict())
         teacher.load_state_dict(ckpt["teacher"])
         teacher.load_extra_state(ckpt["teacher_extra"])

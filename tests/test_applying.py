@@ -156,3 +156,45 @@ def test_every_agent_can_be_applied_and_compared(tmp_path, agent):
 def test_compare_rejects_teacher_methods_without_a_teacher(tmp_path, capsys):
     assert main(["compare", "methods=ce,teacher_online", f"out={tmp_path}"]) == 2
     assert "need teacher=RUN_DIR" in capsys.readouterr().err
+
+
+class _RunsCode:
+    """A pickle whose loading would create a file: what a checkpoint must never do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("name", ["teacher.pt", "checkpoint.pt"])
+def test_a_file_that_would_run_code_is_refused(run_dir, tmp_path, name, capsys):
+    import shutil
+
+    import torch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    marker = tmp_path / "ran"
+    torch.save({"kind": _RunsCode(marker)}, copy / name)
+    if name == "teacher.pt":
+        args = ["teach", f"teacher={copy}", "mode=online", f"out={tmp_path / 'out'}"]
+    else:
+        args = [
+            "train-teacher",
+            f"out={copy}",
+            "resume=true",
+            "steps=60",
+            "episodes=2",
+            "eval_every=30",
+            "val_batch=200",
+            "loss.init_steps=100",
+            "unroll.steps=5",
+            "teacher.estimator=greedy",
+            "teacher.observe=grad",
+        ]
+    assert main(args) == 2
+    assert not marker.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data only" in err[0]
