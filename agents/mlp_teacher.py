@@ -18,9 +18,9 @@ from torch.func import functional_call
 from agents.base import Teacher
 from envs.student_training import STATE_NAMES, StudentTrainingEnv
 from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.parametric_loss import BASE_COEFFICIENTS, coefficients_from_unit
+from l2t.parametric_loss import BASE_COEFFICIENTS
 from l2t.student_state import LossFn
-from l2t.task import Task
+from l2t.task import Task, params_from_action
 
 
 class MLPTeacher(Teacher):
@@ -71,12 +71,10 @@ class MLPTeacher(Teacher):
         return torch.tanh(self.net(student_state))
 
     def params_from_action(self, action: Tensor) -> list[Tensor]:
-        """The env's mapping: coefficients `max(base + a, 0)`, or DLN offsets `beta * a`."""
-        if self.family == "parametric":
-            return [coefficients_from_unit(action)]
-        flat = self.base_phi + self.beta * action
+        """The env's mapping (`l2t.task.params_from_action`) around this teacher's base."""
         sizes = [torch.Size(s).numel() for s in self.phi_shapes]
-        return [c.view(s) for c, s in zip(flat.split(sizes), self.phi_shapes)]
+        base = [c.view(s) for c, s in zip(self.base_phi.split(sizes), self.phi_shapes)]
+        return params_from_action(self.family, base, self.beta, action)
 
     # -- the policy (docs/design.md §3) ----------------------------------------------------
     def theta(self) -> Theta:

@@ -48,10 +48,10 @@ from l2t.data import Splits, load_data
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
 from l2t.loss_network import DynamicLossNetwork
-from l2t.parametric_loss import BASE_COEFFICIENTS, coefficients_from_unit
+from l2t.parametric_loss import BASE_COEFFICIENTS
 from l2t.student_state import SGD, LossFn, StudentState, forward, unroll, validate
 from l2t.students import build_student
-from l2t.task import Task, loss_fn
+from l2t.task import Task, loss_fn, params_from_action
 
 STATE_NAMES = ("progress", "train_loss", "val_loss", "val_acc", "grad_norm")
 LOSS_STATE_NAMES = ("g_mean_over_rms", "g_log10_rms", "g_frac_positive", "g_log10_max")
@@ -222,12 +222,8 @@ class StudentTrainingEnv(gym.Env):
         flat = torch.as_tensor(action, dtype=torch.float32, device=self.device)
         if flat.shape != (self.n_phi,):
             raise ValueError(f"action must have shape ({self.n_phi},); got {tuple(flat.shape)}")
-        flat = flat.clamp(-1, 1)
-        if self.cfg.loss.family == "parametric":
-            return [coefficients_from_unit(flat)]
-        chunks = flat.split([p.numel() for p in self.base_phi])
-        beta = self.cfg.teacher.beta
-        return [base + beta * c.view_as(base) for base, c in zip(self.base_phi, chunks)]
+        family, beta = self.cfg.loss.family, self.cfg.teacher.beta
+        return params_from_action(family, self.base_phi, beta, flat.clamp(-1, 1))
 
     # -- the two ways to step ----------------------------------------------------------
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:

@@ -260,6 +260,13 @@ def _check_ranges(cfg: Config) -> None:
     }.items():
         if not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    if cfg.select_students < 0:
+        raise ConfigError(f"config key 'select_students' must be >= 0; got {cfg.select_students}")
+    if cfg.select_students == 0 and t.agent in ("lstm", "mlp"):
+        raise ConfigError(
+            "select_students=0 scores a teacher by its own learning episode, which a teacher "
+            f"trained by an estimator (agent={t.agent}) does not have; use select_students>=1"
+        )
     if not t.scale >= 0:
         raise ConfigError(f"config key 'teacher.scale' must be >= 0; got {t.scale}")
     if not 0.0 <= t.objective_from < 1.0:

@@ -91,18 +91,16 @@ def advance(
     theta: Theta,
     life: Lifetime,
     differentiable: bool = False,
-    lr: float | None = None,
 ) -> Step:
     """One teacher step of `life` under the policy with parameters `theta`.
 
     With `differentiable` the new student state, teacher state and validation loss keep
     their graph to `theta` and to the previous states (greedy and truncated backprop);
-    otherwise nothing beyond the loss-state gradient is differentiated. `lr` overrides the
-    task's learning rate for this step (annealed baselines). One host sync per teacher
-    step, outside the unroll: the divergence flag.
+    otherwise nothing beyond the loss-state gradient is differentiated. One host sync per
+    teacher step, outside the unroll: the divergence flag.
     """
     batches = task.batches(life.seed, life.t)
-    sgd = task.sgd if lr is None else type(task.sgd)(lr, task.sgd.momentum, task.sgd.weight_decay)
+    sgd = task.sgd
     with torch.set_grad_enabled(differentiable):
         params, teacher = policy.propose(theta, life.teacher, life.obs)
     if policy.observes_gradient and not differentiable:

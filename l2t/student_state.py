@@ -91,17 +91,16 @@ def unroll(
     if backend not in BACKENDS:
         raise ValueError(f"unknown unroll backend '{backend}'; allowed: {', '.join(BACKENDS)}")
     names = list(state.params)
-    params = [_leaf(p, create_graph) for p in state.params.values()]
+    params = [_leaf(p) for p in state.params.values()]
     buffers = {n: b.clone() for n, b in state.buffers.items()}  # BatchNorm updates them in place
     momentum = [state.momentum.get(n) for n in names]
-    start = [p.detach() for p in params]
     total = torch.zeros((), device=x_batches.device)
     model.train()
     call = _functional(model, names, buffers, backend)
     for x, y in zip(x_batches, y_batches):
         with torch.enable_grad():  # the student's own gradient, also under no_grad
             loss = loss_fn(call(x, params), y)
-            grads = torch.autograd.grad(loss, params, create_graph=create_graph)
+            grads = torch.autograd.grad(loss, params, create_graph=True)
         new_params = []
         for i, (p, g) in enumerate(zip(params, grads)):
             if sgd.weight_decay:
@@ -110,23 +109,13 @@ def unroll(
                 previous = momentum[i]
                 g = g if previous is None else sgd.momentum * previous + g
                 momentum[i] = g
-            new = p - sgd.lr * g
-            new_params.append(new if create_graph else _leaf(new, False))
+            new_params.append(p - sgd.lr * g)
         params = new_params
         total = total + loss.detach()
-    k = len(x_batches)
-    moved = torch.stack([(p.detach() - s).pow(2).sum() for p, s in zip(params, start)]).sum()
-    finite = torch.isfinite(total) & torch.stack([torch.isfinite(p).all() for p in params]).all()
     if backend == "higher":
         buffers = call.buffers()  # type: ignore[attr-defined]
-    return StudentState(
-        dict(zip(names, params)),
-        buffers,
-        {n: m if create_graph else m.detach() for n, m in zip(names, momentum) if m is not None},
-        state.step + k,
-        total / k,
-        moved.sqrt() / (sgd.lr * k),
-        finite,
+    return _end_state(
+        state, dict(zip(names, params)), buffers, names, momentum, total, x_batches, sgd
     )
 
 
@@ -191,26 +180,40 @@ def _unroll_first_order(
                 momentum[i] = g
             p.sub_(sgd.lr * g)
         total += loss.detach()
+    params_out = {n: p.detach().clone() for n, p in named.items()}
+    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+    return _end_state(state, params_out, buffers, list(named), momentum, total, x_batches, sgd)
+
+
+def _end_state(
+    start: StudentState,
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    names: list[str],
+    momentum: list[Tensor | None],
+    total_loss: Tensor,
+    x_batches: Tensor,
+    sgd: SGD,
+) -> StudentState:
+    """The state after an unroll, with its mean loss, step size and finiteness (on device)."""
     k = len(x_batches)
-    moved = torch.stack([(p - state.params[n]).pow(2).sum() for n, p in named.items()]).sum()
-    finite = torch.isfinite(total) & torch.stack([torch.isfinite(p).all() for p in params]).all()
+    moved = sum((p.detach() - start.params[n].detach()).pow(2).sum() for n, p in params.items())
+    finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).all()
     return StudentState(
-        {n: p.detach().clone() for n, p in named.items()},
-        {n: b.detach().clone() for n, b in model.named_buffers()},
-        {n: m for n, m in zip(named, momentum) if m is not None},
-        state.step + k,
-        total / k,
-        moved.sqrt() / (sgd.lr * k),
-        finite,
+        params,
+        buffers,
+        {n: m for n, m in zip(names, momentum) if m is not None},
+        start.step + k,
+        total_loss / k,
+        torch.as_tensor(moved).sqrt() / (sgd.lr * k),
+        finite & torch.isfinite(total_loss),
     )
 
 
-def _leaf(p: Tensor, keep_graph: bool) -> Tensor:
-    """A tensor to differentiate the training loss by: the tensor itself where its history
-    is wanted, else a detached copy."""
-    if keep_graph and p.requires_grad:
-        return p
-    return p.detach().requires_grad_()
+def _leaf(p: Tensor) -> Tensor:
+    """A tensor to differentiate the training loss by: the tensor itself if it carries a
+    history (truncated backprop), else a copy that starts one."""
+    return p if p.requires_grad else p.detach().requires_grad_()
 
 
 def forward(model: nn.Module, state: StudentState, x: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from l2t.config import Config
 from l2t.data import Splits
 from l2t.loss_network import dln_loss
-from l2t.parametric_loss import parametric_loss
+from l2t.parametric_loss import coefficients_from_unit, parametric_loss
 from l2t.student_state import SGD, LossFn, StudentState, state_of
 from l2t.students import build_student
 
@@ -41,6 +41,17 @@ def loss_fn(family: str, params: Sequence[Tensor]) -> LossFn:
     if family == "parametric":
         return lambda z, y: parametric_loss(params[0], z, y)
     return lambda z, y: dln_loss(params, z, y)
+
+
+def params_from_action(
+    family: str, base: Sequence[Tensor], beta: float, action: Tensor
+) -> list[Tensor]:
+    """An action in [-1, 1]^n as loss parameters: for `dln` the bounded offsets
+    `phi_0 + beta * a`, for `parametric` the coefficients `max([1, 0, 0, 0] + a, 0)`."""
+    if family == "parametric":
+        return [coefficients_from_unit(action)]
+    chunks = action.split([p.numel() for p in base])
+    return [b + beta * c.view_as(b) for b, c in zip(base, chunks)]
 
 
 class Task:

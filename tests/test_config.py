@@ -20,6 +20,11 @@ def test_file_then_overrides_with_types(tmp_path):
         (["teacher=x"], "'teacher' is a section"),
         (["resume=maybe"], "'resume' expects bool"),
         (["optim.lr=fast"], "'optim.lr' expects float"),
+        (["select_students=-1"], "'select_students' must be >= 0"),
+        (["select_students=0"], "use select_students>=1"),
+        (["teacher.estimator=tbptt", "teacher.objective=val_acc"], "has no gradient"),
+        (["teacher.objective_from=1"], "must be in \\[0, 1\\)"),
+        (["teacher.population=0"], "'teacher.population' must be > 0"),
     ],
 )
 def test_bad_values_are_named(overrides, message):
