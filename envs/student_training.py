@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from l2t.config import Config, from_dict
-from l2t.data import Splits, load_data
+from l2t.data import Splits, load_splits
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
 from l2t.loss_network import DynamicLossNetwork
@@ -104,14 +104,7 @@ class StudentTrainingEnv(gym.Env):
         self.cfg = from_dict(overrides, copy.deepcopy(config) if config else Config())
         self.device = resolve_device(self.cfg.device)
         if splits is None:
-            splits = load_data(
-                self.cfg.dataset,
-                self.cfg.seed,
-                self.device,
-                self.cfg.data_dir,
-                self.cfg.val_size,
-                self.cfg.train_size,
-            )
+            splits = load_splits(self.cfg, self.device)
         self.splits = splits
         build_student(self.cfg.student, splits.input_shape, splits.num_classes)  # validates
         params = base_phi if base_phi is not None else base_loss_params(self.cfg)

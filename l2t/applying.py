@@ -12,7 +12,7 @@ import yaml
 
 from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError, from_dict
-from l2t.data import Splits, load_data
+from l2t.data import Splits, load_splits, record_noise
 from l2t.device import resolve_device
 
 MODES = ("online", "schedule")
@@ -73,9 +73,7 @@ def make_env(cfg: Config, base_phi: list[torch.Tensor], splits: Splits | None = 
 
     device = resolve_device(cfg.device)
     if splits is None:
-        splits = load_data(
-            cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size
-        )
+        splits = load_splits(cfg, device)
     if splits.num_classes < 2:
         raise ConfigError(f"dataset '{cfg.dataset}' must have at least 2 classes for a pair loss")
     return StudentTrainingEnv(cfg, splits, base_phi)
@@ -92,6 +90,7 @@ def teach(run_dir: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
+    record_noise(env.splits, out)
     test = (env.splits.x_test, env.splits.y_test)
     seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
     try:

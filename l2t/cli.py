@@ -66,12 +66,13 @@ def _teach(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from l2t.compare import DEFAULT_METHODS, FIXED_METHODS, compare, parse_methods
+    from l2t.compare import DEFAULT_METHODS, FIXED_METHODS, ROBUST_METHODS, compare, parse_methods
 
     picked, rest = _pop(args.overrides, ("teacher", "seeds", "methods"))
     run_dir = picked.get("teacher")
     cfg = _config_for(args, run_dir, rest)
-    default_methods = DEFAULT_METHODS if run_dir else ",".join(FIXED_METHODS)
+    fixed = FIXED_METHODS + (ROBUST_METHODS if cfg.label_noise else ())
+    default_methods = DEFAULT_METHODS if run_dir else ",".join(fixed)
     methods = parse_methods(picked.get("methods", default_methods), run_dir is not None)
     try:
         seeds = int(picked.get("seeds", "5"))

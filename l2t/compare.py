@@ -22,14 +22,16 @@ from tqdm.auto import tqdm
 
 from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
+from l2t.data import record_noise
 from l2t.device import resolve_device
 from l2t.teaching import EpisodeResult
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
+ROBUST_METHODS = ("gce", "sce", "bootstrap", "ce_early_stop")  # for noisy labels
 TUNED_METHODS = ("ce_tuned", "base_dln_tuned", "ce_cosine", "base_dln_cosine")
 TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule")
-METHODS = FIXED_METHODS + TUNED_METHODS + TEACHER_METHODS
-BASELINES = FIXED_METHODS + TUNED_METHODS
+METHODS = FIXED_METHODS + ROBUST_METHODS + TUNED_METHODS + TEACHER_METHODS
+BASELINES = FIXED_METHODS + ROBUST_METHODS + TUNED_METHODS
 LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
 TUNING_SEED_OFFSET = 20_000  # students that choose the learning rate: none of the compared
 TUNING_STUDENTS = 2
@@ -87,10 +89,19 @@ def _method_runner(
         loss = name.removesuffix("_tuned").removesuffix("_cosine")
         run = _fixed_run(cfg, env, loss, tuned_lr[loss], name.endswith("_cosine"))
         return lambda seed: run(seed, test)
-    loss = {"ce_trainval": "ce"}.get(name, name)
+    loss = {"ce_trainval": "ce", "ce_early_stop": "ce"}.get(name, name)
     fixed = FixedLossTeacher(loss)
     target = trainval_env if name == "ce_trainval" else env
+    if name == "ce_early_stop":
+        return lambda seed: early_stopped(fixed.teach(target, seed, cfg.eval_every, test))
     return lambda seed: fixed.teach(target, seed, cfg.eval_every, test)
+
+
+def early_stopped(result: EpisodeResult) -> EpisodeResult:
+    """The student at the evaluation point of its best (clean) validation accuracy, the
+    earliest of ties: early stopping, choosing only by the teacher's validation split."""
+    best = max(result.curve, key=lambda point: point["val_acc"])
+    return EpisodeResult(result.curve, best["val_acc"], best.get("test_acc"), result.diverged_steps)
 
 
 def _fixed_run(cfg: Config, env: Any, loss: str, lr: float, cosine: bool) -> Callable[..., Any]:
@@ -152,6 +163,7 @@ def compare(
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
+    record_noise(env.splits, out)
     results = {m: MethodResult(m) for m in methods}
     tuned = dict.fromkeys(
         m.removesuffix("_tuned").removesuffix("_cosine") for m in methods if m in TUNED_METHODS
@@ -225,7 +237,8 @@ def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
     n_seeds = len(next(iter(results.values())).results)
     lines = [
         f"dataset={cfg.dataset} student={cfg.student} steps={cfg.steps} "
-        f"lr={cfg.optim.lr} batch={cfg.optim.batch_size} seeds={n_seeds}",
+        f"lr={cfg.optim.lr} batch={cfg.optim.batch_size} seeds={n_seeds}"
+        + (f" label_noise={cfg.label_noise} ({cfg.label_noise_kind})" if cfg.label_noise else ""),
         "",
         "| method | test acc % (mean ± std) | min | max | Δ vs CE (paired) | beats CE "
         "| Δ vs base loss (paired) | beats base loss |",

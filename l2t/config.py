@@ -53,8 +53,8 @@ class TeacherConfig:
     hidden: int = 20  # LSTM hidden size (coordinate-wise, shared by all DLN weights)
     bptt: int = 1  # teacher steps per truncated backprop through the LSTM state
     fixed_loss: str = _choice(
-        "ce", "ce", "label_smoothing", "focal", "base_dln"
-    )  # agent=fixed: the loss it keeps
+        "ce", "ce", "label_smoothing", "focal", "gce", "sce", "bootstrap", "base_dln"
+    )  # agent=fixed: the loss it keeps (l2t/fixed_losses.py)
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
     estimator: str = _choice(
         "pes", "pes", "greedy", "tbptt", "es"
@@ -93,6 +93,10 @@ class Config:
     train_size: int = 0  # training samples kept (0 = all that remain after the val split)
     val_size: int = 1000  # samples split off the training set for the teacher's validation
     val_batch: int = 500  # validation samples per teacher step (0 = the whole val split)
+    label_noise: float = 0.0  # fraction of training labels changed (val and test stay clean)
+    label_noise_kind: str = _choice(
+        "symmetric", "symmetric", "pairflip"
+    )  # wrong label: any other class uniformly, or c -> c+1 mod C
     student: str = _choice(
         "mlp", "mlp", "cnn1d", "lenet", "resnet8", "resnet20", "resnet32", "resnet8_wide"
     )  # student architecture
@@ -260,6 +264,8 @@ def _check_ranges(cfg: Config) -> None:
     }.items():
         if not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    if not 0.0 <= cfg.label_noise < 1.0:
+        raise ConfigError(f"config key 'label_noise' must be in [0, 1); got {cfg.label_noise}")
     if cfg.select_students < 0:
         raise ConfigError(f"config key 'select_students' must be >= 0; got {cfg.select_students}")
     if cfg.select_students == 0 and t.agent in ("lstm", "mlp"):

@@ -16,10 +16,38 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from l2t.config import ConfigError
+from l2t.config import Config, ConfigError
 
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100", "mnist", "fashion-mnist")
+NOISE_KINDS = ("symmetric", "pairflip")
 _TEST_SPLIT_SEED = 12345  # datasets without a published test split get one fixed test set
+_NOISE_STREAM = 0x4E015E  # the noise draw's own random stream beside the split's (same seed)
+
+
+@dataclass
+class LabelNoise:
+    """Which training labels a run corrupted (docs/design.md §6): positions in the train
+    split, the true and the given labels. Recorded in every run directory."""
+
+    rate: float
+    kind: str
+    seed: int
+    train_size: int
+    index: np.ndarray  # positions in the train split whose label was changed
+    clean: np.ndarray  # their true labels
+    noisy: np.ndarray  # the labels the students are given
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rate": self.rate,
+            "kind": self.kind,
+            "seed": self.seed,
+            "train_size": self.train_size,
+            "changed": len(self.index),
+            "index": self.index.tolist(),
+            "clean": self.clean.tolist(),
+            "noisy": self.noisy.tolist(),
+        }
 
 
 @dataclass
@@ -34,6 +62,7 @@ class Splits:
     y_val: Tensor
     x_test: Tensor
     y_test: Tensor
+    noise: LabelNoise | None = None  # the training labels changed by `label_noise`
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -50,6 +79,7 @@ class Splits:
             self.y_val,
             self.x_test,
             self.y_test,
+            self.noise,
         )
 
 
@@ -140,8 +170,14 @@ def load_data(
     data_dir: str = "",
     val_size: int = 1000,
     train_size: int = 0,
+    label_noise: float = 0.0,
+    label_noise_kind: str = "symmetric",
 ) -> Splits:
-    """Load `name`, split val off train with `seed`, move everything to `device`."""
+    """Load `name`, split val off train with `seed`, move everything to `device`.
+
+    `label_noise` corrupts that fraction of the training labels (`corrupt_labels`, seeded
+    by `seed`); the validation and test labels stay clean: the teacher's validation split
+    is the small trusted set that learned losses and reweighting methods assume."""
     root = Path(data_dir or ".").expanduser()
     if name == "mnist1d":
         x, y, x_test, y_test = _mnist1d()
@@ -162,9 +198,11 @@ def load_data(
     if train_size:
         train = train[:train_size]
     num_classes = int(max(y.max(), y_test.max())) + 1
+    y_train, noise = np.asarray(y[train], dtype=np.int64), None
+    if label_noise:
+        y_train, noise = corrupt_labels(y_train, label_noise, label_noise_kind, num_classes, seed)
 
-    def tensors(idx: np.ndarray | None, xs: np.ndarray, ys: np.ndarray) -> tuple[Tensor, Tensor]:
-        xs, ys = (xs, ys) if idx is None else (xs[idx], ys[idx])
+    def tensors(xs: np.ndarray, ys: np.ndarray) -> tuple[Tensor, Tensor]:
         return (
             torch.as_tensor(np.asarray(xs, dtype=np.float32), device=device),
             torch.as_tensor(np.asarray(ys, dtype=np.int64), device=device),
@@ -173,15 +211,51 @@ def load_data(
     return Splits(
         name,
         num_classes,
-        *tensors(train, x, y),
-        *tensors(val, x, y),
-        *tensors(None, x_test, y_test),
+        *tensors(x[train], y_train),
+        *tensors(x[val], y[val]),
+        *tensors(x_test, y_test),
+        noise,
     )
 
 
-def sample_batches(
-    num_samples: int, batch_size: int, count: int, generator: torch.Generator, device: torch.device
-) -> Tensor:
-    """`count` independent batches of indices, drawn with replacement across batches."""
-    idx = torch.randint(num_samples, (count, batch_size), generator=generator)
-    return idx.to(device)
+def corrupt_labels(
+    y: np.ndarray, rate: float, kind: str, num_classes: int, seed: int
+) -> tuple[np.ndarray, LabelNoise]:
+    """`round(rate * n)` labels, drawn with `seed`, changed to another class: a uniformly
+    drawn one (`symmetric`) or the next one, c -> c + 1 mod C (`pairflip`). Exactly that
+    many labels change, so the noise rate is the fraction of wrong labels."""
+    if kind not in NOISE_KINDS:
+        raise ConfigError(f"label_noise_kind must be one of {', '.join(NOISE_KINDS)}; got {kind!r}")
+    rng = np.random.default_rng([seed, _NOISE_STREAM])
+    index = np.sort(rng.choice(len(y), size=round(rate * len(y)), replace=False))
+    clean = y[index]
+    if kind == "symmetric":  # a shift of 1..C-1 classes: any other class, uniformly
+        shift = rng.integers(1, num_classes, size=len(index))
+    else:
+        shift = np.ones(len(index), dtype=np.int64)
+    noisy = (clean + shift) % num_classes
+    out = y.copy()
+    out[index] = noisy
+    return out, LabelNoise(rate, kind, seed, len(y), index, clean, noisy)
+
+
+def load_splits(cfg: Config, device: str | torch.device = "cpu") -> Splits:
+    """The data a run configures: its dataset, split and label noise."""
+    return load_data(
+        cfg.dataset,
+        cfg.seed,
+        device,
+        cfg.data_dir,
+        cfg.val_size,
+        cfg.train_size,
+        cfg.label_noise,
+        cfg.label_noise_kind,
+    )
+
+
+def record_noise(splits: Splits, run_dir: str | Path) -> None:
+    """Write which training labels are wrong to `run_dir/label_noise.json` (if any are)."""
+    from l2t.checkpoint import atomic_write_json
+
+    if splits.noise is not None:
+        atomic_write_json(splits.noise.to_dict(), Path(run_dir) / "label_noise.json")

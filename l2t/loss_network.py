@@ -17,11 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from l2t.labels import labels_of
+
 NEGATIVE_SLOPE = 0.01
 
 
 def pair_features(logits: Tensor, targets: Tensor) -> Tensor:
     """(B, C) logits -> (B, C, 4) features `[s(z_y), s(z_j), 1, 0]` for every class j."""
+    targets = labels_of(targets)
     probs = torch.sigmoid(logits)
     p_target = probs.gather(1, targets[:, None]).expand_as(probs)
     ones = torch.ones_like(probs)
@@ -39,12 +42,14 @@ def dln_apply(phi: Sequence[Tensor], features: Tensor) -> Tensor:
 def dln_loss(phi: Sequence[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
     """Mean over samples of the summed pair losses over the sample's non-target classes."""
     pair_losses = dln_apply(phi, pair_features(logits, targets))
+    targets = labels_of(targets)
     not_target = torch.ones_like(pair_losses).scatter_(1, targets[:, None], 0.0)
     return (pair_losses * not_target).sum(dim=1).mean()
 
 
 def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """sum_{j != y} softplus(z_j - z_y), averaged over samples: the DLN's initial loss."""
+    targets = labels_of(targets)
     margins = logits - logits.gather(1, targets[:, None])
     pair = F.softplus(margins).scatter(1, targets[:, None], 0.0)
     return pair.sum(dim=1).mean()

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from l2t.fixed_losses import focal_loss
+from l2t.labels import labels_of
 from l2t.loss_network import pairwise_logistic_loss
 
 TERMS = ("cross_entropy", "pairwise_logistic", "uniform_ce", "focal")
@@ -15,14 +17,9 @@ BASE_COEFFICIENTS = (1.0, 0.0, 0.0, 0.0)
 BOUND = 1.0  # an action in [-1, 1] moves each coefficient by at most this much
 
 
-def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0) -> Tensor:
-    """Lin et al. 2017: cross-entropy down-weighted by (1 - p_target)^gamma."""
-    log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
-    return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
-
-
 def loss_terms(logits: Tensor, targets: Tensor) -> Tensor:
     """The family's basis losses, stacked in the order of `TERMS`."""
+    targets = labels_of(targets)
     log_p = F.log_softmax(logits, dim=1)
     return torch.stack(
         [

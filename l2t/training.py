@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError
-from l2t.data import load_data
+from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.estimators import ESTIMATORS, Estimator, EstimatorConfig
 from l2t.plots import plot_curves, plot_schedule
@@ -207,7 +207,7 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    splits = load_data(cfg.dataset, cfg.seed, device, cfg.data_dir, cfg.val_size, cfg.train_size)
+    splits = load_splits(cfg, device)
     env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
     teacher = make_teacher(cfg, env)
     # policies (LSTM, MLP) learn from an estimator's population of lifetimes, one update per
@@ -231,6 +231,7 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
         if estimator is not None:
             estimator.load_state_dict(ckpt["estimator"])
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
+    record_noise(splits, run_dir)
     tracker = Tracker(run_dir, cfg, keep_lines)
     bar = tqdm(
         total=cfg.episodes * per_episode,

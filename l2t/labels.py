@@ -1,0 +1,37 @@
+"""Training targets as one tensor per batch: hard labels (B,), or, with distillation, the
+label and a model's logits packed as floats (B, 1 + C) (docs/design.md §6).
+
+One tensor keeps batches, unrolls and every estimator unchanged whether or not a model
+teaches: only the losses look inside, through these functions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def pack(labels: Tensor, model_logits: Tensor) -> Tensor:
+    """(N,) labels and (N, C) logits -> (N, 1 + C) targets (labels exact as floats)."""
+    return torch.cat([labels[:, None].to(model_logits.dtype), model_logits], dim=1)
+
+
+def labels_of(targets: Tensor) -> Tensor:
+    """The hard labels (B,) of a batch's targets."""
+    return targets if targets.ndim == 1 else targets[:, 0].long()
+
+
+def model_logits_of(targets: Tensor) -> Tensor | None:
+    """The teaching model's logits (B, C), or None without distillation."""
+    return None if targets.ndim == 1 else targets[:, 1:]
+
+
+def soft_labels(targets: Tensor, num_classes: int, temperature: float, mix: float) -> Tensor:
+    """`(1 - mix) * onehot(y) + mix * softmax(model_logits / T)`; the one-hot label alone
+    when the targets carry no model."""
+    onehot = F.one_hot(labels_of(targets), num_classes).float()
+    logits = model_logits_of(targets)
+    if logits is None:
+        return onehot
+    return (1 - mix) * onehot + mix * F.softmax(logits / temperature, dim=1)
