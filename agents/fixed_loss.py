@@ -6,14 +6,16 @@ from torch import Tensor
 
 from agents.base import Teacher
 from envs.student_training import StudentTrainingEnv
+from l2t.distill import kd_loss
 from l2t.fixed_losses import LOSSES, fixed_loss
 
-FIXED_LOSSES = (*LOSSES, "base_dln")
+FIXED_LOSSES = (*LOSSES, "kd", "base_dln")
 
 
 class FixedLossTeacher(Teacher):
     """A loss of `l2t.fixed_losses` (cross-entropy, its variants, the noise-robust losses),
-    or `base_dln` (the DLN's fixed phi_0)."""
+    `kd` (vanilla distillation at the env's `distill.mix` and `distill.temperature`), or
+    `base_dln` (the DLN's fixed phi_0)."""
 
     kind = "fixed"
 
@@ -26,6 +28,9 @@ class FixedLossTeacher(Teacher):
     def loss_fn(self, env: StudentTrainingEnv, logits: Tensor, targets: Tensor) -> Tensor:
         if self.loss == "base_dln":
             return env.base_loss(logits, targets)
+        if self.loss == "kd":
+            distill = env.cfg.distill
+            return kd_loss(logits, targets, distill.mix, distill.temperature)
         return fixed_loss(self.loss, logits, targets)
 
     def start_episode(self, env: StudentTrainingEnv) -> None:

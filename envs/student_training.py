@@ -51,7 +51,7 @@ from l2t.loss_network import DynamicLossNetwork
 from l2t.parametric_loss import BASE_COEFFICIENTS
 from l2t.student_state import SGD, LossFn, StudentState, forward, unroll, validate
 from l2t.students import build_student
-from l2t.task import Task, loss_fn, params_from_action
+from l2t.task import Task, params_from_action
 
 STATE_NAMES = ("progress", "train_loss", "val_loss", "val_acc", "grad_norm")
 LOSS_STATE_NAMES = ("g_mean_over_rms", "g_log10_rms", "g_frac_positive", "g_log10_max")
@@ -78,8 +78,9 @@ def base_loss_params(cfg: Config) -> list[Tensor]:
         return [torch.tensor(BASE_COEFFICIENTS)]
     torch.manual_seed(cfg.seed)
     network = DynamicLossNetwork(cfg.loss.hidden, cfg.loss.layers)
-    if cfg.loss.init == "pairwise_logistic":
-        network.fit_pairwise_logistic(cfg.loss.init_steps, seed=cfg.seed)
+    if cfg.loss.init == "pairwise_logistic":  # with distillation: its pairwise KD form
+        soft = bool(cfg.distill.model)
+        network.fit_pairwise_logistic(cfg.loss.init_steps, seed=cfg.seed, soft_labels=soft)
     return [w.detach().clone() for w in network.phi]
 
 
@@ -205,7 +206,7 @@ class StudentTrainingEnv(gym.Env):
     # -- loss parameters ---------------------------------------------------------------
     def loss_fn(self, params: list[Tensor]) -> LossFn:
         """The student's loss for loss parameters of this env's family."""
-        return loss_fn(self.cfg.loss.family, params)
+        return self.task.loss_fn(params)
 
     def base_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return self.loss_fn(self.base_phi)(logits, targets)

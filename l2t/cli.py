@@ -22,6 +22,16 @@ def _train_teacher(args: argparse.Namespace) -> None:
     print(f"test accuracy, fixed base-loss student:       {result.base_loss_test_acc:.4f}")
 
 
+def _train_model(args: argparse.Namespace) -> None:
+    from l2t.distill import train_model
+
+    overrides = args.overrides if _gave_out(args.overrides) else ["out=runs/model", *args.overrides]
+    cfg = load_config(args.config, overrides)
+    summary = train_model(cfg)
+    print(f"model: {cfg.out}/model.pt ({cfg.student} on {cfg.dataset})")
+    print(f"test accuracy {summary['test_acc']:.4f}; use it with distill.model={cfg.out}/model.pt")
+
+
 def _pop(overrides: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
     """Split command arguments (`teacher=RUN_DIR`, `mode=...`) from config overrides."""
     picked, rest = {}, []
@@ -98,6 +108,10 @@ def _bench(args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
     "train-teacher": (_train_teacher, "meta-train a teacher; write a run directory"),
+    "train-model": (
+        _train_model,
+        "train a plain model with cross-entropy, to distill from (distill.model=PATH)",
+    ),
     "teach": (
         _teach,
         "train a new student with a saved teacher: teacher=RUN_DIR mode=online|schedule",

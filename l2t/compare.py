@@ -24,14 +24,15 @@ from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
 from l2t.data import record_noise
 from l2t.device import resolve_device
+from l2t.distill import DISTILL_METHODS, kd_baseline
 from l2t.teaching import EpisodeResult
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
 ROBUST_METHODS = ("gce", "sce", "bootstrap", "ce_early_stop")  # for noisy labels
 TUNED_METHODS = ("ce_tuned", "base_dln_tuned", "ce_cosine", "base_dln_cosine")
 TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule")
-METHODS = FIXED_METHODS + ROBUST_METHODS + TUNED_METHODS + TEACHER_METHODS
-BASELINES = FIXED_METHODS + ROBUST_METHODS + TUNED_METHODS
+METHODS = FIXED_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS + TEACHER_METHODS
+BASELINES = FIXED_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS
 LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
 TUNING_SEED_OFFSET = 20_000  # students that choose the learning rate: none of the compared
 TUNING_STUDENTS = 2
@@ -85,6 +86,10 @@ def _method_runner(
         mode = "online" if name == "teacher_online" else "schedule"
         teacher = load_teacher(run_dir, mode, env.device)
         return lambda seed: teacher.teach(env, seed, cfg.eval_every, test)
+    if name in DISTILL_METHODS:
+        kd_env, _ = kd_baseline(name, cfg, env, tuning_seeds(cfg))
+        kd = FixedLossTeacher("kd")
+        return lambda seed: kd.teach(kd_env, seed, cfg.eval_every, test)
     if name in TUNED_METHODS:
         loss = name.removesuffix("_tuned").removesuffix("_cosine")
         run = _fixed_run(cfg, env, loss, tuned_lr[loss], name.endswith("_cosine"))
@@ -128,12 +133,17 @@ def _fixed_run(cfg: Config, env: Any, loss: str, lr: float, cosine: bool) -> Cal
     return run
 
 
+def tuning_seeds(cfg: Config) -> list[int]:
+    """The students that choose a baseline's hyper-parameters: none of the compared ones."""
+    from l2t.training import episode_seed
+
+    return [episode_seed(cfg.seed, TUNING_SEED_OFFSET + i) for i in range(TUNING_STUDENTS)]
+
+
 def tune_lr(cfg: Config, env: Any, loss: str) -> float:
     """The learning rate from `LR_GRID` with the best mean final validation accuracy over
     `TUNING_STUDENTS` students of their own (none of the compared ones)."""
-    from l2t.training import episode_seed
-
-    seeds = [episode_seed(cfg.seed, TUNING_SEED_OFFSET + i) for i in range(TUNING_STUDENTS)]
+    seeds = tuning_seeds(cfg)
 
     def score(lr: float) -> float:
         run = _fixed_run(cfg, env, loss, lr, cosine=False)

@@ -53,7 +53,7 @@ class TeacherConfig:
     hidden: int = 20  # LSTM hidden size (coordinate-wise, shared by all DLN weights)
     bptt: int = 1  # teacher steps per truncated backprop through the LSTM state
     fixed_loss: str = _choice(
-        "ce", "ce", "label_smoothing", "focal", "gce", "sce", "bootstrap", "base_dln"
+        "ce", "ce", "label_smoothing", "focal", "gce", "sce", "bootstrap", "kd", "base_dln"
     )  # agent=fixed: the loss it keeps (l2t/fixed_losses.py)
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
     estimator: str = _choice(
@@ -75,6 +75,13 @@ class TeacherConfig:
 class UnrollConfig:
     steps: int = 15  # K: differentiable student steps per teacher step
     backend: str = _choice("func", "func", "higher")  # second-order unrolls: torch.func or higher
+
+
+@dataclass
+class DistillConfig:
+    model: str = ""  # a model.pt of `l2t train-model` whose soft labels students learn from
+    temperature: float = 4.0  # T: the model's probabilities are softmax(logits / T)
+    mix: float = 0.5  # weight of the soft labels: KD's a, the DLN's label slots' mix
 
 
 @dataclass
@@ -114,6 +121,7 @@ class Config:
     loss: LossNetConfig = field(default_factory=LossNetConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,6 +272,12 @@ def _check_ranges(cfg: Config) -> None:
     }.items():
         if not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    if not cfg.distill.temperature > 0:
+        raise ConfigError(
+            f"config key 'distill.temperature' must be > 0; got {cfg.distill.temperature}"
+        )
+    if not 0.0 <= cfg.distill.mix <= 1.0:
+        raise ConfigError(f"config key 'distill.mix' must be in [0, 1]; got {cfg.distill.mix}")
     if not 0.0 <= cfg.label_noise < 1.0:
         raise ConfigError(f"config key 'label_noise' must be in [0, 1); got {cfg.label_noise}")
     if cfg.select_students < 0:

@@ -63,13 +63,15 @@ class Splits:
     x_test: Tensor
     y_test: Tensor
     noise: LabelNoise | None = None  # the training labels changed by `label_noise`
+    model_logits: Tensor | None = None  # a teaching model's logits on x_train (distill.model)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
     def train_and_val(self) -> Splits:
-        """The split a user without a teacher would train on: train + val together."""
+        """The split a user without a teacher would train on: train + val together (hard
+        labels only: the val samples have no model logits)."""
         return Splits(
             self.name,
             self.num_classes,
@@ -240,8 +242,10 @@ def corrupt_labels(
 
 
 def load_splits(cfg: Config, device: str | torch.device = "cpu") -> Splits:
-    """The data a run configures: its dataset, split and label noise."""
-    return load_data(
+    """The data a run configures: its dataset, split, label noise and distillation model."""
+    from l2t.distill import attach_model
+
+    splits = load_data(
         cfg.dataset,
         cfg.seed,
         device,
@@ -251,6 +255,7 @@ def load_splits(cfg: Config, device: str | torch.device = "cpu") -> Splits:
         cfg.label_noise,
         cfg.label_noise_kind,
     )
+    return attach_model(splits, cfg)
 
 
 def record_noise(splits: Splits, run_dir: str | Path) -> None:

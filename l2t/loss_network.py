@@ -17,18 +17,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.labels import labels_of
+from l2t.labels import labels_of, soft_labels
 
 NEGATIVE_SLOPE = 0.01
 
 
-def pair_features(logits: Tensor, targets: Tensor) -> Tensor:
-    """(B, C) logits -> (B, C, 4) features `[s(z_y), s(z_j), 1, 0]` for every class j."""
-    targets = labels_of(targets)
+def pair_features(
+    logits: Tensor, targets: Tensor, temperature: float = 1.0, mix: float = 0.0
+) -> Tensor:
+    """(B, C) logits -> (B, C, 4) features `[s(z_y), s(z_j), q_y, q_j]` for every class j:
+    `q` the one-hot label (`[.., .., 1, 0]`), or with a model's logits in `targets` the soft
+    labels `l2t.labels.soft_labels` (docs/design.md §6)."""
+    labels = labels_of(targets)
     probs = torch.sigmoid(logits)
-    p_target = probs.gather(1, targets[:, None]).expand_as(probs)
-    ones = torch.ones_like(probs)
-    return torch.stack([p_target, probs, ones, torch.zeros_like(probs)], dim=-1)
+    p_target = probs.gather(1, labels[:, None]).expand_as(probs)
+    if targets.ndim == 1:  # hard labels: the constant slots, exactly as without distillation
+        q_target, q = torch.ones_like(probs), torch.zeros_like(probs)
+    else:
+        soft = soft_labels(targets, logits.shape[1], temperature, mix).to(probs)
+        q_target = soft.gather(1, labels[:, None]).expand_as(soft)
+        q = soft.scatter(1, labels[:, None], 0.0)  # the target's own pair is masked anyway
+    return torch.stack([p_target, probs, q_target, q], dim=-1)
 
 
 def dln_apply(phi: Sequence[Tensor], features: Tensor) -> Tensor:
@@ -39,9 +48,15 @@ def dln_apply(phi: Sequence[Tensor], features: Tensor) -> Tensor:
     return (hidden @ phi[-1].T).squeeze(-1)
 
 
-def dln_loss(phi: Sequence[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+def dln_loss(
+    phi: Sequence[Tensor],
+    logits: Tensor,
+    targets: Tensor,
+    temperature: float = 1.0,
+    mix: float = 0.0,
+) -> Tensor:
     """Mean over samples of the summed pair losses over the sample's non-target classes."""
-    pair_losses = dln_apply(phi, pair_features(logits, targets))
+    pair_losses = dln_apply(phi, pair_features(logits, targets, temperature, mix))
     targets = labels_of(targets)
     not_target = torch.ones_like(pair_losses).scatter_(1, targets[:, None], 0.0)
     return (pair_losses * not_target).sum(dim=1).mean()
@@ -74,12 +89,17 @@ class DynamicLossNetwork(nn.Module):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         return dln_loss(self.phi, logits, targets)
 
-    def fit_pairwise_logistic(self, steps: int = 1000, seed: int = 0) -> float:
+    def fit_pairwise_logistic(
+        self, steps: int = 1000, seed: int = 0, soft_labels: bool = False
+    ) -> float:
         """Fit the DLN to `softplus(z_j - z_y)` so the student gets a sensible loss from step 0.
 
         Logit pairs are drawn from N(0, 2.5^2), the range students visit while training
-        (measured: wider ranges fit the saturated corners at the expense of the middle);
-        returns the final mean squared error of the fit.
+        (measured: wider ranges fit the saturated corners at the expense of the middle).
+        With `soft_labels` the label slots vary too and the target is the pairwise
+        distillation loss `q_y softplus(z_j - z_y) + q_j softplus(z_y - z_j)` (the pairwise
+        logistic loss at one-hot labels; half the draws are one-hot, docs/design.md §6).
+        Returns the final mean squared error of the fit.
         """
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=1e-2)
@@ -88,16 +108,25 @@ class DynamicLossNetwork(nn.Module):
         for _ in range(steps):
             z = 2.5 * torch.randn(2048, 2, generator=generator)
             probs = torch.sigmoid(z)
-            features = torch.stack(
-                [probs[:, 0], probs[:, 1], torch.ones(2048), torch.zeros(2048)], dim=-1
-            )
-            target = F.softplus(z[:, 1] - z[:, 0])
+            q_y, q_j = torch.ones(2048), torch.zeros(2048)
+            if soft_labels:
+                q_y, q_j = _label_pairs(2048, generator)
+            features = torch.stack([probs[:, 0], probs[:, 1], q_y, q_j], dim=-1)
+            target = q_y * F.softplus(z[:, 1] - z[:, 0]) + q_j * F.softplus(z[:, 0] - z[:, 1])
             error = F.mse_loss(dln_apply(self.phi, features), target)
             optimizer.zero_grad()
             error.backward()
             optimizer.step()
             schedule.step()
         return error.item()
+
+
+def _label_pairs(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(q_y, q_j) of soft labels: half one-hot (1, 0), half q_y ~ U(0, 1), q_j ~ U(0, 1 - q_y)."""
+    q_y = torch.rand(n, generator=generator)
+    q_j = (1 - q_y) * torch.rand(n, generator=generator)
+    hard = torch.rand(n, generator=generator) < 0.5
+    return torch.where(hard, 1.0, q_y), torch.where(hard, 0.0, q_j)
 
 
 def loss_surface(phi: Sequence[Tensor], resolution: int = 50) -> Tensor:

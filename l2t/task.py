@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from l2t.config import Config
 from l2t.data import Splits
+from l2t.labels import pack
 from l2t.loss_network import dln_loss
 from l2t.parametric_loss import coefficients_from_unit, parametric_loss
 from l2t.student_state import SGD, LossFn, StudentState, state_of
@@ -30,17 +31,20 @@ class Batches:
     """The data of one teacher step: K training batches and one validation batch."""
 
     x: Tensor  # (K, B, ...)
-    y: Tensor  # (K, B)
+    y: Tensor  # (K, B) labels, or (K, B, 1 + C) with a model's logits (l2t.labels)
     x_val: Tensor
     y_val: Tensor
 
 
-def loss_fn(family: str, params: Sequence[Tensor]) -> LossFn:
+def loss_fn(
+    family: str, params: Sequence[Tensor], temperature: float = 1.0, mix: float = 0.0
+) -> LossFn:
     """The student's loss for loss parameters of `family` (`dln` weights or the four
-    `parametric` coefficients)."""
+    `parametric` coefficients); with distillation the DLN's label slots carry soft labels
+    of `temperature` and `mix` (the parametric family uses the hard labels)."""
     if family == "parametric":
         return lambda z, y: parametric_loss(params[0], z, y)
-    return lambda z, y: dln_loss(params, z, y)
+    return lambda z, y: dln_loss(params, z, y, temperature, mix)
 
 
 def params_from_action(
@@ -67,6 +71,8 @@ class Task:
         family: str = "dln",
         criterion: LossFn = F.cross_entropy,
         backend: str = "func",
+        temperature: float = 1.0,
+        mix: float = 0.0,
     ) -> None:
         self.splits = splits
         self.device = splits.x_train.device
@@ -81,6 +87,10 @@ class Task:
         self.family = family  # the loss parameters' family: dln | parametric
         self.criterion = criterion  # the validation loss: the meta-objective's term
         self.backend = backend  # second-order unrolls: func | higher
+        self.temperature, self.mix = temperature, mix  # distillation's soft labels
+        # a teaching model's logits travel with the labels (l2t.labels); else hard labels
+        logits = splits.model_logits
+        self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
 
     @classmethod
     def from_config(cls, cfg: Config, splits: Splits) -> Task:
@@ -94,6 +104,8 @@ class Task:
             cfg.val_batch,
             cfg.loss.family,
             backend=cfg.unroll.backend,
+            temperature=cfg.distill.temperature,
+            mix=cfg.distill.mix,
         )
 
     @property
@@ -119,7 +131,7 @@ class Task:
             x_val, y_val = self.splits.x_val[vidx], self.splits.y_val[vidx]
         else:
             x_val, y_val = self.splits.x_val, self.splits.y_val
-        return Batches(self.splits.x_train[idx], self.splits.y_train[idx], x_val, y_val)
+        return Batches(self.splits.x_train[idx], self.train_targets[idx], x_val, y_val)
 
     def loss_fn(self, params: Sequence[Tensor]) -> LossFn:
-        return loss_fn(self.family, params)
+        return loss_fn(self.family, params, self.temperature, self.mix)

@@ -1,0 +1,111 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from l2t.cli import main
+from l2t.distill import kd_loss
+from l2t.labels import labels_of, pack, soft_labels
+from l2t.loss_network import DynamicLossNetwork, dln_loss, pair_features
+
+TINY = ["steps=40", "eval_every=20", "loss.init_steps=20", "unroll.steps=5", "val_batch=100"]
+
+
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    logits = (2 * torch.randn(6, 5, generator=g)).double()
+    labels = torch.randint(5, (6,), generator=g)
+    model = (3 * torch.randn(6, 5, generator=g)).double()
+    return logits, labels, model
+
+
+def test_kd_matches_hintons_formula_and_is_ce_at_weight_0():
+    z, y, m = _batch()
+    targets = pack(y, m)
+    t = 3.0
+    p_model = (m / t).softmax(1)
+    kl = (p_model * (p_model.log() - (z / t).log_softmax(1))).sum(1).mean()
+    expected = 0.3 * F.cross_entropy(z, y) + 0.7 * t**2 * kl
+    assert torch.allclose(kd_loss(z, targets, 0.7, t), expected)
+    assert torch.allclose(kd_loss(z, targets, 0.0, t), F.cross_entropy(z, y))
+    z.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: kd_loss(x, targets, 0.7, t), (z,))
+
+
+def test_packed_targets_keep_labels_and_mix_soft_labels():
+    _, y, m = _batch(1)
+    targets = pack(y, m)
+    assert torch.equal(labels_of(targets), y)
+    q = soft_labels(targets, 5, 2.0, 0.25)
+    assert torch.allclose(q, 0.75 * F.one_hot(y, 5) + 0.25 * (m / 2).softmax(1))
+    assert torch.allclose(q.sum(1), torch.ones(6, dtype=q.dtype))
+
+
+def test_without_distillation_the_dln_sees_exactly_the_constant_label_slots():
+    z, y, m = _batch(2)
+    hard = pair_features(z, y)
+    assert torch.equal(hard[..., 2], torch.ones_like(z)) and torch.equal(hard[..., 3], 0 * z)
+    # a model's logits at mix 0 are the same input, so the same loss
+    assert torch.equal(pair_features(z, pack(y, m), 4.0, 0.0), hard)
+    soft = pair_features(z, pack(y, m), 4.0, 0.5)
+    assert not torch.equal(soft, hard)
+    phi = [w.double() for w in DynamicLossNetwork().phi]
+    assert torch.equal(dln_loss(phi, z, pack(y, m), 4.0, 0.0), dln_loss(phi, z, y))
+
+
+def test_the_base_dln_fits_the_pairwise_distillation_loss():
+    torch.manual_seed(0)
+    network = DynamicLossNetwork(hidden=20, layers=2)
+    network.fit_pairwise_logistic(steps=600, soft_labels=True)
+    z = torch.tensor([[2.0, -1.0], [0.0, 0.5], [-1.0, 1.0]])
+    q = torch.tensor([[0.7, 0.2], [0.5, 0.5], [1.0, 0.0]])
+    p = torch.sigmoid(z)
+    features = torch.stack([p[:, 0], p[:, 1], q[:, 0], q[:, 1]], dim=-1)
+    expected = q[:, 0] * F.softplus(z[:, 1] - z[:, 0]) + q[:, 1] * F.softplus(z[:, 0] - z[:, 1])
+    from l2t.loss_network import dln_apply
+
+    assert torch.allclose(dln_apply(network.phi, features).detach(), expected, atol=0.1)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "m"
+    assert main(["train-model", "student=cnn1d", f"out={out}", *TINY]) == 0
+    return out / "model.pt"
+
+
+def test_train_model_writes_a_model_that_teaches_a_student(model_path, tmp_path):
+    summary = json.loads((model_path.parent / "summary.json").read_text())
+    assert summary["student"] == "cnn1d" and summary["test_acc"] > 0.1
+    run = tmp_path / "run"
+    args = ["train-teacher", f"distill.model={model_path}", "episodes=1", "select_students=1"]
+    assert main([*args, f"out={run}", *TINY]) == 0
+    assert json.loads((run / "summary.json").read_text())["teacher_test_acc"] > 0.1
+    out = tmp_path / "cmp"
+    methods = "methods=ce,kd,base_dln"
+    assert (
+        main(["compare", f"distill.model={model_path}", methods, "seeds=1", f"out={out}", *TINY])
+        == 0
+    )
+    assert "| kd |" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("problem", ["missing", "wrong data", "not a model"])
+def test_a_model_that_does_not_exist_or_fit_is_one_line(model_path, tmp_path, capsys, problem):
+    path = (
+        {"missing": tmp_path / "nope.pt", "wrong data": model_path}[problem]
+        if problem != "not a model"
+        else tmp_path / "x.pt"
+    )
+    if problem == "not a model":
+        torch.save({"weights": torch.zeros(2)}, path)
+    dataset = ["dataset=digits", "student=lenet"] if problem == "wrong data" else []
+    args = ["compare", f"distill.model={path}", "methods=kd", "seeds=1", *dataset]
+    assert main([*args, f"out={tmp_path / 'c'}", *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {"missing": "does not exist", "wrong data": "takes input", "not a model": "not a model"}[
+        problem
+    ] in err
