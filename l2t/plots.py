@@ -118,6 +118,50 @@ def plot_loss_scale(schedules: dict[str, Schedule], base_phi: Sequence[Tensor], 
     return _save(fig, ax, out)
 
 
+def label_pull(loss: Any, classes: int = 10, points: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """How hard a loss pulls a sample towards its given label, against the model's
+    probability of that label: `-dL/dz_y` per sample, for samples whose label logit sweeps
+    from confidently wrong to confidently right (the other logits one fixed N(0, 1.5^2)
+    draw). Under label noise the confidently wrong samples are mostly the mislabelled ones:
+    cross-entropy pulls them hardest, noise-robust losses hardly at all."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    others = 1.5 * torch.randn(classes, generator=generator)
+    logits = others.repeat(points, 1)
+    logits[:, 0] = torch.linspace(-8.0, 8.0, points)
+    logits.requires_grad_()
+    targets = torch.zeros(points, dtype=torch.long)
+    (grad,) = torch.autograd.grad(loss(logits, targets) * points, logits)  # per-sample terms
+    p_label = logits.detach().softmax(dim=1)[:, 0]
+    return p_label.numpy(), -grad[:, 0].numpy()
+
+
+def plot_label_pull(losses: dict[str, Any], out: Path) -> Path:
+    """`label_pull` of each loss, as it is (the scale acts as a learning rate) and relative
+    to its own maximum (the shape: which samples it gives up on)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, loss in losses.items():
+        p, pull = label_pull(loss)
+        dashed = name in ("cross-entropy", "GCE", "SCE", "bootstrapping")
+        style = {"ls": "--" if dashed else "-", "lw": 1.2 if dashed else 2}
+        axes[0].plot(p, pull, label=name, **style)
+        axes[1].plot(p, pull / max(pull.max(), 1e-12), **style)
+    titles = ("pull towards the given label", "the same, relative to each loss's maximum")
+    for ax, title, label in zip(axes, titles, ("-dL/dz_y", "-dL/dz_y / max")):
+        ax.set_xscale("log")
+        ax.set_xlabel("model's probability of the sample's given label")
+        ax.set_ylabel(label)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Under label noise the confidently wrong samples (left) are mostly mislabelled")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def _save(fig: Any, ax: Any, out: Path) -> Path:
     """Legend, grid, tight layout, one file; the figure is closed."""
     ax.legend(fontsize=8)
@@ -137,4 +181,26 @@ def plot_schedule(
     return [
         plot_learned_loss(schedule, base_phi, plots / "learned_loss.png"),
         plot_loss_scale({"learned loss": schedule}, base_phi, plots / "loss_scale.png"),
+        plot_label_pull(label_pull_losses(schedule, base_phi), plots / "label_pull.png"),
     ]
+
+
+def label_pull_losses(schedule: Schedule, base_phi: Sequence[Tensor]) -> dict[str, Any]:
+    """The fixed losses and the learned one at the start, middle and end of training."""
+    from l2t.fixed_losses import cross_entropy, generalized_ce, soft_bootstrap, symmetric_ce
+    from l2t.loss_network import dln_loss
+
+    def dln(phi: Sequence[Tensor]) -> Any:
+        weights = [w.detach().cpu() for w in phi]
+        return lambda z, y: dln_loss(weights, z, y)
+
+    losses: dict[str, Any] = {
+        "cross-entropy": cross_entropy,
+        "GCE": generalized_ce,
+        "SCE": symmetric_ce,
+        "bootstrapping": soft_bootstrap,
+        "base loss": dln(base_phi),
+    }
+    for point in (0.0, 0.5, 1.0):
+        losses[f"learned, {point:.0%} of training"] = dln(schedule.phi_at(point))
+    return losses
