@@ -7,8 +7,8 @@ import pytest
 import envs.student_training
 from l2t.cli import main
 from l2t.compare import METHODS
-from l2t.distill import DISTILL_METHODS
 from l2t.config import from_dict
+from l2t.distill import DISTILL_METHODS
 from l2t.training import train_teacher
 
 
