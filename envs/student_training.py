@@ -78,9 +78,9 @@ def base_loss_params(cfg: Config) -> list[Tensor]:
         return [torch.tensor(BASE_COEFFICIENTS)]
     torch.manual_seed(cfg.seed)
     network = DynamicLossNetwork(cfg.loss.hidden, cfg.loss.layers)
-    if cfg.loss.init == "pairwise_logistic":  # with distillation: its pairwise KD form
+    if cfg.loss.init != "random":  # with distillation: its pairwise KD form
         soft = bool(cfg.distill.model)
-        network.fit_pairwise_logistic(cfg.loss.init_steps, seed=cfg.seed, soft_labels=soft)
+        network.fit(cfg.loss.init, cfg.loss.init_steps, seed=cfg.seed, soft_labels=soft)
     return [w.detach().clone() for w in network.phi]
 
 

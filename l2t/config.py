@@ -38,7 +38,9 @@ class LossNetConfig:
     hidden: int = 40  # width of the DLN's hidden layers (paper: 40)
     layers: int = 4  # number of hidden layers (paper: 4)
     family: str = _choice("dln", "dln", "parametric")  # a loss network, or 4 loss coefficients
-    init: str = _choice("pairwise_logistic", "pairwise_logistic", "random")  # DLN start
+    init: str = _choice(
+        "pairwise_logistic", "pairwise_logistic", "pairwise_sce", "random"
+    )  # the pair loss the DLN starts as (l2t/loss_network.py PAIR_LOSSES), or random
     init_steps: int = 1000  # Adam steps fitting the DLN to its initial loss
 
 

@@ -70,6 +70,18 @@ def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return pair.sum(dim=1).mean()
 
 
+def _pairwise_sce(margin: Tensor) -> Tensor:
+    """Symmetric cross-entropy on the pair's probability `p = s(z_y - z_j)` (the SCE of
+    `l2t.fixed_losses` for two classes): `0.1 (-log p) + 1.0 * 4 (1 - p)`."""
+    return 0.1 * F.softplus(-margin) + 4.0 * torch.sigmoid(-margin)
+
+
+PAIR_LOSSES = {  # the pair loss of the margin z_y - z_j that the DLN starts as (loss.init)
+    "pairwise_logistic": lambda margin: F.softplus(-margin),
+    "pairwise_sce": _pairwise_sce,  # bounded: gives up on confidently wrong pairs (noise)
+}
+
+
 class DynamicLossNetwork(nn.Module):
     """Holds the base weights `phi_0`; the teacher's `phi` are offsets of or steps from them."""
 
@@ -89,18 +101,24 @@ class DynamicLossNetwork(nn.Module):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         return dln_loss(self.phi, logits, targets)
 
-    def fit_pairwise_logistic(
-        self, steps: int = 1000, seed: int = 0, soft_labels: bool = False
+    def fit(
+        self,
+        init: str = "pairwise_logistic",
+        steps: int = 1000,
+        seed: int = 0,
+        soft_labels: bool = False,
     ) -> float:
-        """Fit the DLN to `softplus(z_j - z_y)` so the student gets a sensible loss from step 0.
+        """Fit the DLN to a pair loss of `PAIR_LOSSES` so the student gets a sensible loss
+        from step 0.
 
         Logit pairs are drawn from N(0, 2.5^2), the range students visit while training
         (measured: wider ranges fit the saturated corners at the expense of the middle).
-        With `soft_labels` the label slots vary too and the target is the pairwise
-        distillation loss `q_y softplus(z_j - z_y) + q_j softplus(z_y - z_j)` (the pairwise
-        logistic loss at one-hot labels; half the draws are one-hot, docs/design.md §6).
+        With `soft_labels` the label slots vary too and the target is the pair loss's
+        distillation form `q_y f(z_y - z_j) + q_j f(z_j - z_y)` (the pair loss itself at
+        one-hot labels; half the draws are one-hot, docs/design.md §6).
         Returns the final mean squared error of the fit.
         """
+        pair_loss = PAIR_LOSSES[init]
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=1e-2)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -112,7 +130,8 @@ class DynamicLossNetwork(nn.Module):
             if soft_labels:
                 q_y, q_j = _label_pairs(2048, generator)
             features = torch.stack([probs[:, 0], probs[:, 1], q_y, q_j], dim=-1)
-            target = q_y * F.softplus(z[:, 1] - z[:, 0]) + q_j * F.softplus(z[:, 0] - z[:, 1])
+            margin = z[:, 0] - z[:, 1]
+            target = q_y * pair_loss(margin) + q_j * pair_loss(-margin)
             error = F.mse_loss(dln_apply(self.phi, features), target)
             optimizer.zero_grad()
             error.backward()

@@ -58,7 +58,7 @@ def test_without_distillation_the_dln_sees_exactly_the_constant_label_slots():
 def test_the_base_dln_fits_the_pairwise_distillation_loss():
     torch.manual_seed(0)
     network = DynamicLossNetwork(hidden=20, layers=2)
-    network.fit_pairwise_logistic(steps=600, soft_labels=True)
+    network.fit(steps=600, soft_labels=True)
     z = torch.tensor([[2.0, -1.0], [0.0, 0.5], [-1.0, 1.0]])
     q = torch.tensor([[0.7, 0.2], [0.5, 0.5], [1.0, 0.0]])
     p = torch.sigmoid(z)

@@ -7,7 +7,7 @@ from l2t.loss_network import DynamicLossNetwork, dln_loss, pairwise_logistic_los
 @pytest.mark.parametrize("classes", [2, 10, 100])
 def test_scalar_loss_for_any_class_count_and_target_logit_goes_up(classes):
     network = DynamicLossNetwork()
-    network.fit_pairwise_logistic(steps=300)
+    network.fit(steps=300)
     logits = torch.randn(8, classes, requires_grad=True)
     targets = torch.randint(classes, (8,))
     loss = network(logits, targets)
@@ -19,7 +19,7 @@ def test_scalar_loss_for_any_class_count_and_target_logit_goes_up(classes):
 
 def test_fitted_dln_mimics_pairwise_logistic_gradients():
     network = DynamicLossNetwork()
-    network.fit_pairwise_logistic(steps=1000)
+    network.fit(steps=1000)
     z = 2.0 * torch.randn(256, 10)
     y = torch.randint(10, (256,))
     z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
