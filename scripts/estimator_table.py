@@ -4,7 +4,9 @@ difference, 95% interval, t). Usage:
 
     python scripts/estimator_table.py [--against METHOD] NAME=COMPARE_DIR [NAME=COMPARE_DIR ...]
 
-`--against base_dln` compares with the teacher's own fixed base loss instead.
+`--against base_dln` compares with the teacher's own fixed base loss instead. Every run
+must hold the same cross-entropy students (one setting); a baseline that differs between
+runs (a base loss of another `loss.init`) gets a row per run, named after it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ def main(args: list[str]) -> None:
         for method, data in results.items():
             accs = data["test_acc"]
             if method in BASELINES:
-                if method in baselines and baselines[method] != accs:
-                    raise SystemExit(f"{directory}: baseline {method} differs: not one setting")
+                if method == "ce" and baselines.get("ce", accs) != accs:
+                    raise SystemExit(f"{directory}: cross-entropy differs: not one setting")
+                if baselines.get(method, accs) != accs:  # e.g. another base loss (loss.init)
+                    method = f"{method} ({name})"
                 baselines[method] = accs
             else:
                 teachers[f"{name}, {method.removeprefix('teacher_')}"] = accs

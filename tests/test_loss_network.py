@@ -49,3 +49,19 @@ def test_gradient_scale_reads_a_rescaled_loss():
     doubled = [*phi[:-1], 2.0 * phi[-1]]  # the loss is linear in its last layer's weights
     assert gradient_scale(phi, phi) == 1.0
     assert abs(gradient_scale(doubled, phi) - 2.0) < 1e-5
+
+
+def test_a_dln_started_as_pairwise_sce_gives_up_on_confidently_wrong_pairs():
+    torch.manual_seed(0)
+    robust, logistic = DynamicLossNetwork(), DynamicLossNetwork()
+    robust.fit("pairwise_sce", steps=600)
+    logistic.fit("pairwise_logistic", steps=600)
+    # one pair, two classes: the given label's logit far below the other's, then near it
+    pulls = {}
+    for name, network in (("robust", robust), ("logistic", logistic)):
+        z = torch.tensor([[-2.0, 2.0], [0.0, 0.5]], requires_grad=True)
+        network(z, torch.tensor([0, 0])).backward()
+        pulls[name] = -2 * z.grad[:, 0]  # per sample: the loss is the mean of two
+    assert pulls["logistic"][0] > 0.8, "the logistic loss pulls a confidently wrong pair hard"
+    assert pulls["robust"][0] < 0.3 * pulls["logistic"][0], "the bounded loss lets it go"
+    assert pulls["robust"][1] > 0.5, "and still learns from pairs near the boundary"
