@@ -3,14 +3,13 @@ or its recorded loss schedule replayed by training progress."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from l2t.checkpoint import atomic_write_json, atomic_write_text
+from l2t.checkpoint import atomic_write_json, atomic_write_text, to_json
 from l2t.config import Config, ConfigError, from_dict
 from l2t.data import Splits, load_splits, record_noise
 from l2t.device import resolve_device
@@ -108,7 +107,7 @@ def teach(run_dir: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[
     }
     atomic_write_json(summary, out / "summary.json")
     atomic_write_text(
-        json.dumps({"phase": "final", "curve": result.curve}) + "\n", out / "metrics.jsonl"
+        to_json({"phase": "final", "curve": result.curve}) + "\n", out / "metrics.jsonl"
     )
     plot_curves({f"{mode} teacher": [result.curve]}, out / "plots" / "curves.png")
     return summary

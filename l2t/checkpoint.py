@@ -4,6 +4,7 @@ are read back as data, never as code."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,25 @@ def atomic_write_text(text: str, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def finite_json(obj: Any) -> Any:
+    """`obj` with every non-finite float as None: JSON has no NaN or Infinity, and readers
+    other than Python's reject them (a diverged student's loss is NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON text of `obj` (non-finite floats as null)."""
+    return json.dumps(finite_json(obj), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(obj: Any, path: str | Path) -> None:
-    atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
+    atomic_write_text(to_json(obj, indent=2) + "\n", path)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
+from l2t.checkpoint import to_json
 from l2t.config import Config
 
 
@@ -86,7 +87,7 @@ class Tracker:
             self.wandb = None
 
     def log(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record) + "\n")
+        self.file.write(to_json(record) + "\n")
         self.file.flush()
         self.lines += 1
         if self.wandb is not None:

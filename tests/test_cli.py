@@ -126,3 +126,20 @@ def test_existing_run_is_not_overwritten(tiny_cfg, capsys):
     assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert Path(f"{tiny_cfg.out}/metrics.jsonl").read_text() == before
+
+
+def test_metrics_and_summaries_are_strict_json_with_null_for_non_finite_values(tiny_cfg):
+    from l2t.tracking import Tracker
+
+    run = Path(tiny_cfg.out)
+    run.mkdir(parents=True)
+    tracker = Tracker(run, tiny_cfg)
+    tracker.log({"phase": "meta", "val_loss": float("nan"), "curve": [{"x": float("inf")}]})
+    tracker.close()
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    line = (run / "metrics.jsonl").read_text().splitlines()[-1]
+    record = json.loads(line, parse_constant=refuse)
+    assert record["val_loss"] is None and record["curve"] == [{"x": None}]
