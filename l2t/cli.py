@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from l2t.config import Config, ConfigError, load_config, parse_overrides
+from l2t.config import Config, ConfigError, describe_keys, load_config, parse_overrides
 
 
 def _train_teacher(args: argparse.Namespace) -> None:
@@ -130,7 +130,12 @@ USAGE = "l2t <command> [--config FILE] [key=value ...]"
 
 def command_parser(name: str) -> argparse.ArgumentParser:
     """The parser of one command; options and key=value overrides may come in any order."""
-    p = argparse.ArgumentParser(prog=f"l2t {name}", description=COMMANDS[name][1])
+    p = argparse.ArgumentParser(
+        prog=f"l2t {name}",
+        description=COMMANDS[name][1],
+        epilog=keys_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if name == "sweep":
         p.add_argument("file", help="a wandb sweep YAML whose parameters are config keys")
         p.add_argument("--count", type=int, help="trials to run (random: default 10)")
@@ -143,6 +148,16 @@ def command_parser(name: str) -> argparse.ArgumentParser:
     return p
 
 
+def keys_help() -> str:
+    """Every config key: type, default, allowed values and its comment in l2t/config.py."""
+    lines = ["config keys (key=value; defaults in l2t/config.py):"]
+    for doc in describe_keys():
+        allowed = f"; one of {'|'.join(doc.choices)}" if doc.choices else ""
+        lines.append(f"  {doc.key} ({doc.kind}, default {doc.default!r}{allowed})")
+        lines.append(f"      {doc.comment}")
+    return "\n".join(lines)
+
+
 def _top_level_help() -> str:
     lines = [
         f"usage: {USAGE}",
@@ -152,7 +167,11 @@ def _top_level_help() -> str:
         "commands:",
     ]
     lines += [f"  {name:<14} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    lines += ["", "No arguments runs `l2t train-teacher` on the embedded default (MNIST-1D, MLP)."]
+    lines += [
+        "",
+        "No arguments runs `l2t train-teacher` on the embedded default (MNIST-1D, MLP).",
+        "`l2t COMMAND --help` lists every config key with its default and meaning.",
+    ]
     return "\n".join(lines)
 
 

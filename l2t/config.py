@@ -7,7 +7,12 @@ typo in a sweep wastes hours of compute.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
+import functools
+import io
+import tokenize
 import types
 import typing
 from dataclasses import dataclass, field
@@ -97,7 +102,7 @@ class WandbConfig:
 class Config:
     dataset: str = _choice(
         "mnist1d", "mnist1d", "digits", "cifar10", "cifar100", "mnist", "fashion-mnist"
-    )  # which data (DESIGN.md §4)
+    )  # which data (docs/design.md §2)
     data_dir: str = ""  # directory with on-disk datasets (cifar/mnist formats)
     train_size: int = 0  # training samples kept (0 = all that remain after the val split)
     val_size: int = 1000  # samples split off the training set for the teacher's validation
@@ -204,7 +209,56 @@ def _set(cfg: Any, key: str, value: Any) -> None:
 
 
 def _unknown(key: str) -> ConfigError:
-    return ConfigError(f"unknown config key '{key}'; allowed keys: {', '.join(allowed_keys())}")
+    close = difflib.get_close_matches(key, allowed_keys(), n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return ConfigError(f"unknown config key '{key}'; {hint}`l2t COMMAND --help` lists every key")
+
+
+@dataclass
+class KeyDoc:
+    key: str
+    kind: str
+    default: Any
+    choices: tuple[str, ...]
+    comment: str
+
+
+def describe_keys(cls: type = Config, prefix: str = "") -> list[KeyDoc]:
+    """Every key with its type, default, allowed values and the comment beside its field in
+    this file: the `--help` text is generated from the dataclasses, so it cannot drift."""
+    comments = _field_comments()
+    hints = _field_types(cls)
+    docs = []
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            docs += describe_keys(kind, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+            continue
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        comment = comments.get((cls.__name__, f.name), "")
+        docs.append(
+            KeyDoc(prefix + f.name, kind.__name__, default, f.metadata.get("choices", ()), comment)
+        )
+    return docs
+
+
+@functools.cache
+def _field_comments() -> dict[tuple[str, str], str]:
+    """(class, field) -> the `# comment` that ends the field's definition in this file."""
+    source = Path(__file__).read_text()
+    by_line = {
+        token.start[0]: token.string.lstrip("# ").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+    comments = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    end = item.end_lineno or item.lineno
+                    comments[(node.name, item.target.id)] = by_line.get(end, "")
+    return comments
 
 
 def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
