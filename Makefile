@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(BIN)/python -m pip install -q $(CONSTRAINT) -e '.[dev]'
 	touch $@
 
+# each run gets a new runs/train-DATE-TIME (runs/latest points at it); ARGS="key=value ..."
 run: install
-	$(BIN)/l2t train-teacher
+	$(BIN)/l2t train-teacher $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -3,17 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from l2t.config import Config, ConfigError, describe_keys, load_config, parse_overrides
+
+LATEST = Path("runs/latest")
+
+
+def _fresh_run_dir(cfg: Config) -> None:
+    """Without a chosen `out`, every `train-teacher` gets a new `runs/train-DATE-TIME` and
+    `runs/latest` points at it, so the default job can be run again; `resume=true` without
+    `out` continues `runs/latest`."""
+    if cfg.resume:
+        if not LATEST.is_dir():
+            raise ConfigError(f"resume=true without out=DIR continues {LATEST}, which is not there")
+        cfg.out = str(LATEST.parent / os.readlink(LATEST))
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = LATEST.parent / f"train-{stamp}", 1
+    while out.exists():
+        n += 1
+        out = LATEST.parent / f"train-{stamp}-{n}"
+    cfg.out = str(out)
+
+
+def _link_latest(run_dir: Path) -> None:
+    """Point `runs/latest` at `run_dir` (replacing the link atomically)."""
+    tmp = LATEST.with_name(".latest.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, LATEST)
 
 
 def _train_teacher(args: argparse.Namespace) -> None:
     from l2t.training import train_teacher
 
     cfg = load_config(args.config, args.overrides)
-    result = train_teacher(cfg)
+    fresh = cfg.out == Config().out and not _gave_out(args.overrides)
+    if fresh:
+        _fresh_run_dir(cfg)
+    try:
+        result = train_teacher(cfg)
+    finally:  # a stopped run is the one to resume
+        if fresh and Path(cfg.out).is_dir() and Path(cfg.out).parent == LATEST.parent:
+            _link_latest(Path(cfg.out))
     print(f"run directory: {result.run_dir}")
     kept = "the untrained one" if result.best_episode < 0 else f"episode {result.best_episode}"
     print(f"teacher kept: {kept} (selection val acc {result.best_val_acc:.4f})")

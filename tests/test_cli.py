@@ -143,3 +143,19 @@ def test_metrics_and_summaries_are_strict_json_with_null_for_non_finite_values(t
     line = (run / "metrics.jsonl").read_text().splitlines()[-1]
     record = json.loads(line, parse_constant=refuse)
     assert record["val_loss"] is None and record["curve"] == [{"x": None}]
+
+
+def test_the_default_job_can_run_again_and_resume_continues_the_latest(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = ["steps=30", "episodes=1", "select_students=1", "eval_every=15", "val_batch=100"]
+    tiny += ["loss.init_steps=10", "unroll.steps=5"]
+    assert main(["train-teacher", *tiny]) == 0
+    first = (tmp_path / "runs" / "latest").resolve()
+    assert main(["train-teacher", *tiny]) == 0, "a second default run gets its own directory"
+    second = (tmp_path / "runs" / "latest").resolve()
+    assert first != second and (first / "summary.json").is_file()
+    assert (second / "summary.json").is_file()
+    assert main(["train-teacher", *tiny, "resume=true", "episodes=2"]) == 0
+    assert (tmp_path / "runs" / "latest").resolve() == second
+    episodes = [r for r in map(json.loads, (second / "metrics.jsonl").read_text().splitlines())]
+    assert [r["episode"] for r in episodes if r["phase"] == "episode"] == [0, 1]

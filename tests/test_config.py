@@ -78,5 +78,5 @@ def test_help_lists_every_key_with_default_and_comment(capsys):
 
 
 def test_an_unknown_key_suggests_the_closest_one():
-    with pytest.raises(ConfigError, match="did you mean 'optim.lr'"):
+    with pytest.raises(ConfigError, match=r"did you mean 'optim\.lr'"):
         load_config(None, ["optim.lrr=0.1"])
