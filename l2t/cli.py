@@ -95,16 +95,38 @@ def _gave_out(overrides: list[str]) -> bool:
     return any(item.startswith("out=") for item in overrides)
 
 
+def _output_dir(chosen: str | None, default: str, overwrite: str | None, marker: str) -> str:
+    """Where `teach`/`compare` write: never over earlier results without `overwrite=true`.
+    A chosen `out=` that holds results is refused; the default place gets a new numbered
+    directory beside it instead."""
+    if overwrite not in (None, "true", "false"):
+        raise ConfigError(f"overwrite must be true or false; got {overwrite!r}")
+    if overwrite == "true":
+        return chosen or default
+    if chosen is not None:
+        if (Path(chosen) / marker).exists():
+            raise ConfigError(
+                f"'{chosen}' already holds results ({marker}); pass overwrite=true or another out="
+            )
+        return chosen
+    out, n = default, 1
+    while (Path(out) / marker).exists():
+        n += 1
+        out = f"{default}-{n}"
+    return out
+
+
 def _teach(args: argparse.Namespace) -> None:
     from l2t.applying import teach
 
-    picked, rest = _pop(args.overrides, ("teacher", "mode"))
+    picked, rest = _pop(args.overrides, ("teacher", "mode", "overwrite"))
     if "teacher" not in picked:
         raise ConfigError("teach needs teacher=RUN_DIR (a directory written by train-teacher)")
     mode = picked.get("mode", "online")
     cfg = _config_for(args, picked["teacher"], rest)
     default_out = f"{picked['teacher']}/teach-{mode}-{cfg.dataset}-{cfg.student}"
-    out = cfg.out if _gave_out(rest) else default_out
+    chosen = cfg.out if _gave_out(rest) else None
+    out = _output_dir(chosen, default_out, picked.get("overwrite"), "summary.json")
     summary = teach(picked["teacher"], mode, cfg, out)
     print(
         f"{out}: test accuracy {summary['test_acc']:.4f} ({mode} teacher, "
@@ -115,7 +137,7 @@ def _teach(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from l2t.compare import DEFAULT_METHODS, FIXED_METHODS, ROBUST_METHODS, compare, parse_methods
 
-    picked, rest = _pop(args.overrides, ("teacher", "seeds", "methods"))
+    picked, rest = _pop(args.overrides, ("teacher", "seeds", "methods", "overwrite"))
     run_dir = picked.get("teacher")
     cfg = _config_for(args, run_dir, rest)
     fixed = FIXED_METHODS + (ROBUST_METHODS if cfg.label_noise else ())
@@ -126,7 +148,9 @@ def _compare(args: argparse.Namespace) -> None:
     except ValueError:
         raise ConfigError(f"seeds must be an integer; got {picked['seeds']!r}") from None
     default_out = f"{run_dir}/compare-{cfg.dataset}-{cfg.student}" if run_dir else "runs/compare"
-    compare(cfg, methods, seeds, cfg.out if _gave_out(rest) else default_out, run_dir)
+    chosen = cfg.out if _gave_out(rest) else None
+    out = _output_dir(chosen, default_out, picked.get("overwrite"), "results.md")
+    compare(cfg, methods, seeds, out, run_dir)
 
 
 def _sweep(args: argparse.Namespace) -> None:

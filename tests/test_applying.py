@@ -199,3 +199,18 @@ def test_a_file_that_would_run_code_is_refused(run_dir, tmp_path, name, capsys):
     assert not marker.exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data only" in err[0]
+
+
+def test_compare_never_overwrites_results_without_overwrite_true(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tiny = ["methods=ce", "seeds=1", "steps=20", "eval_every=10", "loss.init_steps=5"]
+    tiny += ["unroll.steps=5"]
+    assert main(["compare", *tiny]) == 0
+    assert main(["compare", *tiny]) == 0, "the default place: a new directory beside it"
+    assert (tmp_path / "runs/compare/results.md").is_file()
+    assert (tmp_path / "runs/compare-2/results.md").is_file()
+    before = (tmp_path / "runs/compare/results.md").read_text()
+    assert main(["compare", *tiny, "out=runs/compare", "seeds=2"]) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert (tmp_path / "runs/compare/results.md").read_text() == before
+    assert main(["compare", *tiny, "out=runs/compare", "overwrite=true"]) == 0
