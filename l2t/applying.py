@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import yaml
 
+from l2t import progress
 from l2t.checkpoint import atomic_write_json, atomic_write_text, to_json
 from l2t.config import Config, ConfigError, from_dict
 from l2t.data import Splits, load_splits, record_noise
@@ -92,8 +93,10 @@ def teach(run_dir: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[
     record_noise(env.splits, out)
     test = (env.splits.x_test, env.splits.y_test)
     seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
+    progress.enable(cfg.progress)
     try:
-        result = teacher.teach(env, seed, cfg.eval_every, test)
+        with progress.phase(f"teach ({mode})", cfg.steps):
+            result = teacher.teach(env, seed, cfg.eval_every, test)
     except ValueError as exc:  # teacher and student do not fit together
         raise ConfigError(str(exc)) from None
     summary = {

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
 
+from l2t import progress
 from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
 from l2t.data import record_noise
 from l2t.device import resolve_device
-from l2t.distill import DISTILL_METHODS, kd_baseline
+from l2t.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS, kd_baseline
 from l2t.teaching import EpisodeResult
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
@@ -178,9 +178,10 @@ def compare(
     tuned = dict.fromkeys(
         m.removesuffix("_tuned").removesuffix("_cosine") for m in methods if m in TUNED_METHODS
     )
-    tuned_lr = {loss: tune_lr(cfg, env, loss) for loss in tuned}
-    runners = {m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr) for m in methods}
-    with tqdm(total=len(methods) * seeds, desc="compare", disable=None) as bar:
+    progress.enable(cfg.progress)
+    with progress.phase("compare", _students(methods, seeds, len(tuned)) * cfg.steps):
+        tuned_lr = {loss: tune_lr(cfg, env, loss) for loss in tuned}
+        runners = {m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr) for m in methods}
         for s in range(seeds):
             seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET + s)
             for m in methods:
@@ -188,7 +189,6 @@ def compare(
                     results[m].results.append(runners[m](seed))
                 except ValueError as exc:  # the teacher does not fit this student / data
                     raise ConfigError(str(exc)) from None
-                bar.update(1)
     table = results_table(results, cfg)
     atomic_write_text(table, out / "results.md")
     atomic_write_text(results_csv(results), out / "results.csv")
@@ -207,6 +207,19 @@ def compare(
         plot_schedule(schedule, base_phi, cfg.loss.family, out / "plots")
     print(table)
     return results
+
+
+def _students(methods: list[str], seeds: int, tuned_losses: int) -> int:
+    """Student lifetimes a compare trains: the compared ones, and those that choose the
+    tuned learning rates, the KD settings and the self-distillation model."""
+    kd_grid = len(KD_WEIGHTS) * len(KD_TEMPERATURES) * TUNING_STUDENTS
+    distilling = [m for m in methods if m in DISTILL_METHODS]
+    return (
+        len(methods) * seeds
+        + tuned_losses * len(LR_GRID) * TUNING_STUDENTS
+        + len(distilling) * kd_grid
+        + ("self_distill" in methods)
+    )
 
 
 def _stats(values: list[float]) -> tuple[float, float]:

@@ -124,6 +124,7 @@ class Config:
     tracking: str = _choice("none", "none", "wandb")  # wandb is optional and off by default
     observe_loss_state: bool = True  # env observations include validation-gradient statistics
     resume: bool = False  # continue from out/checkpoint.pt
+    progress: bool = True  # progress bars for every long phase (only ever on a terminal)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossNetConfig = field(default_factory=LossNetConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

@@ -189,7 +189,7 @@ def _run_trial(cfg_dict: dict[str, Any], threads: int) -> dict[str, Any]:
     cfg = from_dict(cfg_dict)
     if (Path(cfg.out) / "checkpoint.pt").exists():
         cfg.resume = True
-    train_teacher(cfg, progress=False)
+    train_teacher(cfg, show_progress=False)
     return json.loads((Path(cfg.out) / "summary.json").read_text())
 
 
@@ -283,7 +283,7 @@ def run_online(spec: SweepSpec, base: Config, count: int | None) -> None:
         cfg = from_dict(params, copy.deepcopy(base))
         cfg.out = str(Path(base.out) / f"sweep-{sweep_id}" / run.id)
         cfg.tracking = "wandb"
-        train_teacher(cfg, progress=False)
+        train_teacher(cfg, show_progress=False)
 
     wandb.agent(sweep_id, function=trial, project=project, count=count)
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
+from l2t import progress
+
 if TYPE_CHECKING:  # envs depends on l2t; importing it here at run time would be a cycle
     from envs.student_training import StudentTrainingEnv
 
@@ -53,7 +55,9 @@ def run_student(
         if env.t >= next_eval:
             evaluate_now()
             next_eval += eval_every
+        before = env.t
         info = step_fn(env) or {}
+        progress.tick(env.t - before)
         result.diverged_steps += int(info.get("diverged", 0))
         if on_step is not None:
             on_step({"step": env.t, **env.state, **info})

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 import yaml
-from tqdm.auto import tqdm
 
+from l2t import progress
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError
 from l2t.data import load_splits, record_noise
@@ -89,10 +89,11 @@ def _selection_score(cfg: Config, teacher: Any, env: Any, episode_val_acc: float
     as it is now, frozen — the way it will be used; with 0, the learning episode's own."""
     if cfg.select_students == 0:
         return episode_val_acc
-    scores = [
-        teacher.teach(env, episode_seed(cfg.seed, SELECTION_SEED_OFFSET + i), cfg.steps).val_acc
-        for i in range(cfg.select_students)
-    ]
+    with progress.phase("selection students", cfg.select_students * cfg.steps):
+        scores = [
+            teacher.teach(env, episode_seed(cfg.seed, SELECTION_SEED_OFFSET + i), cfg.steps).val_acc
+            for i in range(cfg.select_students)
+        ]
     return sum(scores) / len(scores)
 
 
@@ -199,7 +200,7 @@ def _save_checkpoint(
     )
 
 
-def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
+def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
     """Meta-train a teacher as configured; write the run directory; return the test results."""
     from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
@@ -233,12 +234,8 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
     record_noise(splits, run_dir)
     tracker = Tracker(run_dir, cfg, keep_lines)
-    bar = tqdm(
-        total=cfg.episodes * per_episode,
-        initial=start * per_episode,
-        desc="meta-training",
-        disable=not progress,
-    )
+    progress.enable(show_progress and cfg.progress)
+    bar = progress.bar("meta-training", cfg.episodes * per_episode, "update", start * per_episode)
 
     if start == 0:  # the untrained teacher (about the base loss) is a candidate too
         best_val = _selection_score(cfg, teacher, env, -math.inf)
@@ -295,12 +292,13 @@ def train_teacher(cfg: Config, progress: bool = True) -> TrainResult:
 
     eval_seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
     test = (splits.x_test, splits.y_test)
-    teacher.start_episode(env)
-    taught = run_student(env, frozen_step, eval_seed, cfg.eval_every, test)
+    with progress.phase("final evaluation", 3 * cfg.steps):
+        teacher.start_episode(env)
+        taught = run_student(env, frozen_step, eval_seed, cfg.eval_every, test)
+        baseline = FixedLossTeacher("ce").teach(env, eval_seed, cfg.eval_every, test)
+        fixed_base = FixedLossTeacher("base_dln").teach(env, eval_seed, cfg.eval_every, test)
     if schedule.phi:  # fixed-loss teachers set no loss parameters
         schedule.save(run_dir / "schedule.pt")
-    baseline = FixedLossTeacher("ce").teach(env, eval_seed, cfg.eval_every, test)
-    fixed_base = FixedLossTeacher("base_dln").teach(env, eval_seed, cfg.eval_every, test)
     assert taught.test_acc is not None and baseline.test_acc is not None
     assert fixed_base.test_acc is not None
     summary = {
