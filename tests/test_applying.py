@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory) -> Path:
             "teacher": {"estimator": "greedy", "observe": "grad"},  # the paper's teacher
         }
     )
-    train_teacher(cfg, progress=False)
+    train_teacher(cfg, show_progress=False)
     return out
 
 
