@@ -46,8 +46,13 @@ def plot_curves(
         if len(curves) > 1:
             std = values.std(axis=0)
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    split = "test" if metric == "test_acc" else "validation"
     ax.set_xlabel("student step")
-    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylabel(f"accuracy ({split} split)")
+    title = f"Students' {split} accuracy"
+    if background:
+        title += " (faint: meta-training students, validation split)"
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -63,7 +68,15 @@ def plot_learned_loss(schedule: Schedule, base_phi: Sequence[Tensor], out: Path)
     base = loss_surface(base_phi)
     surfaces = [("base loss", base)]
     surfaces += [(f"{p:.0%} of training", loss_surface(schedule.phi_at(p))) for p in points]
-    fig, axes = plt.subplots(2, len(surfaces), figsize=(3.0 * len(surfaces), 6.0), squeeze=False)
+    fig, axes = plt.subplots(
+        2,
+        len(surfaces),
+        figsize=(2.9 * len(surfaces) + 1.2, 6.4),
+        squeeze=False,
+        layout="constrained",
+    )
+    fig.get_layout_engine().set(w_pad=0.12)  # type: ignore[union-attr,call-arg]
+    fig.suptitle("Learned pair loss over (p_target, p_other): top the loss, bottom its change")
     lo = min(float(s.min()) for _, s in surfaces)
     hi = max(float(s.max()) for _, s in surfaces)
     change = max(float((s - base).abs().max()) for _, s in surfaces) or 1.0
@@ -79,9 +92,12 @@ def plot_learned_loss(schedule: Schedule, base_phi: Sequence[Tensor], out: Path)
             vmax=change,
             cmap="RdBu_r",
         )
-        axes[1, col].set_xlabel("p_other")
-    axes[0, 0].set_ylabel("p_target")
-    axes[1, 0].set_ylabel("p_target")
+        axes[1, col].set_xlabel("p_other = s(z_j)")
+        for ax in axes[:, col]:
+            ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+            ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
+    axes[0, 0].set_ylabel("p_target = s(z_y)")
+    axes[1, 0].set_ylabel("p_target = s(z_y)")
     fig.colorbar(top, ax=list(axes[0]), shrink=0.8, label="pair loss")
     fig.colorbar(bottom, ax=list(axes[1]), shrink=0.8, label="change vs base loss")
     fig.savefig(out, dpi=100)
