@@ -9,7 +9,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from l2t.config import Config, ConfigError, describe_keys, load_config, parse_overrides
+import yaml
+
+from l2t.config import (
+    Config,
+    ConfigError,
+    describe_keys,
+    from_dict,
+    load_config,
+    parse_overrides,
+)
 
 LATEST = Path("runs/latest")
 
@@ -46,6 +55,10 @@ def _train_teacher(args: argparse.Namespace) -> None:
     fresh = cfg.out == Config().out and not _gave_out(args.overrides)
     if fresh:
         _fresh_run_dir(cfg)
+    saved = Path(cfg.out) / "config.yaml"
+    if cfg.resume and not args.config and saved.is_file():  # the run's config, then overrides
+        overrides = {**parse_overrides(args.overrides), "out": cfg.out, "resume": "true"}
+        cfg = from_dict(overrides, from_dict(yaml.safe_load(saved.read_text())))
     try:
         result = train_teacher(cfg)
     finally:  # a stopped run is the one to resume
@@ -135,13 +148,12 @@ def _teach(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from l2t.compare import DEFAULT_METHODS, FIXED_METHODS, ROBUST_METHODS, compare, parse_methods
+    from l2t.compare import compare, default_methods_for, parse_methods
 
     picked, rest = _pop(args.overrides, ("teacher", "seeds", "methods", "overwrite"))
     run_dir = picked.get("teacher")
     cfg = _config_for(args, run_dir, rest)
-    fixed = FIXED_METHODS + (ROBUST_METHODS if cfg.label_noise else ())
-    default_methods = DEFAULT_METHODS if run_dir else ",".join(fixed)
+    default_methods = ",".join(default_methods_for(cfg, run_dir is not None))
     methods = parse_methods(picked.get("methods", default_methods), run_dir is not None)
     try:
         seeds = int(picked.get("seeds", "5"))

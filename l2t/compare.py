@@ -36,7 +36,6 @@ BASELINES = FIXED_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS
 LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
 TUNING_SEED_OFFSET = 20_000  # students that choose the learning rate: none of the compared
 TUNING_STUDENTS = 2
-DEFAULT_METHODS = ",".join(METHODS)
 
 
 @dataclass
@@ -47,6 +46,15 @@ class MethodResult:
     @property
     def test_accs(self) -> list[float]:
         return [r.test_acc for r in self.results if r.test_acc is not None]
+
+
+def default_methods_for(cfg: Config, have_teacher: bool) -> tuple[str, ...]:
+    """What `compare` runs without `methods=`: the fixed baselines, the robust ones under
+    label noise, the distillation ones with a model, and (with a teacher) the tuned
+    baselines and the teacher."""
+    methods = FIXED_METHODS + (ROBUST_METHODS if cfg.label_noise else ())
+    methods += DISTILL_METHODS if cfg.distill.model else ()
+    return methods + (TUNED_METHODS + TEACHER_METHODS if have_teacher else ())
 
 
 def parse_methods(text: str, have_teacher: bool) -> list[str]:
