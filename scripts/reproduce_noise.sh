@@ -32,6 +32,12 @@ compare cnn40_baselines --config $cnn label_noise=0.4 \
 teacher mlp40_greedy label_noise=0.4 teacher.estimator=greedy
 teacher mlp40_greedy10 label_noise=0.4 teacher.estimator=greedy episodes=10
 teacher mlp40_pes label_noise=0.4
+for s in 1 2; do  # teachers from other training seeds, applied to the same seed-0 students
+  name=mlp40_greedy_seed$s
+  [ -f "$runs/$name/summary.json" ] || \
+    $l2t train-teacher "out=$runs/$name" label_noise=0.4 teacher.estimator=greedy seed=$s
+  compare "$name/compare" "teacher=$runs/$name" seed=0 "$teachers"
+done
 teacher mlp20_greedy label_noise=0.2 teacher.estimator=greedy
 teacher mlp60_greedy label_noise=0.6 teacher.estimator=greedy
 teacher mlp30pf_greedy label_noise=0.3 label_noise_kind=pairflip teacher.estimator=greedy
@@ -48,3 +54,12 @@ table "baselines=$runs/mlp40_baselines" "greedy=$runs/mlp40_greedy/compare" \
   "greedy, 10 episodes=$runs/mlp40_greedy10/compare" "pes=$runs/mlp40_pes/compare"
 table "baselines=$runs/cnn40_baselines" "greedy=$runs/cnn40_greedy/compare"
 table "baselines=$runs/distill_baselines" "pes=$runs/distill_pes/compare"
+
+# distillation from LeNet into an MLP on digits
+[ -f "$runs/digits_lenet/model.pt" ] || \
+  $l2t train-model --config configs/digits_lenet.yaml "out=$runs/digits_lenet"
+digits="distill.model=$runs/digits_lenet/model.pt"
+compare digits_baselines --config configs/digits_mlp.yaml "$digits" \
+  methods=ce,kd,self_distill,random_teacher_kd,base_dln,ce_cosine
+teacher digits_pes --config configs/digits_mlp.yaml "$digits" episodes=3
+table "baselines=$runs/digits_baselines" "pes=$runs/digits_pes/compare"
