@@ -1,5 +1,5 @@
-"""Every `l2t` command (and `make run`'s) in README.md runs as written, in order, with a tiny budget added
-in front (the README's own arguments win): a newcomer's copy-paste must work."""
+"""Every `l2t` command (and `make run`'s) in README.md runs as written, in order, with a
+tiny budget added in front (the README's own arguments win): copy-paste must work."""
 
 import re
 import shlex
