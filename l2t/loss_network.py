@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from l2t.fixed_losses import SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO
 from l2t.labels import labels_of, soft_labels
 
 NEGATIVE_SLOPE = 0.01
@@ -57,14 +58,12 @@ def dln_loss(
 ) -> Tensor:
     """Mean over samples of the summed pair losses over the sample's non-target classes."""
     pair_losses = dln_apply(phi, pair_features(logits, targets, temperature, mix))
-    targets = labels_of(targets)
-    not_target = torch.ones_like(pair_losses).scatter_(1, targets[:, None], 0.0)
+    not_target = torch.ones_like(pair_losses).scatter_(1, labels_of(targets)[:, None], 0.0)
     return (pair_losses * not_target).sum(dim=1).mean()
 
 
 def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """sum_{j != y} softplus(z_j - z_y), averaged over samples: the DLN's initial loss."""
-    targets = labels_of(targets)
     margins = logits - logits.gather(1, targets[:, None])
     pair = F.softplus(margins).scatter(1, targets[:, None], 0.0)
     return pair.sum(dim=1).mean()
@@ -72,8 +71,8 @@ def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 def _pairwise_sce(margin: Tensor) -> Tensor:
     """Symmetric cross-entropy on the pair's probability `p = s(z_y - z_j)` (the SCE of
-    `l2t.fixed_losses` for two classes): `0.1 (-log p) + 1.0 * 4 (1 - p)`."""
-    return 0.1 * F.softplus(-margin) + 4.0 * torch.sigmoid(-margin)
+    `l2t.fixed_losses` for two classes, its constants): `alpha (-log p) - beta A (1 - p)`."""
+    return SCE_ALPHA * F.softplus(-margin) - SCE_BETA * SCE_LOG_ZERO * torch.sigmoid(-margin)
 
 
 PAIR_LOSSES = {  # the pair loss of the margin z_y - z_j that the DLN starts as (loss.init)
