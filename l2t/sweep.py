@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from l2t import progress
 from l2t.checkpoint import atomic_write_text
 from l2t.config import Config, ConfigError, allowed_keys, from_dict
 
@@ -228,6 +229,8 @@ def run_local(
     print(f"sweep {spec.name}: {len(trials)} trials, {len(trials) - len(pending)} already done")
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     context = multiprocessing.get_context("spawn")
+    progress.enable(base.progress)
+    bar = progress.bar(f"sweep {spec.name}", len(pending), unit="trial")
     with concurrent.futures.ProcessPoolExecutor(max(1, workers), mp_context=context) as pool:
         futures = {pool.submit(_run_trial, c, threads): n for n, c in pending.items()}
         for future in concurrent.futures.as_completed(futures):
@@ -236,7 +239,9 @@ def run_local(
                 row.update(future.result(), status="done")
             except Exception as exc:
                 row.update(status=f"failed: {exc}".splitlines()[0])
-            print(f"  {row['trial']}: {row['status']} {spec.metric}={row.get(spec.metric)}")
+            bar.update(1)
+            bar.write(f"  {row['trial']}: {row['status']} {spec.metric}={row.get(spec.metric)}")
+    bar.close()
     table = summary_table(spec, rows)
     atomic_write_text(table, out / "sweep_results.md")
     print(table)

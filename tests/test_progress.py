@@ -1,0 +1,63 @@
+"""Every long phase shows a named bar whose total is the work the phase really does, so the
+
+ETA is honest: a bar that ends below or above its total would mislead."""
+
+from typing import ClassVar
+
+import pytest
+import yaml
+
+from l2t import progress
+from l2t.cli import main
+
+TINY = ["steps=20", "eval_every=10", "episodes=1", "select_students=1", "val_batch=100"]
+TINY += ["unroll.steps=5", "teacher.population=2", "teacher.horizon=2", "loss.init_steps=20"]
+
+
+class Recorder:
+    bars: ClassVar[list["Recorder"]] = []
+
+    def __init__(self, name: str, total: int, unit: str = "step", initial: int = 0) -> None:
+        self.name, self.total, self.n, self.closed = name, total, initial, False
+        Recorder.bars.append(self)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def write(self, text: str) -> None:
+        print(text)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    Recorder.bars = []
+    monkeypatch.setattr(progress, "bar", Recorder)
+    return Recorder.bars
+
+
+def test_train_teacher_and_compare_name_every_phase_and_fill_its_total(tmp_path, bars, capsys):
+    run = tmp_path / "run"
+    assert main(["train-teacher", f"out={run}", *TINY]) == 0
+    assert main(["compare", f"teacher={run}", "seeds=2", "methods=ce,teacher_online"]) == 0
+    names = [b.name for b in bars]
+    selection = ["selection students"] * 2  # the untrained teacher, then after episode 0
+    assert names == ["meta-training", *selection, "final evaluation", "compare"]
+    for b in bars:
+        assert b.closed and b.n == b.total > 0, (b.name, b.n, b.total)
+
+
+def test_a_sweep_shows_one_bar_over_its_trials(tmp_path, bars, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    spec = {
+        "name": "p",
+        "method": "grid",
+        "metric": {"name": "teacher_test_acc", "goal": "maximize"},
+        "parameters": {"teacher.lr": {"values": [0.001, 0.002]}},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(path), f"out={tmp_path / 's'}", *TINY]) == 0
+    assert [(b.name, b.n, b.total, b.closed) for b in bars] == [("sweep p", 2, 2, True)]
