@@ -1,5 +1,4 @@
 """Every long phase shows a named bar whose total is the work the phase really does, so the
-
 ETA is honest: a bar that ends below or above its total would mislead."""
 
 from typing import ClassVar
