@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import yaml
 
-from l2t import progress
+from l2t import progress, threads
 from l2t.checkpoint import atomic_write_json, atomic_write_text, to_json
 from l2t.config import Config, ConfigError, from_dict
 from l2t.data import Splits, load_splits, record_noise
@@ -72,6 +72,7 @@ def make_env(cfg: Config, base_phi: list[torch.Tensor], splits: Splits | None = 
     from envs.student_training import StudentTrainingEnv
 
     device = resolve_device(cfg.device)
+    threads.configure(cfg.threads)
     if splits is None:
         splits = load_splits(cfg, device)
     if splits.num_classes < 2:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from l2t import threads
 from l2t.config import Config, from_dict
 from l2t.loss_network import dln_loss
 
@@ -95,6 +96,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     from agents import LSTMTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
 
+    threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
     phi = env.base_phi

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from l2t import progress
+from l2t import progress, threads
 from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
 from l2t.data import record_noise
@@ -175,6 +175,7 @@ def compare(
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1; got {seeds}")
     device = resolve_device(cfg.device)
+    threads.configure(cfg.threads)
     base_phi = base_phi_of(run_dir, cfg, device) if run_dir else base_loss_params(cfg)
     env = make_env(cfg, base_phi)
     trainval_env = make_env(cfg, base_phi, env.splits.train_and_val())

@@ -12,9 +12,11 @@ import dataclasses
 import difflib
 import functools
 import io
+import math
 import tokenize
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,7 @@ class Config:
     observe_loss_state: bool = True  # env observations include validation-gradient statistics
     resume: bool = False  # continue from out/checkpoint.pt
     progress: bool = True  # progress bars for every long phase (only ever on a terminal)
+    threads: int = 0  # compute threads; 0: a share of the cores among running l2t processes
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossNetConfig = field(default_factory=LossNetConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -299,7 +302,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return from_dict(dict(parse_overrides(overrides or [])), cfg)
 
 
+def _floats(obj: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _floats(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float):
+            yield f"{prefix}{f.name}", value
+
+
 def _check_ranges(cfg: Config) -> None:
+    for key, value in _floats(cfg):
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{key}' must be a finite number; got {value}")
     positive = {
         "steps": cfg.steps,
         "episodes": cfg.episodes,
@@ -313,6 +328,7 @@ def _check_ranges(cfg: Config) -> None:
         "loss.hidden": cfg.loss.hidden,
         "loss.layers": cfg.loss.layers,
         "val_size": cfg.val_size,
+        "teacher.init_std": cfg.teacher.init_std,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -320,6 +336,22 @@ def _check_ranges(cfg: Config) -> None:
     for key, value in {"train_size": cfg.train_size, "val_batch": cfg.val_batch}.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0 (0 = all); got {value}")
+    for key, value in {
+        "threads": cfg.threads,
+        "optim.weight_decay": cfg.optim.weight_decay,
+        "loss.init_steps": cfg.loss.init_steps,
+        "teacher.alpha": cfg.teacher.alpha,
+        "teacher.beta": cfg.teacher.beta,
+    }.items():
+        if value < 0:
+            raise ConfigError(f"config key '{key}' must be >= 0; got {value}")
+    for key, value in {
+        "optim.momentum": cfg.optim.momentum,
+        "label_noise": cfg.label_noise,
+        "teacher.objective_from": cfg.teacher.objective_from,
+    }.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"config key '{key}' must be in [0, 1); got {value}")
     t = cfg.teacher
     for key, value in {
         "teacher.horizon": t.horizon,
@@ -335,8 +367,6 @@ def _check_ranges(cfg: Config) -> None:
         )
     if not 0.0 <= cfg.distill.mix <= 1.0:
         raise ConfigError(f"config key 'distill.mix' must be in [0, 1]; got {cfg.distill.mix}")
-    if not 0.0 <= cfg.label_noise < 1.0:
-        raise ConfigError(f"config key 'label_noise' must be in [0, 1); got {cfg.label_noise}")
     if cfg.select_students < 0:
         raise ConfigError(f"config key 'select_students' must be >= 0; got {cfg.select_students}")
     if cfg.select_students == 0 and t.agent in ("lstm", "mlp"):
@@ -346,10 +376,6 @@ def _check_ranges(cfg: Config) -> None:
         )
     if not t.scale >= 0:
         raise ConfigError(f"config key 'teacher.scale' must be >= 0; got {t.scale}")
-    if not 0.0 <= t.objective_from < 1.0:
-        raise ConfigError(
-            f"config key 'teacher.objective_from' must be in [0, 1); got {t.objective_from}"
-        )
     if t.objective == "val_acc" and t.estimator in ("greedy", "tbptt"):
         raise ConfigError(
             f"teacher.objective=val_acc has no gradient; teacher.estimator={t.estimator} needs "

@@ -115,6 +115,7 @@ def fit_model(cfg: Config, splits: Splits, seed: int) -> tuple[nn.Module, Any]:
 def train_model(cfg: Config) -> dict[str, Any]:
     """`l2t train-model`: fit `cfg.student` with cross-entropy; write `out/model.pt`, its
     config, summary and accuracy curve."""
+    from l2t import threads
     from l2t.data import load_splits, record_noise
     from l2t.device import resolve_device
     from l2t.plots import plot_curves
@@ -125,6 +126,7 @@ def train_model(cfg: Config) -> dict[str, Any]:
         raise ConfigError(f"'{out}' already holds a model; choose another out=DIR")
     if cfg.distill.model:
         raise ConfigError("train-model trains with cross-entropy; leave distill.model unset")
+    threads.configure(cfg.threads)
     splits = load_splits(cfg, resolve_device(cfg.device))
     model, result = fit_model(cfg, splits, episode_seed(cfg.seed, MODEL_SEED_OFFSET))
     (out / "plots").mkdir(parents=True, exist_ok=True)

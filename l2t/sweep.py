@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from l2t import progress
+from l2t import progress, threads
 from l2t.checkpoint import atomic_write_text
 from l2t.config import Config, ConfigError, allowed_keys, from_dict
 
@@ -178,15 +178,12 @@ def trial_name(index: int, params: dict[str, Any]) -> str:
     return f"trial-{index:03d}-{digest}"
 
 
-def _run_trial(cfg_dict: dict[str, Any], threads: int) -> dict[str, Any]:
+def _run_trial(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     """One trial in a worker process: an ordinary train-teacher run, wandb offline."""
-    import torch
-
     from l2t.training import train_teacher
 
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    torch.set_num_threads(threads)
     cfg = from_dict(cfg_dict)
     if (Path(cfg.out) / "checkpoint.pt").exists():
         cfg.resume = True
@@ -219,6 +216,7 @@ def run_local(
         trial_dir = out / name
         cfg = from_dict(params, copy.deepcopy(base))
         cfg.out, cfg.tracking, cfg.resume = str(trial_dir), "wandb", False
+        cfg.threads = base.threads or max(1, threads.cores() // workers)  # one share each
         cfg.wandb.group, cfg.wandb.name = spec.name, name
         row: dict[str, Any] = {"trial": name, **params}
         rows.append(row)
@@ -227,12 +225,11 @@ def run_local(
         else:
             pending[name] = cfg.to_dict()
     print(f"sweep {spec.name}: {len(trials)} trials, {len(trials) - len(pending)} already done")
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     context = multiprocessing.get_context("spawn")
     progress.enable(base.progress)
     bar = progress.bar(f"sweep {spec.name}", len(pending), unit="trial")
     with concurrent.futures.ProcessPoolExecutor(max(1, workers), mp_context=context) as pool:
-        futures = {pool.submit(_run_trial, c, threads): n for n, c in pending.items()}
+        futures = {pool.submit(_run_trial, c): n for n, c in pending.items()}
         for future in concurrent.futures.as_completed(futures):
             row = next(r for r in rows if r["trial"] == futures[future])
             try:

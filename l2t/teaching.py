@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from l2t import progress
+from l2t import progress, threads
 
 if TYPE_CHECKING:  # envs depends on l2t; importing it here at run time would be a cycle
     from envs.student_training import StudentTrainingEnv
@@ -55,6 +55,7 @@ def run_student(
         if env.t >= next_eval:
             evaluate_now()
             next_eval += eval_every
+        threads.rebalance()
         before = env.t
         info = step_fn(env) or {}
         progress.tick(env.t - before)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import yaml
 
-from l2t import progress
+from l2t import progress, threads
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError
 from l2t.data import load_splits, record_noise
@@ -160,6 +160,7 @@ def _estimator_episode(
     """`updates` teacher updates: the estimator's gradient, then the teacher's Adam step
     (the one place where a later all-reduce across processes goes)."""
     for _ in range(updates):
+        threads.rebalance()
         grad, metrics = estimator.estimate(teacher.theta())
         finite = all(bool(torch.isfinite(g).all()) for g in grad.values())
         if finite:  # a non-finite estimate is skipped, never applied
@@ -207,6 +208,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
 
     run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
+    threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits = load_splits(cfg, device)
     env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))

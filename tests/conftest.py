@@ -5,9 +5,10 @@ from l2t.config import Config, from_dict
 
 
 @pytest.fixture(autouse=True)
-def _deterministic() -> None:
+def _deterministic(monkeypatch) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what l2t.threads honours in auto mode
 
 
 @pytest.fixture
