@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import multiprocessing
 import platform
+import queue
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +95,74 @@ def estimator_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float
     return rows
 
 
+def _ce_steps_worker(cfg_dict: dict[str, Any], steps: int, start: Any, times: Any) -> None:
+    """A process that trains `steps` plain CE student steps once every process is ready."""
+    from envs.student_training import StudentTrainingEnv
+
+    cfg = from_dict(cfg_dict)
+    threads.configure(cfg.threads)
+    env = StudentTrainingEnv(cfg)
+    env.reset(seed=0)
+    start.wait()
+    threads.configure(cfg.threads)  # every process is registered now: take the final share
+    begin, done = time.perf_counter(), 0
+    while done < steps:
+        if env.done:
+            env.reset(seed=0)
+        before = env.t
+        env.train_with(F.cross_entropy)
+        done += env.t - before
+    times.put(time.perf_counter() - begin)
+
+
+def concurrent_seconds(cfg: Config, processes: int, steps: int) -> float:
+    """Wall seconds until `processes` l2t processes, started together, have each trained
+    `steps` plain CE student steps (threads chosen as `threads=` says: auto by default)."""
+    context = multiprocessing.get_context("spawn")
+    start, times = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(target=_ce_steps_worker, args=(cfg.to_dict(), steps, start, times))
+        for _ in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    results: list[float] = []
+    while len(results) < processes:
+        try:
+            results.append(times.get(timeout=1.0))
+        except queue.Empty:
+            if any(w.exitcode not in (None, 0) for w in workers):
+                raise RuntimeError("a benchmark process failed (its traceback is above)") from None
+    for w in workers:
+        w.join()
+    return max(results)
+
+
+def bench_record(cfg: Config, rows: dict[str, float], command: list[str]) -> dict[str, Any]:
+    """What `l2t bench out=FILE.json` writes: the rows under the Markdown table's names, each
+    ms per student step and its ratio to a plain CE step (memory rows in MiB, concurrency
+    rows in seconds), and where and how they were measured."""
+    base = rows["plain CE step"]
+    return {
+        "command": " ".join(command),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.processor() or platform.machine()}, {threads.cores()} cores",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "dataset": cfg.dataset,
+        "student": cfg.student,
+        "unroll_steps": cfg.unroll.steps,
+        "batch_size": cfg.optim.batch_size,
+        "rows": {
+            name: {"ms_per_student_step": ms, "x_plain_ce": ms / base}
+            for name, ms in rows.items()
+            if not name.startswith(("saved MiB", "plain CE, "))
+        },
+        "saved_mib": {name: v for name, v in rows.items() if name.startswith("saved MiB")},
+        "concurrent_s": {name: v for name, v in rows.items() if name.startswith("plain CE, ")},
+    }
+
+
 def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     from agents import LSTMTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
@@ -135,4 +206,11 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
         mib = saved_tensor_bytes(cfg, k) / 2**20
         rows[f"saved MiB, K={k}"] = mib
         print(f"  K={k:<3} {mib:8.2f} MiB  ({mib / k:.3f} MiB per step)")
+    steps = max(cfg.unroll.steps, round(budget_s * 1000 / base))  # ~budget_s alone
+    one, two = concurrent_seconds(cfg, 1, steps), concurrent_seconds(cfg, 2, steps)
+    rows["plain CE, 1 process, s"], rows["plain CE, 2 processes at once, s"] = one, two
+    print(
+        f"\n{steps} plain CE steps in one process: {one:.2f} s; in each of two at once: "
+        f"{two:.2f} s ({two / one:.2f}x; threads={cfg.threads or 'auto'})"
+    )
     return rows

@@ -174,9 +174,20 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from l2t.bench import run_bench
+    from l2t.bench import bench_record, run_bench
+    from l2t.checkpoint import atomic_write_json
 
-    run_bench(load_config(args.config, args.overrides))
+    cfg = load_config(args.config, args.overrides)
+    out = Path(cfg.out) if _gave_out(args.overrides) else None
+    if out is not None and (out.suffix != ".json" or out.is_dir()):
+        raise ConfigError(f"bench writes its rows to a JSON file: out=FILE.json; got '{out}'")
+    if not args.budget > 0:
+        raise ConfigError(f"--budget must be > 0 seconds; got {args.budget}")
+    rows = run_bench(cfg, args.budget)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(bench_record(cfg, rows, ["l2t", "bench", *sys.argv[2:]]), out)
+        print(f"rows written to {out}")
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
@@ -194,7 +205,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
         "methods x seeds on the same data and budget: teacher=RUN_DIR seeds=5 methods=...",
     ),
     "sweep": (_sweep, "a wandb sweep: on a W&B server if reachable, else locally"),
-    "bench": (_bench, "time a plain step, a schedule step and a meta-training step"),
+    "bench": (
+        _bench,
+        "cost per student step of each way to train, unroll memory, 1 vs 2 processes at once; "
+        "out=FILE.json also writes the rows",
+    ),
 }
 
 
@@ -214,6 +229,10 @@ def command_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--count", type=int, help="trials to run (random: default 10)")
         p.add_argument("--workers", type=int, default=1, help="trials in parallel (local)")
         p.add_argument("--seed", type=int, default=0, help="seed of random search (local)")
+    if name == "bench":
+        p.add_argument(
+            "--budget", type=float, default=3.0, help="seconds timed per row (more: less spread)"
+        )
     p.add_argument("--config", help="YAML config file (see configs/)")
     p.add_argument(
         "overrides", nargs="*", help="dotted config overrides, e.g. steps=500 teacher.update=fused"

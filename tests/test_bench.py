@@ -8,3 +8,33 @@ def test_unroll_memory_grows_linearly_in_k():
     per_step_low, per_step_high = (b10 - b5) / 5, (b20 - b10) / 10
     assert b5 < b10 < b20
     assert abs(per_step_high - per_step_low) / per_step_low < 0.05
+
+
+def test_bench_writes_every_row_as_json(tmp_path, capsys):
+    import json
+
+    from l2t.cli import main
+
+    out = tmp_path / "bench.json"
+    tiny = ["steps=20", "unroll.steps=5", "loss.init_steps=10", "val_batch=50", "val_size=100"]
+    assert main(["bench", "--budget", "0.05", f"out={out}", *tiny]) == 0
+    record = json.loads(out.read_text())
+    assert {"command", "date", "machine", "torch", "threads", "dataset", "student"} <= set(record)
+    rows = record["rows"]
+    for name in ("plain CE step", "schedule replay (fixed DLN)", "env meta-training, fused, func"):
+        assert rows[name]["ms_per_student_step"] > 0 and rows[name]["x_plain_ce"] > 0
+    assert rows["plain CE step"]["x_plain_ce"] == 1.0
+    assert any(name.startswith("estimator pes") for name in rows)
+    assert set(record["saved_mib"]) == {f"saved MiB, K={k}" for k in (5, 10, 20, 40)}
+    assert set(record["concurrent_s"]) == {
+        "plain CE, 1 process, s",
+        "plain CE, 2 processes at once, s",
+    }
+    assert "| plain CE step" in capsys.readouterr().out  # the Markdown table keeps its names
+
+
+def test_bench_refuses_an_out_that_is_not_a_json_file(tmp_path, capsys):
+    from l2t.cli import main
+
+    assert main(["bench", f"out={tmp_path}"]) == 2
+    assert "out=FILE.json" in capsys.readouterr().err
