@@ -49,6 +49,12 @@ def dln_apply(phi: Sequence[Tensor], features: Tensor) -> Tensor:
     return (hidden @ phi[-1].T).squeeze(-1)
 
 
+def other_classes(labels: Tensor, classes: int) -> Tensor:
+    """(B,) labels -> (B, C-1) the indices of each sample's non-target classes, in order."""
+    others = torch.arange(classes - 1, device=labels.device).expand(len(labels), -1)
+    return others + (others >= labels[:, None]).long()
+
+
 def dln_loss(
     phi: Sequence[Tensor],
     logits: Tensor,
@@ -56,10 +62,30 @@ def dln_loss(
     temperature: float = 1.0,
     mix: float = 0.0,
 ) -> Tensor:
-    """Mean over samples of the summed pair losses over the sample's non-target classes."""
-    pair_losses = dln_apply(phi, pair_features(logits, targets, temperature, mix))
-    not_target = torch.ones_like(pair_losses).scatter_(1, labels_of(targets)[:, None], 0.0)
-    return (pair_losses * not_target).sum(dim=1).mean()
+    """Mean over samples of the summed pair losses over the sample's non-target classes.
+
+    The same function as `dln_apply(phi, pair_features(...))` summed over the non-target
+    pairs, computed on the B·(C-1) non-target pairs only; with hard labels the constant
+    slots `[1, 0]` are folded into the first layer (its third column acts as a bias), so it
+    multiplies two features, not four (tested against the four-feature form).
+    """
+    labels = labels_of(targets)
+    others = other_classes(labels, logits.shape[1])
+    probs = torch.sigmoid(logits)
+    p_target = probs.gather(1, labels[:, None]).expand_as(others)
+    p_other = probs.gather(1, others)
+    if targets.ndim == 1:
+        first = phi[0]
+        hidden = F.linear(torch.stack([p_target, p_other], -1), first[:, :2], first[:, 2])
+        hidden, rest = F.leaky_relu(hidden, NEGATIVE_SLOPE), phi[1:]
+    else:
+        soft = soft_labels(targets, logits.shape[1], temperature, mix).to(probs)
+        q_target = soft.gather(1, labels[:, None]).expand_as(others)
+        hidden = torch.stack([p_target, p_other, q_target, soft.gather(1, others)], -1)
+        rest = phi
+    for weight in rest[:-1]:
+        hidden = F.leaky_relu(hidden @ weight.T, NEGATIVE_SLOPE)
+    return (hidden @ rest[-1].T).squeeze(-1).sum(dim=1).mean()
 
 
 def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:

@@ -65,3 +65,29 @@ def test_a_dln_started_as_pairwise_sce_gives_up_on_confidently_wrong_pairs():
     assert pulls["logistic"][0] > 0.8, "the logistic loss pulls a confidently wrong pair hard"
     assert pulls["robust"][0] < 0.3 * pulls["logistic"][0], "the bounded loss lets it go"
     assert pulls["robust"][1] > 0.5, "and still learns from pairs near the boundary"
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_the_folded_non_target_form_equals_the_four_feature_form(soft):
+    """dln_loss (two features, constant slots folded into the first layer, non-target pairs
+    only) is the four-feature DLN summed over non-target pairs: same loss, same gradients."""
+    from l2t.labels import pack
+    from l2t.loss_network import dln_apply, pair_features
+
+    torch.manual_seed(3)
+    phi = [w.detach().double().requires_grad_() for w in DynamicLossNetwork(12, 3).phi]
+    logits = (2 * torch.randn(9, 7)).double().requires_grad_()
+    labels = torch.randint(7, (9,))
+    targets = pack(labels, torch.randn(9, 7).double()) if soft else labels
+    mix = 0.5 if soft else 0.0
+
+    def four_feature() -> torch.Tensor:
+        pairs = dln_apply(phi, pair_features(logits, targets, 2.0, mix))
+        return pairs.scatter(1, labels[:, None], 0.0).sum(dim=1).mean()
+
+    folded, reference = dln_loss(phi, logits, targets, 2.0, mix), four_feature()
+    assert torch.allclose(folded, reference, rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(folded, [logits, *phi])
+    expected = torch.autograd.grad(reference, [logits, *phi])
+    for g, e in zip(grads, expected):
+        assert torch.allclose(g, e, rtol=1e-10, atol=1e-12)
