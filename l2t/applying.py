@@ -83,7 +83,7 @@ def make_env(cfg: Config, base_phi: list[torch.Tensor], splits: Splits | None = 
 def teach(run_dir: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[str, Any]:
     """Train one new student (seed `cfg.seed`) with the run's teacher; write `out`."""
     from l2t.plots import plot_curves
-    from l2t.training import EVAL_SEED_OFFSET, episode_seed
+    from l2t.seeds import student_seed
 
     device = resolve_device(cfg.device)
     teacher = load_teacher(run_dir, mode, device)
@@ -93,7 +93,7 @@ def teach(run_dir: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     record_noise(env.splits, out)
     test = (env.splits.x_test, env.splits.y_test)
-    seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
+    seed = student_seed(cfg.seed, "evaluation", 0)
     progress.enable(cfg.progress)
     try:
         with progress.phase(f"teach ({mode})", cfg.steps):

@@ -25,6 +25,7 @@ from l2t.config import Config, ConfigError
 from l2t.data import record_noise
 from l2t.device import resolve_device
 from l2t.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS, kd_baseline
+from l2t.seeds import student_seed
 from l2t.teaching import EpisodeResult
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
@@ -34,7 +35,6 @@ TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule")
 METHODS = FIXED_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS + TEACHER_METHODS
 BASELINES = FIXED_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS
 LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
-TUNING_SEED_OFFSET = 20_000  # students that choose the learning rate: none of the compared
 TUNING_STUDENTS = 2
 
 
@@ -143,9 +143,7 @@ def _fixed_run(cfg: Config, env: Any, loss: str, lr: float, cosine: bool) -> Cal
 
 def tuning_seeds(cfg: Config) -> list[int]:
     """The students that choose a baseline's hyper-parameters: none of the compared ones."""
-    from l2t.training import episode_seed
-
-    return [episode_seed(cfg.seed, TUNING_SEED_OFFSET + i) for i in range(TUNING_STUDENTS)]
+    return [student_seed(cfg.seed, "tuning", i) for i in range(TUNING_STUDENTS)]
 
 
 def tune_lr(cfg: Config, env: Any, loss: str) -> float:
@@ -170,7 +168,6 @@ def compare(
     from l2t.applying import base_phi_of, make_env
     from l2t.plots import plot_curves, plot_schedule
     from l2t.schedule import Schedule
-    from l2t.training import EVAL_SEED_OFFSET, episode_seed
 
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1; got {seeds}")
@@ -192,7 +189,7 @@ def compare(
         tuned_lr = {loss: tune_lr(cfg, env, loss) for loss in tuned}
         runners = {m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr) for m in methods}
         for s in range(seeds):
-            seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET + s)
+            seed = student_seed(cfg.seed, "evaluation", s)  # s = 0: the run's final student
             for m in methods:
                 try:
                     results[m].results.append(runners[m](seed))

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from l2t.seeds import MAX_RUN_SEED
+
 
 class ConfigError(ValueError):
     """A user mistake in a config file or override; the CLI prints it as one line, exit 2."""
@@ -120,7 +122,7 @@ class Config:
     episodes: int = 3  # meta-training episodes: each student of the population lives a lifetime
     select_students: int = 3  # frozen held-out students scoring each teacher (0: its episode)
     eval_every: int = 150  # student steps between evaluations drawn in the curves
-    seed: int = 0  # seeds data split, students, batches and the teacher
+    seed: int = 0  # seeds data split, students, batches and the teacher (0 .. 2**20 - 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     out: str = "runs/default"  # run directory (CLI train-teacher: a new runs/train-DATE-TIME)
     tracking: str = _choice("none", "none", "wandb")  # wandb is optional and off by default
@@ -333,6 +335,8 @@ def _check_ranges(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    if not 0 <= cfg.seed < MAX_RUN_SEED:
+        raise ConfigError(f"config key 'seed' must be in [0, {MAX_RUN_SEED}); got {cfg.seed}")
     for key, value in {"train_size": cfg.train_size, "val_batch": cfg.val_batch}.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0 (0 = all); got {value}")

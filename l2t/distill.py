@@ -23,7 +23,6 @@ from l2t.data import Splits
 from l2t.labels import labels_of, model_logits_of
 from l2t.students import build_student
 
-MODEL_SEED_OFFSET = 30_000  # the model's own student seed: none of the compared students
 KD_WEIGHTS = (0.25, 0.5, 0.75, 0.9)  # the grid vanilla KD's a is chosen from
 KD_TEMPERATURES = (1.0, 2.0, 4.0)  # ... and its T
 DISTILL_METHODS = ("kd", "self_distill", "random_teacher_kd")
@@ -119,7 +118,7 @@ def train_model(cfg: Config) -> dict[str, Any]:
     from l2t.data import load_splits, record_noise
     from l2t.device import resolve_device
     from l2t.plots import plot_curves
-    from l2t.training import episode_seed
+    from l2t.seeds import student_seed
 
     out = Path(cfg.out)
     if (out / "model.pt").exists():
@@ -128,7 +127,7 @@ def train_model(cfg: Config) -> dict[str, Any]:
         raise ConfigError("train-model trains with cross-entropy; leave distill.model unset")
     threads.configure(cfg.threads)
     splits = load_splits(cfg, resolve_device(cfg.device))
-    model, result = fit_model(cfg, splits, episode_seed(cfg.seed, MODEL_SEED_OFFSET))
+    model, result = fit_model(cfg, splits, student_seed(cfg.seed, "model", 0))
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     record_noise(splits, out)
@@ -159,15 +158,15 @@ def distillation_model(name: str, cfg: Config, splits: Splits) -> nn.Module:
     """The model a distillation baseline learns from: `distill.model` (`kd`), a model of the
     student's own architecture trained here (`self_distill`), or one of `distill.model`'s
     architecture at its random initialization (`random_teacher_kd`)."""
-    from l2t.training import episode_seed
+    from l2t.seeds import student_seed
 
     if not cfg.distill.model:
         raise ConfigError(f"method {name} needs distill.model=PATH (a model of l2t train-model)")
     model, arch = load_model(cfg.distill.model, splits)
     if name == "self_distill":
-        model, _ = fit_model(cfg, splits, episode_seed(cfg.seed, MODEL_SEED_OFFSET + 1))
+        model, _ = fit_model(cfg, splits, student_seed(cfg.seed, "model", 1))
     elif name == "random_teacher_kd":
-        model = random_model(arch, splits, episode_seed(cfg.seed, MODEL_SEED_OFFSET + 2))
+        model = random_model(arch, splits, student_seed(cfg.seed, "model", 2))
     return model
 
 

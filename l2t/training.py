@@ -32,11 +32,10 @@ from l2t.device import resolve_device
 from l2t.estimators import ESTIMATORS, Estimator, EstimatorConfig
 from l2t.plots import plot_curves, plot_schedule
 from l2t.schedule import Schedule
+from l2t.seeds import student_seed
 from l2t.task import Task
 from l2t.teaching import run_student
 from l2t.tracking import Tracker, read_metrics
-
-EVAL_SEED_OFFSET = 10_000  # the final evaluation student is none of the training students
 
 
 @dataclass
@@ -47,10 +46,6 @@ class TrainResult:
     teacher_test_acc: float
     ce_test_acc: float
     base_loss_test_acc: float  # the DLN's fixed initial loss, no teacher: a baseline to beat
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    return seed * 1000 + episode
 
 
 def make_teacher(cfg: Config, env: Any) -> Any:
@@ -81,9 +76,6 @@ def make_teacher(cfg: Config, env: Any) -> Any:
         raise ConfigError(str(exc)) from None
 
 
-SELECTION_SEED_OFFSET = 5_000  # held-out students for selection: neither training nor final
-
-
 def _selection_score(cfg: Config, teacher: Any, env: Any, episode_val_acc: float) -> float:
     """Mean final val accuracy of `select_students` fresh students taught by the teacher
     as it is now, frozen — the way it will be used; with 0, the learning episode's own."""
@@ -91,7 +83,7 @@ def _selection_score(cfg: Config, teacher: Any, env: Any, episode_val_acc: float
         return episode_val_acc
     with progress.phase("selection students", cfg.select_students * cfg.steps):
         scores = [
-            teacher.teach(env, episode_seed(cfg.seed, SELECTION_SEED_OFFSET + i), cfg.steps).val_acc
+            teacher.teach(env, student_seed(cfg.seed, "selection", i), cfg.steps).val_acc
             for i in range(cfg.select_students)
         ]
     return sum(scores) / len(scores)
@@ -263,7 +255,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
             result = run_student(
                 env,
                 lambda e: teacher.teacher_step(e, learn=True),
-                episode_seed(cfg.seed, episode),
+                student_seed(cfg.seed, "train", episode),
                 cfg.eval_every,
                 on_step=log_step,
             )
@@ -292,7 +284,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
             schedule.record(progress_before, params)
         return info
 
-    eval_seed = episode_seed(cfg.seed, EVAL_SEED_OFFSET)
+    eval_seed = student_seed(cfg.seed, "evaluation", 0)
     test = (splits.x_test, splits.y_test)
     with progress.phase("final evaluation", 3 * cfg.steps):
         teacher.start_episode(env)

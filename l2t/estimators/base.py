@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from l2t.lifetime import Lifetime, Observation, Policy, Theta, advance, start
+from l2t.seeds import student_seed
 from l2t.student_state import StudentState
 from l2t.task import Task
 
@@ -58,7 +59,7 @@ class Estimator(ABC):
         """A fresh lifetime; with `stagger` in [0, 1) it is first advanced (first order,
         unperturbed `theta`) through that fraction of its budget, so a population spans
         early, middle and late training from the first update on."""
-        seed = (self.cfg.seed << 16) + self.started
+        seed = student_seed(self.cfg.seed, "train", self.started)
         self.started += 1
         life = start(self.task, self.policy, seed)
         for _ in range(int(stagger * self.task.teacher_steps)):
