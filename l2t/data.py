@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -117,6 +118,40 @@ def _find(root: Path, names: list[str], what: str) -> list[Path]:
     )
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads what a CIFAR python batch holds (a dict of bytes, lists and one uint8 array)
+    and refuses every other global: a file that would run code when unpickled stays data."""
+
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}; a CIFAR batch never does")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of one CIFAR python batch, or one clear line about the file."""
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+        x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        y = np.asarray(batch[label_key], dtype=np.int64)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ConfigError(f"'{path}' is not a CIFAR python batch ({reason})") from None
+    if x.shape[0] != y.shape[0]:
+        raise ConfigError(f"'{path}' holds {x.shape[0]} images but {y.shape[0]} labels")
+    return x, y
+
+
 def _cifar(root: Path, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if classes == 10:
         train_names = [f"data_batch_{i}" for i in range(1, 6)]
@@ -129,10 +164,9 @@ def _cifar(root: Path, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     def read(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for path in paths:
-            with open(path, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
-            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[label_key]))
+            x, y = _cifar_batch(path, label_key)
+            xs.append(x)
+            ys.append(y)
         return np.concatenate(xs), np.concatenate(ys)
 
     x, y = read(files[:-1])
@@ -144,13 +178,16 @@ def _cifar(root: Path, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    _, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if dtype_code != 0x08:
-        raise ConfigError(f"'{path}' is not an IDX file of unsigned bytes")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype_code != 0x08:
+            raise ValueError("no IDX header of unsigned bytes")
+        shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, EOFError, ValueError, struct.error) as exc:
+        raise ConfigError(f"'{path}' is not an IDX file of unsigned bytes ({exc})") from None
 
 
 def _mnist_like(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -76,6 +76,37 @@ def test_mnist_idx_files(tmp_path):
     )
 
 
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("content", ["code", "garbage", "truncated"])
+def test_a_cifar_batch_is_read_as_data_and_a_bad_one_is_one_line(tmp_path, content):
+    _write_cifar(tmp_path, 10)
+    marker = tmp_path / "ran"
+    bad = tmp_path / "data_batch_1"
+    if content == "code":
+        bad.write_bytes(pickle.dumps({b"data": _RunsCode(marker), b"labels": [0]}))
+    elif content == "garbage":
+        bad.write_bytes(np.random.default_rng(0).bytes(500))
+    else:
+        bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(ConfigError, match="'.*data_batch_1' is not a CIFAR python batch"):
+        load_data("cifar10", data_dir=str(tmp_path))
+    assert not marker.exists()
+
+
+def test_a_garbage_idx_file_is_one_line(tmp_path):
+    for name in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+        (tmp_path / f"{name}-idx3-ubyte".replace("labels-idx3", "labels-idx1")).write_bytes(b"xx")
+    with pytest.raises(ConfigError, match="is not an IDX file of unsigned bytes"):
+        load_data("mnist", data_dir=str(tmp_path))
+
+
 def test_missing_files_name_what_is_needed(tmp_path):
     with pytest.raises(ConfigError, match="CIFAR-10 python batches"):
         load_data("cifar10", data_dir=str(tmp_path))
