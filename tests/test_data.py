@@ -95,7 +95,7 @@ def test_a_cifar_batch_is_read_as_data_and_a_bad_one_is_one_line(tmp_path, conte
         bad.write_bytes(np.random.default_rng(0).bytes(500))
     else:
         bad.write_bytes(bad.read_bytes()[:100])
-    with pytest.raises(ConfigError, match="'.*data_batch_1' is not a CIFAR python batch"):
+    with pytest.raises(ConfigError, match=r"'.*data_batch_1' is not a CIFAR python batch"):
         load_data("cifar10", data_dir=str(tmp_path))
     assert not marker.exists()
 
