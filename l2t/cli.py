@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -59,6 +60,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
     if cfg.resume and not args.config and saved.is_file():  # the run's config, then overrides
         overrides = {**parse_overrides(args.overrides), "out": cfg.out, "resume": "true"}
         cfg = from_dict(overrides, from_dict(yaml.safe_load(saved.read_text())))
+    _current_run["train-teacher"] = Path(cfg.out)
     try:
         result = train_teacher(cfg)
     finally:  # a stopped run is the one to resume
@@ -282,17 +284,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = command_parser(argv[0]).parse_intermixed_args(argv[1:])
     handler = COMMANDS[argv[0]][0]
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         handler(args)
     except ConfigError as exc:
         print(f"l2t: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "l2t: interrupted; the last checkpoint is kept (resume=true continues)", file=sys.stderr
-        )
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler's pre-emption)
+        print(f"l2t: stopped; {_how_to_go_on(argv[0])}", file=sys.stderr)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+_current_run: dict[str, Path] = {}  # the run directory train-teacher is writing, if any
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _how_to_go_on(command: str) -> str:
+    """What a stopped command left, in one line: how to resume it, or that nothing is kept."""
+    run_dir = _current_run.pop("train-teacher", None)
+    if command != "train-teacher" or run_dir is None:
+        return f"{command} keeps no partial results; run it again"
+    if not (run_dir / "checkpoint.pt").is_file():
+        return f"no episode of {run_dir} had finished, so there is nothing to resume"
+    from l2t.checkpoint import load_checkpoint
+
+    episodes = load_checkpoint(run_dir / "checkpoint.pt")["episode"]
+    return (
+        f"{run_dir} is saved after {episodes} episode(s); "
+        f"`l2t train-teacher out={run_dir} resume=true` continues it"
+    )
 
 
 if __name__ == "__main__":
