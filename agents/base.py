@@ -12,7 +12,11 @@ from torch import nn
 
 from envs.student_training import StudentTrainingEnv
 from l2t.checkpoint import atomic_save, load_checkpoint
+from l2t.config import ConfigError
 from l2t.teaching import EpisodeResult, run_student
+
+TEACHER_FORMAT = 2  # 2: the run's config inside; 1: without it (still read)
+READABLE_FORMATS = (1, 2)
 
 
 class Teacher(nn.Module, ABC):
@@ -68,15 +72,41 @@ class Teacher(nn.Module, ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         return None
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, config: dict[str, Any] | None = None) -> None:
+        """One self-contained file of plain data: format, kind, constructor arguments,
+        weights (an LSTM teacher's include its base loss `phi_0`) and the run's config."""
         atomic_save(
-            {"kind": self.kind, "hparams": self.hparams, "state_dict": self.state_dict()}, path
+            {
+                "format": TEACHER_FORMAT,
+                "kind": self.kind,
+                "hparams": self.hparams,
+                "state_dict": self.state_dict(),
+                "config": config,
+            },
+            path,
         )
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Teacher:
-        """Load any saved teacher; its class comes from the file."""
+        """Load any saved teacher; its class comes from the file. A file that is not a
+        teacher, of another format or that does not fit its class is one clear error."""
         data = load_checkpoint(path, device)
-        teacher = Teacher.registry[data["kind"]](**data["hparams"])
-        teacher.load_state_dict(data["state_dict"])
+        if not isinstance(data, dict) or not {"kind", "hparams", "state_dict"} <= set(data):
+            raise ConfigError(f"'{path}' is not a teacher written by l2t train-teacher")
+        version = data.get("format", 1)  # files before the format field are format 1
+        if version not in READABLE_FORMATS:
+            raise ConfigError(
+                f"'{path}' is a teacher file of format {version}; this l2t reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))} (train it again with this version)"
+            )
+        if data["kind"] not in Teacher.registry:
+            raise ConfigError(f"'{path}' holds a teacher of unknown kind {data['kind']!r}")
+        try:
+            teacher = Teacher.registry[data["kind"]](**data["hparams"])
+            teacher.load_state_dict(data["state_dict"])
+        except (TypeError, RuntimeError, KeyError) as exc:
+            reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else "?"
+            raise ConfigError(
+                f"'{path}' does not fit this l2t's {data['kind']} teacher ({reason})"
+            ) from None
         return teacher.to(device)

@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from l2t import progress, threads
-from l2t.checkpoint import atomic_write_json, atomic_write_text, to_json
-from l2t.config import Config, ConfigError, from_dict
+from l2t.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
+from l2t.config import Config, ConfigError, from_dict, read_yaml
 from l2t.data import Splits, load_splits, record_noise
 from l2t.device import resolve_device
 
@@ -19,19 +19,26 @@ MODES = ("online", "schedule")
 
 
 def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> Config:
-    """The config a teacher was trained with, with `overrides` (dotted keys) on top."""
+    """The config a teacher was trained with (the run's config.yaml, or the one inside its
+    teacher.pt when only that file was copied), with `overrides` (dotted keys) on top."""
     path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(
-            f"'{run_dir}' is not a run directory of l2t train-teacher (no config.yaml)"
-        )
     fixed = [key for key in overrides if key == "loss" or key.startswith("loss.")]
     if fixed:
         raise ConfigError(
             f"{fixed[0]} belongs to the teacher's run and cannot change when applying it "
             "(the teacher sets that loss network)"
         )
-    saved = yaml.safe_load(path.read_text())
+    if path.is_file():
+        saved = read_yaml(path, "the run's config")
+    elif (Path(run_dir) / "teacher.pt").is_file():
+        data = load_checkpoint(Path(run_dir) / "teacher.pt")
+        saved = data.get("config") if isinstance(data, dict) else None
+    else:
+        raise ConfigError(
+            f"'{run_dir}' is not a run directory of l2t train-teacher (no config.yaml)"
+        )
+    if not isinstance(saved, dict):
+        raise ConfigError(f"'{path}' holds no config mapping; is it a run of l2t train-teacher?")
     for key in ("out", "resume", "tracking"):
         saved.pop(key, None)
     return from_dict(overrides, from_dict(saved))

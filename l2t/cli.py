@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from l2t.config import (
     Config,
     ConfigError,
@@ -19,6 +17,7 @@ from l2t.config import (
     from_dict,
     load_config,
     parse_overrides,
+    read_yaml,
 )
 
 LATEST = Path("runs/latest")
@@ -59,7 +58,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
     saved = Path(cfg.out) / "config.yaml"
     if cfg.resume and not args.config and saved.is_file():  # the run's config, then overrides
         overrides = {**parse_overrides(args.overrides), "out": cfg.out, "resume": "true"}
-        cfg = from_dict(overrides, from_dict(yaml.safe_load(saved.read_text())))
+        cfg = from_dict(overrides, from_dict(read_yaml(saved, "the run's config")))
     _current_run["train-teacher"] = Path(cfg.out)
     try:
         result = train_teacher(cfg)

@@ -32,7 +32,7 @@ import yaml
 
 from l2t import progress, threads
 from l2t.checkpoint import atomic_write_text
-from l2t.config import Config, ConfigError, allowed_keys, from_dict
+from l2t.config import Config, ConfigError, allowed_keys, from_dict, read_yaml
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("maximize", "minimize")
@@ -69,13 +69,7 @@ class SweepSpec:
 
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; every problem is one ConfigError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file '{path}' does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"sweep file '{path}' is not valid YAML: {exc}") from None
+    raw = read_yaml(path, "sweep file")
     if not isinstance(raw, dict):
         raise ConfigError(f"sweep file '{path}' must be a mapping (method, metric, parameters)")
     method = raw.get("method")
@@ -102,7 +96,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
         _check_parameter(key, spec, method)
         for value in _example_values(spec):
             from_dict({key: value})  # the value has the key's type (raises ConfigError)
-    return SweepSpec(raw.get("name") or path.stem, method, metric["name"], goal, parameters, raw)
+    return SweepSpec(
+        raw.get("name") or Path(path).stem, method, metric["name"], goal, parameters, raw
+    )
 
 
 def _check_parameter(key: str, spec: Any, method: str) -> None:
@@ -300,11 +296,11 @@ def sweep(
 ) -> list[dict[str, Any]] | None:
     from l2t.tracking import wandb_mode
 
-    spec = load_sweep(path)
     if count is not None and count < 1:
         raise ConfigError(f"--count must be >= 1; got {count}")
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1; got {workers}")
+    spec = load_sweep(path)
     if wandb_mode() == "online":
         run_online(spec, base, count)
         return None

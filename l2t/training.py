@@ -113,6 +113,8 @@ def _check_same_run(saved: dict[str, Any], now: dict[str, Any], prefix: str = ""
 def _check_run_dir(cfg: Config) -> Path:
     """The run directory, if `resume` matches what is there (nothing is created yet)."""
     run_dir = Path(cfg.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"out='{run_dir}' is a file; a run needs a directory (a new or its own)")
     checkpoint = run_dir / "checkpoint.pt"
     if cfg.resume and not checkpoint.exists():
         raise ConfigError(f"resume=true, but '{checkpoint}' does not exist")
@@ -213,7 +215,6 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         task = Task.from_config(cfg, splits)
         estimator = make_estimator(cfg, task, teacher)
         per_episode = updates_per_episode(cfg, task)
-    (run_dir / "plots").mkdir(parents=True, exist_ok=True)  # the inputs are valid: start
     start, best_val, best_episode, best_state = 0, -math.inf, -1, None
     keep_lines = None
     if cfg.resume:
@@ -225,6 +226,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         best_state, keep_lines = ckpt["best_teacher"], ckpt["metrics_lines"]
         if estimator is not None:
             estimator.load_state_dict(ckpt["estimator"])
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)  # the inputs are valid: start
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
     record_noise(splits, run_dir)
     tracker = Tracker(run_dir, cfg, keep_lines)
@@ -273,7 +275,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
     bar.close()
 
     teacher.load_state_dict(best_state)
-    teacher.save(run_dir / "teacher.pt")
+    teacher.save(run_dir / "teacher.pt", cfg.to_dict())
     schedule = Schedule(env.phi_shapes)
 
     def frozen_step(e: Any) -> dict[str, float]:

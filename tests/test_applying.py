@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,19 @@ def test_teach_with_bad_input_is_one_line(run_dir, tmp_path, args, message, caps
     assert main(["teach", f"teacher={run_dir}", f"out={tmp_path / 'x'}", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_teacher_pt_alone_is_enough_to_teach(run_dir, tmp_path):
+    """teacher.pt holds its kind, weights, base loss and the run's config: nothing else
+    of the run is needed."""
+    alone = tmp_path / "copied"
+    alone.mkdir()
+    shutil.copy(run_dir / "teacher.pt", alone / "teacher.pt")
+    full, copied = tmp_path / "full", tmp_path / "alone"
+    assert main(["teach", f"teacher={run_dir}", f"out={full}"]) == 0
+    assert main(["teach", f"teacher={alone}", f"out={copied}"]) == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (full, copied))
+    assert a["test_acc"] == b["test_acc"]
 
 
 def test_teach_needs_a_finished_run(tmp_path, capsys):

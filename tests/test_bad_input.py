@@ -1,0 +1,109 @@
+"""Bad input, as a new user or an adversary gives it: one line that names the problem and
+what is allowed, exit 2, and nothing created or changed on disk."""
+
+import hashlib
+
+import pytest
+import torch
+
+from l2t.cli import main
+
+RUN_CONFIG = "steps: 20\nunroll: {steps: 5}\n"
+
+CASES = [  # (arguments, a phrase the line must hold)
+    (["train-teacher", "stepz=5"], "did you mean 'steps'"),
+    (["train-teacher", "teacher.lrr=1"], "did you mean 'teacher.lr'"),
+    (["train-teacher", "optim.foo.bar=1"], "unknown config key 'optim.foo.bar'"),
+    (["train-teacher", "optim=1"], "is a section"),
+    (["train-teacher", "steps=abc"], "'steps' expects int"),
+    (["train-teacher", "resume=maybe"], "'resume' expects bool"),
+    (["train-teacher", "steps"], "not of the form key=value"),
+    (["train-teacher", "optim.lr=0"], "'optim.lr' must be > 0"),
+    (["train-teacher", "optim.lr=-0.1"], "'optim.lr' must be > 0"),
+    (["train-teacher", "optim.lr=nan"], "'optim.lr' must be a finite number"),
+    (["train-teacher", "optim.lr=inf"], "'optim.lr' must be a finite number"),
+    (["train-teacher", "optim.momentum=-1"], "'optim.momentum' must be in [0, 1)"),
+    (["train-teacher", "unroll.steps=0"], "'unroll.steps' must be > 0"),
+    (["train-teacher", "steps=0"], "'steps' must be > 0"),
+    (["train-teacher", "optim.batch_size=0"], "'optim.batch_size' must be > 0"),
+    (["train-teacher", "teacher.beta=-1"], "'teacher.beta' must be >= 0"),
+    (["train-teacher", "loss.init_steps=-5"], "'loss.init_steps' must be >= 0"),
+    (["train-teacher", "select_students=-1"], "'select_students' must be >= 0"),
+    (["train-teacher", "teacher.sigma=0"], "'teacher.sigma' must be > 0"),
+    (["train-teacher", "label_noise=1"], "'label_noise' must be in [0, 1)"),
+    (["train-teacher", "seed=-1"], "'seed' must be in [0, 1048576)"),
+    (["train-teacher", "unroll.steps=50", "steps=20"], "must not exceed steps"),
+    (["train-teacher", "dataset=imagenet"], "must be one of mnist1d"),
+    (["train-teacher", "teacher.estimator=greedy", "teacher.objective=val_acc"], "no gradient"),
+    (["train-teacher", "dataset=cifar10", "data_dir=nowhere"], "CIFAR-10 python batches"),
+    (["train-teacher", "dataset=mnist", "data_dir=garbage"], "is not an IDX file"),
+    (["train-teacher", "distill.model=none.pt"], "does not exist; write one with l2t train-model"),
+    (
+        ["train-teacher", "distill.model=foreign/teacher.pt"],
+        "is not a model written by `l2t train-model`",
+    ),
+    (["train-teacher", "device=cuda"], "this machine has none"),
+    (["train-teacher", "--config", "broken.yaml"], "is not valid YAML at line 2, column 1"),
+    (["train-teacher", "--config", "list.yaml"], "must hold a mapping"),
+    (["train-teacher", "--config", "missing.yaml"], "does not exist"),
+    (["train-teacher", "out=a_file"], "is a file; a run needs a directory"),
+    (["train-teacher", "out=run"], "already holds a run; pass resume=true"),
+    (["train-teacher", "out=damaged", "resume=true"], "is not a file l2t wrote, or it is damaged"),
+    (["train-teacher", "out=fresh", "resume=true"], "does not exist"),
+    (["teach", "teacher=truncated"], "is not a file l2t wrote, or it is damaged"),
+    (["teach", "teacher=foreign"], "is not a teacher written by l2t train-teacher"),
+    (["teach", "teacher=nowhere"], "not a run directory"),
+    (["teach", "teacher=truncated", "mode=replay"], "mode must be one of online, schedule"),
+    (["teach", "teacher=truncated", "loss.hidden=8"], "belongs to the teacher's run"),
+    (["compare", "seeds=0"], "seeds must be >= 1"),
+    (["compare", "methods=foo"], "unknown method(s) ['foo']"),
+    (["compare", "methods=teacher_online"], "need teacher=RUN_DIR"),
+    (["sweep", "broken.yaml"], "sweep file 'broken.yaml' is not valid YAML"),
+    (["sweep", "list.yaml"], "must be a mapping"),
+    (["sweep", "sweep.yaml", "--workers", "0"], "--workers must be >= 1"),
+    (["bench", "out=a_file"], "out=FILE.json"),
+    (["nocommand"], "unknown command 'nocommand'"),
+]
+
+
+def _tree(root):
+    """Every path under `root` with a digest of its bytes: what a refused command must leave."""
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else ""
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    (root / "broken.yaml").write_text("steps: [1, 2\n")
+    (root / "list.yaml").write_text("- 1\n- 2\n")
+    (root / "sweep.yaml").write_text("method: grid\nparameters: {seed: {values: [0, 1]}}\n")
+    (root / "a_file").write_text("not a directory\n")
+    (root / "garbage").mkdir()
+    for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"):
+        (root / "garbage" / f"{name}-ubyte").write_bytes(b"\x01\x02 not idx")
+    for name in ("run", "damaged", "truncated", "foreign"):
+        (root / name).mkdir()
+        (root / name / "config.yaml").write_text(RUN_CONFIG)
+    (root / "run" / "checkpoint.pt").write_bytes(b"a run was here")
+    (root / "damaged" / "checkpoint.pt").write_bytes(b"\x80\x02 torn")
+    (root / "truncated" / "teacher.pt").write_bytes(b"PK\x03\x04 truncated")
+    torch.save({"weights": torch.ones(3)}, root / "foreign" / "teacher.pt")
+    return root
+
+
+@pytest.mark.parametrize(("args", "phrase"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    workspace, monkeypatch, capsys, args, phrase
+):
+    monkeypatch.chdir(workspace)
+    before = _tree(workspace)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("l2t: error: "), captured.err
+    assert phrase in lines[0], lines[0]
+    assert _tree(workspace) == before
+    assert not (workspace / "runs").exists()
