@@ -71,6 +71,12 @@ def _train_teacher(args: argparse.Namespace) -> None:
     print(f"test accuracy, student taught by the teacher: {result.teacher_test_acc:.4f}")
     print(f"test accuracy, cross-entropy student:         {result.ce_test_acc:.4f}")
     print(f"test accuracy, fixed base-loss student:       {result.base_loss_test_acc:.4f}")
+    diverged = result.meta_training_diverged_steps, result.teacher_diverged_steps
+    note = "" if diverged == (0, 0) else "  <- the teacher's loss broke students; see metrics.jsonl"
+    print(
+        f"diverged teacher steps (retaken under the base loss): {diverged[0]} in meta-training, "
+        f"{diverged[1]} in the final student{note}"
+    )
 
 
 def _train_model(args: argparse.Namespace) -> None:

@@ -46,6 +46,8 @@ class TrainResult:
     teacher_test_acc: float
     ce_test_acc: float
     base_loss_test_acc: float  # the DLN's fixed initial loss, no teacher: a baseline to beat
+    meta_training_diverged_steps: int = 0  # teacher steps retaken under the base loss
+    teacher_diverged_steps: int = 0  # the same, in the final evaluation student
 
 
 def make_teacher(cfg: Config, env: Any) -> Any:
@@ -155,7 +157,9 @@ def _estimator_episode(
     (the one place where a later all-reduce across processes goes)."""
     for _ in range(updates):
         threads.rebalance()
+        diverged_before = estimator.diverged
         grad, metrics = estimator.estimate(teacher.theta())
+        metrics["diverged_steps"] = estimator.diverged - diverged_before
         finite = all(bool(torch.isfinite(g).all()) for g in grad.values())
         if finite:  # a non-finite estimate is skipped, never applied
             for name, p in teacher.named_parameters():
@@ -297,6 +301,11 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         schedule.save(run_dir / "schedule.pt")
     assert taught.test_acc is not None and baseline.test_acc is not None
     assert fixed_base.test_acc is not None
+    if estimator is not None:
+        meta_diverged = estimator.diverged
+    else:
+        episodes = [r for r in read_metrics(run_dir) if r.get("phase") == "episode"]
+        meta_diverged = sum(int(r.get("diverged_steps", 0)) for r in episodes)
     summary = {
         "best_episode": best_episode,
         "best_val_acc": best_val,
@@ -305,6 +314,9 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         "base_loss_test_acc": fixed_base.test_acc,
         "teacher_val_acc": taught.val_acc,
         "ce_val_acc": baseline.val_acc,
+        # teacher steps whose loss broke a student, each retaken under the base loss
+        "meta_training_diverged_steps": meta_diverged,
+        "teacher_diverged_steps": taught.diverged_steps,
     }
     tracker.log(
         {"phase": "final", **summary, "teacher_curve": taught.curve, "ce_curve": baseline.curve}
@@ -332,5 +344,12 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
     tracker.log_artifact(run_dir / "teacher.pt", f"teacher-{run_dir.name}", "teacher")
     tracker.close()
     return TrainResult(
-        run_dir, best_episode, best_val, taught.test_acc, baseline.test_acc, fixed_base.test_acc
+        run_dir,
+        best_episode,
+        best_val,
+        taught.test_acc,
+        baseline.test_acc,
+        fixed_base.test_acc,
+        meta_diverged,
+        taught.diverged_steps,
     )

@@ -57,3 +57,39 @@ def test_sigterm_before_any_checkpoint_says_there_is_nothing_to_resume(tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "nothing to resume" in err.strip().splitlines()[-1], err
+
+
+def test_an_injected_divergent_loss_is_rolled_back_counted_and_never_saved(
+    tmp_path, monkeypatch, capsys
+):
+    import torch
+
+    from agents import LSTMTeacher, Teacher
+    from l2t.checkpoint import load_checkpoint
+
+    original, calls = LSTMTeacher.loss_fn, [0]
+
+    def sometimes_broken(self, task, params):
+        loss = original(self, task, params)
+        base = self.base_params()
+        if all(torch.equal(p, b) for p, b in zip(params, base)):
+            return loss  # the base loss the guard falls back to stays sound
+        calls[0] += 1
+        if calls[0] % 5 == 0:
+            return lambda z, y: loss(z, y) * float("inf")
+        return loss
+
+    monkeypatch.setattr(LSTMTeacher, "loss_fn", sometimes_broken)
+    out = tmp_path / "run"
+    assert main(["train-teacher", f"out={out}", *RUN, "episodes=2"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["meta_training_diverged_steps"] > 0
+    assert f"{summary['meta_training_diverged_steps']} in meta-training" in capsys.readouterr().out
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    per_update = sum(r.get("diverged_steps", 0) for r in lines if r.get("phase") == "meta")
+    assert per_update == summary["meta_training_diverged_steps"]
+    teacher = Teacher.load(out / "teacher.pt")
+    assert all(torch.isfinite(p).all() for p in teacher.state_dict().values())
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    assert all(torch.isfinite(p).all() for p in checkpoint["teacher"].values())
+    assert all(v is not None for v in summary.values())  # no NaN (written as null) anywhere

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from l2t.lifetime import Lifetime, Observation, Policy, Theta, advance, start
+from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, advance, start
 from l2t.seeds import student_seed
 from l2t.student_state import StudentState
 from l2t.task import Task
@@ -36,6 +36,20 @@ class Estimator(ABC):
         self.task, self.policy, self.cfg = task, policy, cfg
         self.updates = 0  # estimates made so far
         self.started = 0  # students started so far: the next student's seed follows from it
+        self.diverged = 0  # teacher steps whose loss broke a student (retaken under the base)
+
+    def counters(self) -> dict[str, int]:
+        return {"updates": self.updates, "started": self.started, "diverged": self.diverged}
+
+    def load_counters(self, state: dict[str, Any]) -> None:
+        self.updates, self.started = int(state["updates"]), int(state["started"])
+        self.diverged = int(state.get("diverged", 0))  # checkpoints from before the counter
+
+    def advance(self, theta: Theta, life: Lifetime, differentiable: bool = False) -> Step:
+        """One teacher step of `life`, counting a divergence."""
+        step = advance(self.task, self.policy, theta, life, differentiable)
+        self.diverged += int(step.diverged)
+        return step
 
     @abstractmethod
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
@@ -63,7 +77,7 @@ class Estimator(ABC):
         self.started += 1
         life = start(self.task, self.policy, seed)
         for _ in range(int(stagger * self.task.teacher_steps)):
-            life = advance(self.task, self.policy, theta, life).life
+            life = self.advance(theta, life).life
         return life
 
     def weight(self, life: Lifetime) -> float:
@@ -80,7 +94,7 @@ class Estimator(ABC):
         for _ in range(steps):
             if life.done(self.task):
                 break
-            step = advance(self.task, self.policy, theta, life)
+            step = self.advance(theta, life)
             life = step.life
             total = total + self.weight(life) * self.metric(step.val_loss, step.val_acc)
         return life, total

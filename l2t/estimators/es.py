@@ -36,7 +36,7 @@ class ES(Estimator):
         return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "started": self.started}
+        return self.counters()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates, self.started = int(state["updates"]), int(state["started"])
+        self.load_counters(state)

@@ -54,10 +54,10 @@ class PES(Estimator):
             {"plus": lifetime_to_dict(p), "minus": lifetime_to_dict(m), "accumulated": a}
             for p, m, a in self.pairs or []
         ]
-        return {"updates": self.updates, "started": self.started, "pairs": pairs}
+        return {**self.counters(), "pairs": pairs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates, self.started = int(state["updates"]), int(state["started"])
+        self.load_counters(state)
         pairs = [
             (lifetime_from_dict(d["plus"]), lifetime_from_dict(d["minus"]), dict(d["accumulated"]))
             for d in state["pairs"]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from l2t.estimators.base import Estimator, lifetime_from_dict, lifetime_to_dict
-from l2t.lifetime import Lifetime, Theta, advance
+from l2t.lifetime import Lifetime, Theta
 
 
 class TruncatedBackprop(Estimator):
@@ -32,7 +32,7 @@ class TruncatedBackprop(Estimator):
             objective = torch.zeros((), device=self.task.device)
             count = 0
             while count < self.cfg.horizon and not life.done(self.task):
-                step = advance(self.task, self.policy, leaves, life, differentiable=True)
+                step = self.advance(leaves, life, differentiable=True)
                 life, count = step.life, count + 1
                 objective = objective + self.metric(step.val_loss, step.val_acc)
             objective = objective / max(count, 1)
@@ -49,8 +49,8 @@ class TruncatedBackprop(Estimator):
 
     def state_dict(self) -> dict[str, Any]:
         lives = [lifetime_to_dict(life) for life in self.lives or []]
-        return {"updates": self.updates, "started": self.started, "lives": lives}
+        return {**self.counters(), "lives": lives}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates, self.started = int(state["updates"]), int(state["started"])
+        self.load_counters(state)
         self.lives = [lifetime_from_dict(d) for d in state["lives"]] or None
