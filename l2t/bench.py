@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import multiprocessing
+import os
 import platform
 import queue
 import time
@@ -209,8 +210,9 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     steps = max(cfg.unroll.steps, round(budget_s * 1000 / base))  # ~budget_s alone
     one, two = concurrent_seconds(cfg, 1, steps), concurrent_seconds(cfg, 2, steps)
     rows["plain CE, 1 process, s"], rows["plain CE, 2 processes at once, s"] = one, two
+    chosen = cfg.threads or os.environ.get("OMP_NUM_THREADS") or "auto"
     print(
         f"\n{steps} plain CE steps in one process: {one:.2f} s; in each of two at once: "
-        f"{two:.2f} s ({two / one:.2f}x; threads={cfg.threads or 'auto'})"
+        f"{two:.2f} s ({two / one:.2f}x; threads={chosen})"
     )
     return rows
