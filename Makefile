@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/l2t bench
+	$(BIN)/l2t bench out=runs/bench.json $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -15,17 +15,24 @@ from l2t.config import ConfigError
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """`torch.save` that leaves either the old file or the complete new one, never a torn one."""
+    """`torch.save` that leaves either the old file or the complete new one, never a torn one
+    (written beside it, flushed to the disk, then renamed over it)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from l2t import stopping
 from l2t.config import (
     Config,
     ConfigError,
@@ -289,25 +289,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = command_parser(argv[0]).parse_intermixed_args(argv[1:])
     handler = COMMANDS[argv[0]][0]
-    previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        handler(args)
+        with stopping.handled():
+            handler(args)
     except ConfigError as exc:
         print(f"l2t: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler's pre-emption)
         print(f"l2t: stopped; {_how_to_go_on(argv[0])}", file=sys.stderr)
         return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
 _current_run: dict[str, Path] = {}  # the run directory train-teacher is writing, if any
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _how_to_go_on(command: str) -> str:
@@ -319,10 +313,10 @@ def _how_to_go_on(command: str) -> str:
         return f"no episode of {run_dir} had finished, so there is nothing to resume"
     from l2t.checkpoint import load_checkpoint
 
-    episodes = load_checkpoint(run_dir / "checkpoint.pt")["episode"]
+    saved = load_checkpoint(run_dir / "checkpoint.pt")
+    where = f"episode {saved['episode']}, update {saved.get('update', 0)}"
     return (
-        f"{run_dir} is saved after {episodes} episode(s); "
-        f"`l2t train-teacher out={run_dir} resume=true` continues it"
+        f"{run_dir} is saved at {where}; `l2t train-teacher out={run_dir} resume=true` continues it"
     )
 
 

@@ -128,6 +128,7 @@ class Config:
     tracking: str = _choice("none", "none", "wandb")  # wandb is optional and off by default
     observe_loss_state: bool = True  # env observations include validation-gradient statistics
     resume: bool = False  # continue from out/checkpoint.pt
+    checkpoint_every: int = 5  # teacher updates between checkpoints inside an episode (0: none)
     progress: bool = True  # progress bars for every long phase (only ever on a terminal)
     threads: int = 0  # compute threads; 0: a share of the cores among running l2t processes
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -350,6 +351,7 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"config key '{key}' must be >= 0 (0 = all); got {value}")
     for key, value in {
         "threads": cfg.threads,
+        "checkpoint_every": cfg.checkpoint_every,
         "optim.weight_decay": cfg.optim.weight_decay,
         "loss.init_steps": cfg.loss.init_steps,
         "teacher.alpha": cfg.teacher.alpha,

@@ -16,7 +16,9 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 import torch
 import yaml
 
-from l2t import progress, threads
+from l2t import progress, stopping, threads
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError
 from l2t.data import load_splits, record_noise
@@ -95,7 +97,17 @@ def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return torch.cat([(x - y).flatten() for x, y in zip(a, b)]).norm().item()
 
 
-RESUMABLE_CHANGES = ("episodes", "resume", "out", "tracking", "wandb", "device")
+RESUMABLE_CHANGES = (  # a resumed run may change these (threads: numbers may differ slightly)
+    "episodes",
+    "resume",
+    "out",
+    "tracking",
+    "wandb",
+    "device",
+    "progress",
+    "threads",
+    "checkpoint_every",
+)
 
 
 def _check_same_run(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> None:
@@ -151,25 +163,44 @@ def updates_per_episode(cfg: Config, task: Task) -> int:
 
 
 def _estimator_episode(
-    teacher: Any, estimator: Estimator, updates: int, tracker: Tracker, bar: Any, episode: int
+    teacher: Any,
+    estimator: Estimator,
+    updates: range,
+    tracker: Tracker,
+    bar: Any,
+    episode: int,
+    save: Callable[[int], None],
+    every: int,
 ) -> None:
-    """`updates` teacher updates: the estimator's gradient, then the teacher's Adam step
-    (the one place where a later all-reduce across processes goes)."""
-    for _ in range(updates):
-        threads.rebalance()
-        diverged_before = estimator.diverged
-        grad, metrics = estimator.estimate(teacher.theta())
-        metrics["diverged_steps"] = estimator.diverged - diverged_before
-        finite = all(bool(torch.isfinite(g).all()) for g in grad.values())
-        if finite:  # a non-finite estimate is skipped, never applied
-            for name, p in teacher.named_parameters():
-                p.grad = grad[name]
-            teacher.optimizer.step()
-        teacher.optimizer.zero_grad(set_to_none=True)
-        norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grad.values()))
-        record = {"update": estimator.updates, "grad_norm": norm, "skipped": float(not finite)}
-        tracker.log({"phase": "meta", "episode": episode, **record, **metrics})
-        bar.update(1)
+    """Teacher updates `updates` of `episode`: the estimator's gradient, then the teacher's
+    Adam step (the one place where a later all-reduce across processes goes). Every `every`
+    updates, and when a stop is requested, `save(updates done)` writes a checkpoint."""
+    with stopping.safe_points():
+        for update in updates:
+            _teacher_update(teacher, estimator, tracker, episode)
+            bar.update(1)
+            done = update + 1
+            if stopping.requested() or (every and done % every == 0 and done < updates.stop):
+                save(done)
+            if stopping.requested():
+                raise KeyboardInterrupt
+
+
+def _teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode: int) -> None:
+    """One estimate and the teacher's Adam step; a non-finite estimate is skipped."""
+    threads.rebalance()
+    diverged_before = estimator.diverged
+    grad, metrics = estimator.estimate(teacher.theta())
+    metrics["diverged_steps"] = estimator.diverged - diverged_before
+    finite = all(bool(torch.isfinite(g).all()) for g in grad.values())
+    if finite:  # a non-finite estimate is skipped, never applied
+        for name, p in teacher.named_parameters():
+            p.grad = grad[name]
+        teacher.optimizer.step()
+    teacher.optimizer.zero_grad(set_to_none=True)
+    norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grad.values()))
+    record = {"update": estimator.updates, "grad_norm": norm, "skipped": float(not finite)}
+    tracker.log({"phase": "meta", "episode": episode, **record, **metrics})
 
 
 def _save_checkpoint(
@@ -178,14 +209,17 @@ def _save_checkpoint(
     teacher: Any,
     estimator: Estimator | None,
     episode: int,
+    update: int,
     best_state: Any,
     best_val: float,
     best_episode: int,
     tracker: Tracker,
 ) -> None:
+    """Everything to continue exactly from `update` teacher updates into `episode`."""
     atomic_save(
         {
-            "episode": episode + 1,
+            "episode": episode,
+            "update": update,
             "teacher": teacher.state_dict(),
             "teacher_extra": teacher.extra_state(),
             "estimator": estimator.state_dict() if estimator is not None else None,
@@ -219,7 +253,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         task = Task.from_config(cfg, splits)
         estimator = make_estimator(cfg, task, teacher)
         per_episode = updates_per_episode(cfg, task)
-    start, best_val, best_episode, best_state = 0, -math.inf, -1, None
+    start, first_update, best_val, best_episode, best_state = 0, 0, -math.inf, -1, None
     keep_lines = None
     if cfg.resume:
         ckpt = load_checkpoint(run_dir / "checkpoint.pt", device)
@@ -227,6 +261,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         teacher.load_state_dict(ckpt["teacher"])
         teacher.load_extra_state(ckpt["teacher_extra"])
         start, best_val, best_episode = ckpt["episode"], ckpt["best_val_acc"], ckpt["best_episode"]
+        first_update = ckpt.get("update", 0)  # checkpoints inside an episode
         best_state, keep_lines = ckpt["best_teacher"], ckpt["metrics_lines"]
         if estimator is not None:
             estimator.load_state_dict(ckpt["estimator"])
@@ -235,9 +270,24 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
     record_noise(splits, run_dir)
     tracker = Tracker(run_dir, cfg, keep_lines)
     progress.enable(show_progress and cfg.progress)
-    bar = progress.bar("meta-training", cfg.episodes * per_episode, "update", start * per_episode)
+    done = start * per_episode + first_update
+    bar = progress.bar("meta-training", cfg.episodes * per_episode, "update", done)
 
-    if start == 0:  # the untrained teacher (about the base loss) is a candidate too
+    def save(episode: int, update: int) -> None:
+        _save_checkpoint(
+            run_dir,
+            cfg,
+            teacher,
+            estimator,
+            episode,
+            update,
+            best_state,
+            best_val,
+            best_episode,
+            tracker,
+        )
+
+    if best_state is None:  # the untrained teacher (about the base loss) is a candidate too
         best_val = _selection_score(cfg, teacher, env, -math.inf)
         best_state = copy.deepcopy(teacher.state_dict())
         tracker.log({"phase": "initial", "selection_val_acc": best_val})
@@ -245,7 +295,17 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
     for episode in range(start, cfg.episodes):
         record: dict[str, Any] = {"phase": "episode", "episode": episode}
         if estimator is not None:  # a population of lifetimes, one estimate per update
-            _estimator_episode(teacher, estimator, per_episode, tracker, bar, episode)
+            updates = range(first_update if episode == start else 0, per_episode)
+            _estimator_episode(
+                teacher,
+                estimator,
+                updates,
+                tracker,
+                bar,
+                episode,
+                functools.partial(save, episode),
+                cfg.checkpoint_every,
+            )
             score = _selection_score(cfg, teacher, env, -math.inf)
         else:  # one student, the teacher learning as it teaches it
             teacher.start_episode(env)
@@ -273,9 +333,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
             best_val, best_episode = score, episode
             best_state = copy.deepcopy(teacher.state_dict())
         tracker.log({**record, "selection_val_acc": score, "best_episode": best_episode})
-        _save_checkpoint(
-            run_dir, cfg, teacher, estimator, episode, best_state, best_val, best_episode, tracker
-        )
+        save(episode + 1, 0)
     bar.close()
 
     teacher.load_state_dict(best_state)

@@ -8,16 +8,18 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from l2t.cli import main
 
 RUN = ["steps=60", "eval_every=30", "episodes=4", "select_students=1", "val_batch=100"]
 RUN += ["unroll.steps=5", "loss.init_steps=20", "teacher.population=1", "teacher.horizon=2"]
 
 
-def _start(out):
+def _start(out, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "l2t", "train-teacher", f"out={out}", *RUN],
+        [sys.executable, "-m", "l2t", "train-teacher", f"out={out}", *RUN, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -33,20 +35,63 @@ def _wait_for(path, proc, timeout=120.0):
         time.sleep(0.05)
 
 
-def test_sigterm_after_a_checkpoint_says_how_to_resume_and_resume_finishes(tmp_path, capsys):
+def _saved_update(path):
+    from l2t.checkpoint import load_checkpoint
+
+    if not path.exists():
+        return None
+    saved = load_checkpoint(path)
+    return saved["episode"], saved["update"]
+
+
+def _results(out):
+    return (out / "metrics.jsonl").read_bytes(), (out / "summary.json").read_bytes()
+
+
+def test_sigterm_mid_episode_checkpoints_there_says_how_to_resume_and_resume_finishes(
+    tmp_path, capsys
+):
+    reference = tmp_path / "reference"
+    assert main(["train-teacher", f"out={reference}", *RUN, "checkpoint_every=0"]) == 0
     out = tmp_path / "run"
-    proc = _start(out)
-    _wait_for(out / "checkpoint.pt", proc)
+    proc = _start(out, "checkpoint_every=0")  # only the stop writes a checkpoint mid-episode
+    _wait_for(out / "metrics.jsonl", proc)
+    while b'"phase": "meta"' not in (out / "metrics.jsonl").read_bytes():
+        assert proc.poll() is None
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("l2t: stopped;") and f"out={out} resume=true" in last, err
-    assert main(["train-teacher", f"out={out}", *RUN, "resume=true"]) == 0
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    episodes = [r["episode"] for r in lines if r.get("phase") == "episode"]
-    assert episodes == [0, 1, 2, 3]  # none lost, none twice
-    assert json.loads((out / "summary.json").read_text())["teacher_test_acc"] is not None
+    episode, update = _saved_update(out / "checkpoint.pt")
+    assert f"episode {episode}, update {update}" in last and update > 0  # not the episode start
+    assert main(["train-teacher", f"out={out}", *RUN, "checkpoint_every=0", "resume=true"]) == 0
+    assert _results(out) == _results(reference)  # none lost, none twice, the same numbers
+
+
+@pytest.mark.parametrize("point", ["mid-episode", "final evaluation"])
+def test_sigkill_then_resume_ends_byte_identical(tmp_path, point, capsys):
+    args = [*RUN, "episodes=2", "checkpoint_every=1"]
+    reference = tmp_path / "reference"
+    assert main(["train-teacher", f"out={reference}", *args]) == 0
+    out = tmp_path / "run"
+    proc = _start(out, "episodes=2", "checkpoint_every=1")
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, "the run finished before the kill point"
+        assert time.monotonic() < deadline
+        saved = _saved_update(out / "checkpoint.pt")
+        if point == "mid-episode" and saved is not None and saved[1] >= 1:
+            break
+        if point == "final evaluation" and (out / "teacher.pt").exists():
+            break
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert not (out / "summary.json").exists()
+    assert main(["train-teacher", f"out={out}", *args, "resume=true"]) == 0
+    assert _results(out) == _results(reference)
 
 
 def test_sigterm_before_any_checkpoint_says_there_is_nothing_to_resume(tmp_path):
