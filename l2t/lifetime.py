@@ -69,6 +69,9 @@ class Step:
     val_acc: Tensor
     params: list[Tensor]  # the loss parameters the student trained under (detached)
     diverged: bool  # the proposed loss broke the student; it took the base loss instead
+    # with `advance(..., chain=True)`: dL_val/dphi and the proposal phi with its graph to theta
+    val_grad: tuple[Tensor, ...] | None = None
+    proposal: list[Tensor] | None = None
 
 
 def start(task: Task, policy: Policy, seed: int) -> Lifetime:
@@ -91,13 +94,18 @@ def advance(
     theta: Theta,
     life: Lifetime,
     differentiable: bool = False,
+    chain: bool = False,
 ) -> Step:
     """One teacher step of `life` under the policy with parameters `theta`.
 
     With `differentiable` the new student state, teacher state and validation loss keep
     their graph to `theta` and to the previous states (greedy and truncated backprop);
-    otherwise nothing beyond the loss-state gradient is differentiated. One host sync per
-    teacher step, outside the unroll: the divergence flag.
+    otherwise nothing beyond the loss-state gradient is differentiated. With `chain` (a
+    one-step objective, the policy observing dL_val/dphi) that gradient, which the
+    observation needs anyway, is returned with the proposal and the unroll's graph is
+    freed: the caller gets dL_val/dtheta by the chain rule through the teacher alone, one
+    backward pass through the unroll instead of two. One host sync per teacher step,
+    outside the unroll: the divergence flag.
     """
     batches = task.batches(life.seed, life.t)
     sgd = task.sgd
@@ -125,9 +133,9 @@ def advance(
         val_loss, val_acc = validate(
             task.model, student, batches.x_val, batches.y_val, task.criterion
         )
-    grad = None
+    grad, grads = None, None
     if policy.observes_gradient and not diverged:
-        grads = torch.autograd.grad(val_loss, params, retain_graph=differentiable)
+        grads = torch.autograd.grad(val_loss, params, retain_graph=differentiable and not chain)
         grad = torch.cat([g.flatten() for g in grads]).detach()
     elif policy.observes_gradient:
         grad = torch.zeros_like(torch.cat([p.flatten() for p in params])).detach()
@@ -135,7 +143,10 @@ def advance(
         student, val_loss = student.detach(), val_loss.detach()
     obs = Observation(features(student, val_loss, val_acc, task.steps, task.num_classes), grad)
     new = Lifetime(life.seed, life.t + 1, student, teacher, obs)
-    return Step(new, val_loss, val_acc, [p.detach() for p in params], diverged)
+    detached = [p.detach() for p in params]
+    if chain:
+        return Step(new, val_loss, val_acc, detached, diverged, grads, params)
+    return Step(new, val_loss, val_acc, detached, diverged)
 
 
 def _detach(x: Tensor | None) -> Tensor | None:

@@ -99,3 +99,38 @@ def test_a_population_averages_its_members_estimates():
         alone.started = i  # the i-th student of the population has the i-th seed
         singles.append(alone.estimate(theta)[0]["log_scale"])
     torch.testing.assert_close(joint, sum(singles) / 3)
+
+
+def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes():
+    """With the teacher observing dL_val/dphi, greedy reuses that gradient and chains it to
+    theta through the teacher alone; the result is the gradient of two full passes."""
+    from envs.student_training import StudentTrainingEnv, base_loss_params
+    from l2t.config import from_dict
+    from l2t.estimators.greedy import Greedy
+    from l2t.task import Task
+    from l2t.training import make_estimator, make_teacher
+
+    class TwoPasses(Greedy):
+        chain = False  # type: ignore[assignment]
+
+    cfg = from_dict(
+        {
+            "steps": 30,
+            "val_batch": 50,
+            "unroll": {"steps": 3},
+            "loss": {"init_steps": 10, "hidden": 8, "layers": 2},
+            "teacher": {"estimator": "greedy", "observe": "grad", "students": 2, "scale": 1.0},
+        }
+    )
+    env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
+    teacher = make_teacher(cfg, env)
+    task = Task.from_config(cfg, env.splits)
+    chained = make_estimator(cfg, task, teacher)
+    assert chained.chain
+    two = TwoPasses(task, teacher, chained.cfg)
+    for _ in range(3):  # a fresh population, then students carried along
+        a, _ = chained.estimate(teacher.theta())
+        b, _ = two.estimate(teacher.theta())
+        for name in a:
+            assert torch.allclose(a[name], b[name], rtol=1e-4, atol=1e-7), name
+        assert any(bool(g.abs().sum() > 0) for g in a.values())

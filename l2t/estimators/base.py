@@ -45,9 +45,11 @@ class Estimator(ABC):
         self.updates, self.started = int(state["updates"]), int(state["started"])
         self.diverged = int(state.get("diverged", 0))  # checkpoints from before the counter
 
-    def advance(self, theta: Theta, life: Lifetime, differentiable: bool = False) -> Step:
+    def advance(
+        self, theta: Theta, life: Lifetime, differentiable: bool = False, chain: bool = False
+    ) -> Step:
         """One teacher step of `life`, counting a divergence."""
-        step = advance(self.task, self.policy, theta, life, differentiable)
+        step = advance(self.task, self.policy, theta, life, differentiable, chain)
         self.diverged += int(step.diverged)
         return step
 

@@ -21,6 +21,16 @@ from l2t.lifetime import Lifetime, Theta
 class TruncatedBackprop(Estimator):
     lives: list[Lifetime] | None = None
 
+    @property
+    def chain(self) -> bool:
+        """A one-step window on the validation loss of a policy that observes dL_val/dphi:
+        reuse that gradient (lifetime.advance's `chain`), one backward through the unroll."""
+        return (
+            self.cfg.horizon == 1
+            and self.policy.observes_gradient
+            and self.cfg.objective == "val_loss"
+        )
+
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
         n = self.cfg.students
         if self.lives is None:
@@ -30,17 +40,28 @@ class TruncatedBackprop(Estimator):
         losses = []
         for i, life in enumerate(self.lives):
             objective = torch.zeros((), device=self.task.device)
-            count = 0
+            count, chained = 0, None
             while count < self.cfg.horizon and not life.done(self.task):
-                step = self.advance(leaves, life, differentiable=True)
+                step = self.advance(leaves, life, differentiable=True, chain=self.chain)
                 life, count = step.life, count + 1
                 objective = objective + self.metric(step.val_loss, step.val_acc)
+                chained = step if step.val_grad is not None else None
             objective = objective / max(count, 1)
-            if objective.requires_grad:
+            if chained is not None:  # one step: dL/dtheta = dL/dphi . dphi/dtheta
+                assert chained.proposal is not None
+                grads = torch.autograd.grad(
+                    chained.proposal,
+                    list(leaves.values()),
+                    grad_outputs=chained.val_grad,
+                    allow_unused=True,
+                )
+            elif objective.requires_grad:
                 grads = torch.autograd.grad(objective, list(leaves.values()), allow_unused=True)
-                for (name, _), g in zip(leaves.items(), grads):
-                    if g is not None:
-                        total[name] += g
+            else:
+                grads = ()  # the loss broke the student: nothing to learn from this window
+            for (name, _), g in zip(leaves.items(), grads):
+                if g is not None:
+                    total[name] += g
             losses.append(objective.item())
             life = life.detach()
             self.lives[i] = self.new_student(theta) if life.done(self.task) else life
