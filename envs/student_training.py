@@ -47,6 +47,7 @@ from l2t.config import Config, from_dict
 from l2t.data import Splits, load_splits
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
+from l2t.lifetime import DIVERGENCE_FACTOR
 from l2t.loss_network import DynamicLossNetwork
 from l2t.parametric_loss import BASE_COEFFICIENTS
 from l2t.student_state import SGD, LossFn, StudentState, forward, unroll, validate
@@ -310,7 +311,8 @@ class StudentTrainingEnv(gym.Env):
             backend=self.cfg.unroll.backend,
         )
         val_loss, val_acc = validate(self.task.model, new, self.x_val, self.y_val)
-        diverged = not (bool(new.finite) and math.isfinite(val_loss.item()))
+        limit = DIVERGENCE_FACTOR * math.log(self.task.num_classes)
+        diverged = not (bool(new.finite) and val_loss.item() < limit)  # NaN compares False
         if commit_result:
             if diverged:
                 self.train_with(self.base_loss)

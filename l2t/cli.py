@@ -19,6 +19,7 @@ from l2t.config import (
     parse_overrides,
     read_yaml,
 )
+from l2t.estimators import Diverged
 
 LATEST = Path("runs/latest")
 
@@ -295,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"l2t: error: {exc}", file=sys.stderr)
         return 2
+    except Diverged as exc:
+        print(f"l2t: stopped: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler's pre-emption)
         print(f"l2t: stopped; {_how_to_go_on(argv[0])}", file=sys.stderr)
         return 0

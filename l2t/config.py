@@ -129,6 +129,7 @@ class Config:
     observe_loss_state: bool = True  # env observations include validation-gradient statistics
     resume: bool = False  # continue from out/checkpoint.pt
     checkpoint_every: int = 5  # teacher updates between checkpoints inside an episode (0: none)
+    max_divergences: int = 20  # teacher steps in a row that break students before a run stops
     progress: bool = True  # progress bars for every long phase (only ever on a terminal)
     threads: int = 0  # compute threads; 0: a share of the cores among running l2t processes
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -339,6 +340,7 @@ def _check_ranges(cfg: Config) -> None:
         "loss.hidden": cfg.loss.hidden,
         "loss.layers": cfg.loss.layers,
         "val_size": cfg.val_size,
+        "max_divergences": cfg.max_divergences,
         "teacher.init_std": cfg.teacher.init_std,
     }
     for key, value in positive.items():

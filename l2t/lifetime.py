@@ -9,6 +9,7 @@ loss parameters is the next loss-state observation `g`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -60,6 +61,10 @@ class Lifetime:
         obs = Observation(self.obs.student.detach(), _detach(self.obs.grad))
         teacher = {k: v.detach() for k, v in self.teacher.items()}
         return Lifetime(self.seed, self.t, self.student.detach(), teacher, obs)
+
+
+DIVERGENCE_FACTOR = 10.0  # a student is broken when its validation cross-entropy exceeds
+# 10 ln(C): ten times chance level, far above any start (docs/design.md §4), or is not finite
 
 
 @dataclass
@@ -124,15 +129,20 @@ def advance(
         create_graph=second_order,
         backend=task.backend,
     )
-    diverged = not bool(student.finite)
+    with torch.set_grad_enabled(second_order):
+        val_loss, val_acc = validate(
+            task.model, student, batches.x_val, batches.y_val, task.criterion
+        )
+    limit = DIVERGENCE_FACTOR * math.log(task.num_classes)
+    diverged = not bool(student.finite & (val_loss.detach() < limit))  # NaN compares False
     if diverged:  # the guard: K steps under the base loss instead, the policy restarted
         base = policy.loss_fn(task, policy.base_params())
         student = unroll(task.model, life.student.detach(), base, batches.x, batches.y, sgd)
         teacher = policy.initial_state()
-    with torch.set_grad_enabled(second_order and not diverged):
-        val_loss, val_acc = validate(
-            task.model, student, batches.x_val, batches.y_val, task.criterion
-        )
+        with torch.no_grad():
+            val_loss, val_acc = validate(
+                task.model, student, batches.x_val, batches.y_val, task.criterion
+            )
     grad, grads = None, None
     if policy.observes_gradient and not diverged:
         grads = torch.autograd.grad(val_loss, params, retain_graph=differentiable and not chain)

@@ -107,6 +107,7 @@ RESUMABLE_CHANGES = (  # a resumed run may change these (threads: numbers may di
     "progress",
     "threads",
     "checkpoint_every",
+    "max_divergences",
 )
 
 
@@ -150,6 +151,7 @@ def make_estimator(cfg: Config, task: Task, policy: Any) -> Estimator:
         objective=t.objective,
         objective_from=t.objective_from,
         seed=cfg.seed,
+        max_divergences=cfg.max_divergences,
     )
     return ESTIMATORS[t.estimator](task, policy, settings)
 

@@ -138,3 +138,15 @@ def test_an_injected_divergent_loss_is_rolled_back_counted_and_never_saved(
     checkpoint = load_checkpoint(out / "checkpoint.pt")
     assert all(torch.isfinite(p).all() for p in checkpoint["teacher"].values())
     assert all(v is not None for v in summary.values())  # no NaN (written as null) anywhere
+
+
+def test_a_setting_that_breaks_every_student_stops_with_one_line(tmp_path, capsys):
+    """optim.lr=50 keeps the students finite but at ten times chance-level loss: every step
+    is retaken under the base loss, which breaks them too; the run stops and says why."""
+    out = tmp_path / "run"
+    args = ["optim.lr=50", "max_divergences=5", "checkpoint_every=1"]
+    assert main(["train-teacher", f"out={out}", *RUN, *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("l2t: stopped: 5 teacher steps in a row"), err
+    assert "lower optim.lr" in err[0]
+    assert not (out / "summary.json").exists() and not (out / "teacher.pt").exists()

@@ -1,7 +1,7 @@
 """Outer-gradient estimators, one file each (docs/design.md §3): `teacher.estimator=`
 greedy | tbptt | pes | es."""
 
-from l2t.estimators.base import Estimator, EstimatorConfig
+from l2t.estimators.base import Diverged, Estimator, EstimatorConfig
 from l2t.estimators.es import ES
 from l2t.estimators.greedy import Greedy
 from l2t.estimators.pes import PES
@@ -14,4 +14,13 @@ ESTIMATORS: dict[str, type[Estimator]] = {
     "es": ES,
 }
 
-__all__ = ["ES", "ESTIMATORS", "PES", "Estimator", "EstimatorConfig", "Greedy", "TruncatedBackprop"]
+__all__ = [
+    "ES",
+    "ESTIMATORS",
+    "PES",
+    "Diverged",
+    "Estimator",
+    "EstimatorConfig",
+    "Greedy",
+    "TruncatedBackprop",
+]

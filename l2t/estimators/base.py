@@ -29,6 +29,11 @@ class EstimatorConfig:
     objective_from: float  # training progress from which validation metrics count (pes, es)
     seed: int  # seeds the students and the perturbations
     stagger: bool = True  # start a truncated population spread over the students' budget
+    max_divergences: int = 20  # teacher steps in a row that may break students, then stop
+
+
+class Diverged(RuntimeError):
+    """Students kept breaking: the run stops (the CLI says so in one line, exit 1)."""
 
 
 class Estimator(ABC):
@@ -37,20 +42,35 @@ class Estimator(ABC):
         self.updates = 0  # estimates made so far
         self.started = 0  # students started so far: the next student's seed follows from it
         self.diverged = 0  # teacher steps whose loss broke a student (retaken under the base)
+        self.in_a_row = 0  # of them, the latest consecutive ones
 
     def counters(self) -> dict[str, int]:
-        return {"updates": self.updates, "started": self.started, "diverged": self.diverged}
+        return {
+            "updates": self.updates,
+            "started": self.started,
+            "diverged": self.diverged,
+            "in_a_row": self.in_a_row,
+        }
 
     def load_counters(self, state: dict[str, Any]) -> None:
         self.updates, self.started = int(state["updates"]), int(state["started"])
-        self.diverged = int(state.get("diverged", 0))  # checkpoints from before the counter
+        self.diverged = int(state.get("diverged", 0))  # checkpoints from before the counters
+        self.in_a_row = int(state.get("in_a_row", 0))
 
     def advance(
         self, theta: Theta, life: Lifetime, differentiable: bool = False, chain: bool = False
     ) -> Step:
-        """One teacher step of `life`, counting a divergence."""
+        """One teacher step of `life`, counting a divergence; too many in a row stop the run."""
         step = advance(self.task, self.policy, theta, life, differentiable, chain)
         self.diverged += int(step.diverged)
+        self.in_a_row = self.in_a_row + 1 if step.diverged else 0
+        if self.in_a_row >= self.cfg.max_divergences:
+            raise Diverged(
+                f"{self.in_a_row} teacher steps in a row broke their students (NaN, inf or a "
+                "validation loss above 10 ln C) though each was retaken under the base loss: "
+                "lower optim.lr (the student's), teacher.lr or teacher.beta; "
+                "max_divergences sets how many in a row are tolerated"
+            )
         return step
 
     @abstractmethod
