@@ -1,5 +1,6 @@
 import pytest
 import torch
+import yaml
 
 from l2t.config import Config, from_dict
 
@@ -26,3 +27,21 @@ def tiny_cfg(tmp_path) -> Config:
             "unroll": {"steps": 5},
         }
     )
+
+
+@pytest.fixture
+def grid_sweep(tmp_path):
+    """(name, key, values) -> the path of a grid sweep file over one config key."""
+
+    def write(name: str, key: str, values: list) -> str:
+        spec = {
+            "name": name,
+            "method": "grid",
+            "metric": {"name": "teacher_test_acc", "goal": "maximize"},
+            "parameters": {key: {"values": values}},
+        }
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return str(path)
+
+    return write

@@ -4,7 +4,6 @@ ETA is honest: a bar that ends below or above its total would mislead."""
 from typing import ClassVar
 
 import pytest
-import yaml
 
 from l2t import progress
 from l2t.cli import main
@@ -48,15 +47,8 @@ def test_train_teacher_and_compare_name_every_phase_and_fill_its_total(tmp_path,
         assert b.closed and b.n == b.total > 0, (b.name, b.n, b.total)
 
 
-def test_a_sweep_shows_one_bar_over_its_trials(tmp_path, bars, monkeypatch, capsys):
+def test_a_sweep_shows_one_bar_over_its_trials(tmp_path, bars, grid_sweep, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    spec = {
-        "name": "p",
-        "method": "grid",
-        "metric": {"name": "teacher_test_acc", "goal": "maximize"},
-        "parameters": {"teacher.lr": {"values": [0.001, 0.002]}},
-    }
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    assert main(["sweep", str(path), f"out={tmp_path / 's'}", *TINY]) == 0
+    path = grid_sweep("p", "teacher.lr", [0.001, 0.002])
+    assert main(["sweep", path, f"out={tmp_path / 's'}", *TINY]) == 0
     assert [(b.name, b.n, b.total, b.closed) for b in bars] == [("sweep p", 2, 2, True)]

@@ -70,7 +70,7 @@ def test_sigterm_mid_episode_checkpoints_there_says_how_to_resume_and_resume_fin
     assert _results(out) == _results(reference)  # none lost, none twice, the same numbers
 
 
-@pytest.mark.parametrize("point", ["mid-episode", "final evaluation"])
+@pytest.mark.parametrize("point", ["mid-episode", "selection", "final evaluation"])
 def test_sigkill_then_resume_ends_byte_identical(tmp_path, point, capsys):
     args = [*RUN, "episodes=2", "checkpoint_every=1"]
     reference = tmp_path / "reference"
@@ -85,6 +85,9 @@ def test_sigkill_then_resume_ends_byte_identical(tmp_path, point, capsys):
         if point == "mid-episode" and saved is not None and saved[1] >= 1:
             break
         if point == "final evaluation" and (out / "teacher.pt").exists():
+            break
+        metrics = out / "metrics.jsonl"  # episode 0's last update (of 6) is logged: selection
+        if point == "selection" and metrics.exists() and b'"update": 6,' in metrics.read_bytes():
             break
         time.sleep(0.01)
     proc.kill()

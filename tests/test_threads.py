@@ -69,20 +69,13 @@ def test_the_files_of_dead_processes_are_removed(machine, other_process):
     )
 
 
-def test_sweep_workers_split_the_cores(machine, tmp_path, monkeypatch, capsys):
+def test_sweep_workers_split_the_cores(machine, tmp_path, grid_sweep, monkeypatch, capsys):
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    spec = {
-        "name": "t",
-        "method": "grid",
-        "metric": {"name": "teacher_test_acc", "goal": "maximize"},
-        "parameters": {"seed": {"values": [0, 1]}},
-    }
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = grid_sweep("t", "seed", [0, 1])
     tiny = ["steps=10", "episodes=1", "eval_every=10", "unroll.steps=5", "loss.init_steps=20"]
     out = tmp_path / "s"
-    assert main(["sweep", str(path), "--workers", "2", f"out={out}", "val_batch=100", *tiny]) == 0
+    assert main(["sweep", path, "--workers", "2", f"out={out}", "val_batch=100", *tiny]) == 0
     used = [yaml.safe_load(c.read_text())["threads"] for c in out.glob("trial-*/config.yaml")]
     assert used == [1, 1]
 
