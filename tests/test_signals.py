@@ -12,7 +12,7 @@ import pytest
 
 from l2t.cli import main
 
-RUN = ["steps=60", "eval_every=30", "episodes=4", "select_students=1", "val_batch=100"]
+RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=1", "val_batch=100"]
 RUN += ["unroll.steps=5", "loss.init_steps=20", "teacher.population=1", "teacher.horizon=2"]
 
 
@@ -72,11 +72,11 @@ def test_sigterm_mid_episode_checkpoints_there_says_how_to_resume_and_resume_fin
 
 @pytest.mark.parametrize("point", ["mid-episode", "selection", "final evaluation"])
 def test_sigkill_then_resume_ends_byte_identical(tmp_path, point, capsys):
-    args = [*RUN, "episodes=2", "checkpoint_every=1"]
+    args = [*RUN, "checkpoint_every=1"]
     reference = tmp_path / "reference"
     assert main(["train-teacher", f"out={reference}", *args]) == 0
     out = tmp_path / "run"
-    proc = _start(out, "episodes=2", "checkpoint_every=1")
+    proc = _start(out, "checkpoint_every=1")
     deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, "the run finished before the kill point"
@@ -129,7 +129,7 @@ def test_an_injected_divergent_loss_is_rolled_back_counted_and_never_saved(
 
     monkeypatch.setattr(LSTMTeacher, "loss_fn", sometimes_broken)
     out = tmp_path / "run"
-    assert main(["train-teacher", f"out={out}", *RUN, "episodes=2"]) == 0
+    assert main(["train-teacher", f"out={out}", *RUN]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["meta_training_diverged_steps"] > 0
     assert f"{summary['meta_training_diverged_steps']} in meta-training" in capsys.readouterr().out
