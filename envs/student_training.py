@@ -47,7 +47,6 @@ from l2t.config import Config, from_dict
 from l2t.data import Splits, load_splits
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
-from l2t.lifetime import DIVERGENCE_FACTOR
 from l2t.loss_network import DynamicLossNetwork
 from l2t.parametric_loss import BASE_COEFFICIENTS
 from l2t.student_state import SGD, LossFn, StudentState, forward, unroll, validate
@@ -256,7 +255,7 @@ class StudentTrainingEnv(gym.Env):
             backend=self.cfg.unroll.backend,
         )
         val_loss, _ = validate(model, end, self.x_val, self.y_val)
-        if not (bool(end.finite) and math.isfinite(val_loss.item())):
+        if self.task.broken(end.finite, val_loss):
             self.train_with(self.base_loss)  # the divergence guard
             return
         grads = torch.autograd.grad(val_loss, leaves)
@@ -311,8 +310,7 @@ class StudentTrainingEnv(gym.Env):
             backend=self.cfg.unroll.backend,
         )
         val_loss, val_acc = validate(self.task.model, new, self.x_val, self.y_val)
-        limit = DIVERGENCE_FACTOR * math.log(self.task.num_classes)
-        diverged = not (bool(new.finite) and val_loss.item() < limit)  # NaN compares False
+        diverged = self.task.broken(new.finite, val_loss)
         if commit_result:
             if diverged:
                 self.train_with(self.base_loss)

@@ -38,7 +38,7 @@ def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> Config:
             f"'{run_dir}' is not a run directory of l2t train-teacher (no config.yaml)"
         )
     if not isinstance(saved, dict):
-        raise ConfigError(f"'{path}' holds no config mapping; is it a run of l2t train-teacher?")
+        raise ConfigError(f"'{run_dir}' holds no run config; is it a run of l2t train-teacher?")
     for key in ("out", "resume", "tracking"):
         saved.pop(key, None)
     return from_dict(overrides, from_dict(saved))

@@ -49,6 +49,23 @@ def _link_latest(run_dir: Path) -> None:
     os.replace(tmp, LATEST)
 
 
+class Stopped(Exception):
+    """A run stopped by Ctrl-C or SIGTERM; the message says how to continue it."""
+
+
+def _how_to_resume(run_dir: Path) -> str:
+    """What a stopped train-teacher left, in one line."""
+    if not (run_dir / "checkpoint.pt").is_file():
+        return f"no checkpoint of {run_dir} was written yet, so there is nothing to resume"
+    from l2t.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(run_dir / "checkpoint.pt")
+    where = f"episode {saved['episode']}, update {saved.get('update', 0)}"
+    return (
+        f"{run_dir} is saved at {where}; `l2t train-teacher out={run_dir} resume=true` continues it"
+    )
+
+
 def _train_teacher(args: argparse.Namespace) -> None:
     from l2t.training import train_teacher
 
@@ -60,9 +77,10 @@ def _train_teacher(args: argparse.Namespace) -> None:
     if cfg.resume and not args.config and saved.is_file():  # the run's config, then overrides
         overrides = {**parse_overrides(args.overrides), "out": cfg.out, "resume": "true"}
         cfg = from_dict(overrides, from_dict(read_yaml(saved, "the run's config")))
-    _current_run["train-teacher"] = Path(cfg.out)
     try:
         result = train_teacher(cfg)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say how to go on
+        raise Stopped(_how_to_resume(Path(cfg.out))) from None
     finally:  # a stopped run is the one to resume
         if fresh and Path(cfg.out).is_dir() and Path(cfg.out).parent == LATEST.parent:
             _link_latest(Path(cfg.out))
@@ -299,29 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     except Diverged as exc:
         print(f"l2t: stopped: {exc}", file=sys.stderr)
         return 1
+    except Stopped as exc:
+        print(f"l2t: stopped; {exc}", file=sys.stderr)
+        return 0
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler's pre-emption)
-        print(f"l2t: stopped; {_how_to_go_on(argv[0])}", file=sys.stderr)
+        print(f"l2t: stopped; {argv[0]} keeps no partial results; run it again", file=sys.stderr)
         return 0
     return 0
-
-
-_current_run: dict[str, Path] = {}  # the run directory train-teacher is writing, if any
-
-
-def _how_to_go_on(command: str) -> str:
-    """What a stopped command left, in one line: how to resume it, or that nothing is kept."""
-    run_dir = _current_run.pop("train-teacher", None)
-    if command != "train-teacher" or run_dir is None:
-        return f"{command} keeps no partial results; run it again"
-    if not (run_dir / "checkpoint.pt").is_file():
-        return f"no episode of {run_dir} had finished, so there is nothing to resume"
-    from l2t.checkpoint import load_checkpoint
-
-    saved = load_checkpoint(run_dir / "checkpoint.pt")
-    where = f"episode {saved['episode']}, update {saved.get('update', 0)}"
-    return (
-        f"{run_dir} is saved at {where}; `l2t train-teacher out={run_dir} resume=true` continues it"
-    )
 
 
 if __name__ == "__main__":

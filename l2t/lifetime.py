@@ -9,7 +9,6 @@ loss parameters is the next loss-state observation `g`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -61,10 +60,6 @@ class Lifetime:
         obs = Observation(self.obs.student.detach(), _detach(self.obs.grad))
         teacher = {k: v.detach() for k, v in self.teacher.items()}
         return Lifetime(self.seed, self.t, self.student.detach(), teacher, obs)
-
-
-DIVERGENCE_FACTOR = 10.0  # a student is broken when its validation cross-entropy exceeds
-# 10 ln(C): ten times chance level, far above any start (docs/design.md §4), or is not finite
 
 
 @dataclass
@@ -133,8 +128,7 @@ def advance(
         val_loss, val_acc = validate(
             task.model, student, batches.x_val, batches.y_val, task.criterion
         )
-    limit = DIVERGENCE_FACTOR * math.log(task.num_classes)
-    diverged = not bool(student.finite & (val_loss.detach() < limit))  # NaN compares False
+    diverged = task.broken(student.finite, val_loss)
     if diverged:  # the guard: K steps under the base loss instead, the policy restarted
         base = policy.loss_fn(task, policy.base_params())
         student = unroll(task.model, life.student.detach(), base, batches.x, batches.y, sgd)
@@ -154,9 +148,15 @@ def advance(
     obs = Observation(features(student, val_loss, val_acc, task.steps, task.num_classes), grad)
     new = Lifetime(life.seed, life.t + 1, student, teacher, obs)
     detached = [p.detach() for p in params]
-    if chain:
-        return Step(new, val_loss, val_acc, detached, diverged, grads, params)
-    return Step(new, val_loss, val_acc, detached, diverged)
+    return Step(
+        new,
+        val_loss,
+        val_acc,
+        detached,
+        diverged,
+        grads if chain else None,
+        params if chain else None,
+    )
 
 
 def _detach(x: Tensor | None) -> Tensor | None:

@@ -25,6 +25,8 @@ from l2t.parametric_loss import coefficients_from_unit, parametric_loss
 from l2t.student_state import SGD, LossFn, StudentState, state_of
 from l2t.students import build_student
 
+DIVERGENCE_FACTOR = 10.0  # broken: validation cross-entropy above 10 ln(C), or not finite
+
 
 @dataclass
 class Batches:
@@ -111,6 +113,13 @@ class Task:
     @property
     def num_classes(self) -> int:
         return self.splits.num_classes
+
+    def broken(self, finite: Tensor, val_loss: Tensor) -> bool:
+        """Whether a student is broken: not finite, or a validation cross-entropy above
+        10 ln C, ten times chance level, far above any start (docs/design.md §3). The one
+        host sync of a teacher step."""
+        limit = DIVERGENCE_FACTOR * math.log(self.num_classes)
+        return not bool(finite & (val_loss.detach() < limit))  # NaN compares False
 
     def init(self, seed: int) -> StudentState:
         """A fresh student, initialized from `seed` (the global RNG is left as it was)."""

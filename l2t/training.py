@@ -181,10 +181,10 @@ def _estimator_episode(
         for update in updates:
             _teacher_update(teacher, estimator, tracker, episode)
             bar.update(1)
-            done = update + 1
-            if stopping.requested() or (every and done % every == 0 and done < updates.stop):
+            done, stop = update + 1, stopping.requested()
+            if stop or (every and done % every == 0 and done < updates.stop):
                 save(done)
-            if stopping.requested():
+            if stop:
                 raise KeyboardInterrupt
 
 
@@ -361,10 +361,10 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         schedule.save(run_dir / "schedule.pt")
     assert taught.test_acc is not None and baseline.test_acc is not None
     assert fixed_base.test_acc is not None
+    episodes = [r for r in read_metrics(run_dir) if r.get("phase") == "episode"]
     if estimator is not None:
         meta_diverged = estimator.diverged
     else:
-        episodes = [r for r in read_metrics(run_dir) if r.get("phase") == "episode"]
         meta_diverged = sum(int(r.get("diverged_steps", 0)) for r in episodes)
     summary = {
         "best_episode": best_episode,
@@ -390,11 +390,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
                 "base loss": [fixed_base.curve],
             },
             run_dir / "plots" / "curves.png",
-            background=[
-                r["curve"]
-                for r in read_metrics(run_dir)
-                if "curve" in r and r["phase"] == "episode"
-            ],
+            background=[r["curve"] for r in episodes if "curve" in r],
         ),
     ]
     if schedule.phi:
