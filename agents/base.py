@@ -65,6 +65,14 @@ class Teacher(nn.Module, ABC):
         self.start_episode(env)
         return run_student(env, lambda e: self.teacher_step(e, learn=learn), seed, eval_every, test)
 
+    def episode_state(self) -> dict[str, Any]:
+        """What this teacher holds about the student in hand (plain data), so that an episode
+        stopped part way continues exactly; teachers that hold nothing return {}."""
+        return {}
+
+    def load_episode_state(self, state: dict[str, Any]) -> None:
+        return None
+
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond the weights (optimizer moments) needed to resume exactly."""
         return {}

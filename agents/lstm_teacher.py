@@ -206,8 +206,10 @@ class LSTMTeacher(Teacher):
             new_phi, self.state = self(self.state, state, self.grad_flat)
         if not learn and not self.observes_gradient:  # nothing to differentiate: first order
             self.phi_flat = new_phi.detach()
-            env.train_with(env.loss_fn(self.current_params()))
-            return {}
+            if env.train_with(env.loss_fn(self.current_params()), teacher_set=True):
+                self._reset_episode_state()  # the policy restarts, as after a broken unroll
+                return {"diverged": 1.0}
+            return {"diverged": 0.0}
         if not learn:
             new_phi.requires_grad_(self.update == "fused")
         result = env.functional_step(self.split(new_phi))

@@ -107,8 +107,7 @@ class MLPTeacher(Teacher):
             params = self.params_from_action(self(state))
         self.params = [p.detach() for p in params]
         if not learn:  # a frozen teacher needs no meta-gradient: first-order steps suffice
-            env.train_with(env.loss_fn(self.params))
-            return {}
+            return {"diverged": float(env.train_with(env.loss_fn(self.params), teacher_set=True))}
         result = env.functional_step(params)
         if not result.diverged:
             self.optimizer.zero_grad(set_to_none=True)

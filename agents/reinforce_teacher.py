@@ -65,6 +65,8 @@ class ReinforceTeacher(Teacher):
 
     def _reset_trajectory(self) -> None:
         self.log_probs: list[Tensor] = []
+        self.observed: list[Tensor] = []  # what each log-prob is of: to rebuild them on resume
+        self.samples: list[Tensor] = []
         self.rewards: list[float] = []
         self.obs: np.ndarray | None = None
         self.params: list[Tensor] | None = None
@@ -75,21 +77,28 @@ class ReinforceTeacher(Teacher):
 
     def predict(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, Tensor]:
         """An action for `obs` (clipped to [-1, 1]) and its log-probability under the policy."""
-        dist = self.distribution(obs)
-        sample = dist.mean if deterministic else dist.sample()
-        return sample.clamp(-1, 1).detach().numpy(), dist.log_prob(sample).sum()
+        action, _, log_prob = self._sample(obs, deterministic)
+        return action, log_prob
 
-    def _act(self, env: gym.Env, learn: bool) -> tuple[np.ndarray, float, bool]:
+    def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, Tensor, Tensor]:
+        dist = self.distribution(obs)
+        sample = (dist.mean if deterministic else dist.sample()).detach()
+        return sample.clamp(-1, 1).numpy(), sample, dist.log_prob(sample).sum()
+
+    def _act(self, env: gym.Env, learn: bool) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
         """One env step with the policy; at the end of an episode, learn from it."""
         assert self.obs is not None
-        action, log_prob = self.predict(self.obs, deterministic=not learn)
-        self.obs, reward, terminated, truncated, _ = env.step(action)
+        observed = torch.as_tensor(np.asarray(self.obs, dtype=np.float32))
+        action, sample, log_prob = self._sample(self.obs, deterministic=not learn)
+        self.obs, reward, terminated, truncated, info = env.step(action)
         self.log_probs.append(log_prob)
+        self.observed.append(observed)
+        self.samples.append(sample)
         self.rewards.append(float(reward))
         done = bool(terminated or truncated)
         if done and learn:
             self.update()
-        return action, float(reward), done
+        return action, float(reward), done, info
 
     def update(self) -> float:
         """One REINFORCE step on the finished trajectory; returns its return."""
@@ -115,7 +124,7 @@ class ReinforceTeacher(Teacher):
             self.obs, _ = env.reset(seed=seed + episode)
             episode_return, done = 0.0, False
             while not done:
-                _, reward, done = self._act(env, learn=True)
+                _, reward, done, _ = self._act(env, learn=True)
                 episode_return += reward
             history.append(episode_return)
         return history
@@ -130,9 +139,32 @@ class ReinforceTeacher(Teacher):
     def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
         if self.obs is None:  # first step of a student: what its reset returned
             self.obs = env.observation()
-        action, _, _ = self._act(env, learn)
+        action, _, _, info = self._act(env, learn)
         self.params = [p.detach() for p in env.params_from_action(action)]
-        return {"std": self.log_std.detach().exp().mean().item()}
+        std = self.log_std.detach().exp().mean().item()
+        return {"std": std, "diverged": float(info.get("diverged", 0.0))}
+
+    def episode_state(self) -> dict[str, Any]:
+        """The trajectory so far; its log-probabilities are recomputed on load (the policy
+        does not change within an episode), so they need no autograd graph in the file."""
+        return {
+            "observed": self.observed,
+            "samples": self.samples,
+            "rewards": self.rewards,
+            "obs": None if self.obs is None else torch.as_tensor(self.obs),
+            "params": self.params,
+        }
+
+    def load_episode_state(self, state: dict[str, Any]) -> None:
+        self._reset_trajectory()
+        self.observed, self.samples = list(state["observed"]), list(state["samples"])
+        self.rewards = [float(r) for r in state["rewards"]]
+        self.log_probs = [
+            self.distribution(o.numpy()).log_prob(s).sum()
+            for o, s in zip(self.observed, self.samples)
+        ]
+        self.obs = None if state["obs"] is None else state["obs"].numpy()
+        self.params = None if state["params"] is None else list(state["params"])
 
     def extra_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

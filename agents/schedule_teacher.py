@@ -39,5 +39,4 @@ class ScheduleTeacher(Teacher):
 
     def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
         phi = self.schedule.phi_at(env.progress, env.device)
-        env.train_with(env.loss_fn(phi))
-        return {}
+        return {"diverged": float(env.train_with(env.loss_fn(phi), teacher_set=True))}

@@ -49,7 +49,16 @@ from l2t.device import resolve_device
 from l2t.evaluation import accuracy
 from l2t.loss_network import DynamicLossNetwork
 from l2t.parametric_loss import BASE_COEFFICIENTS
-from l2t.student_state import SGD, LossFn, StudentState, forward, unroll, validate
+from l2t.student_state import (
+    SGD,
+    LossFn,
+    StudentState,
+    forward,
+    state_from_dict,
+    state_to_dict,
+    unroll,
+    validate,
+)
 from l2t.students import build_student
 from l2t.task import Task, params_from_action
 
@@ -146,6 +155,29 @@ class StudentTrainingEnv(gym.Env):
         self.loss_state = np.zeros(len(LOSS_STATE_NAMES), dtype=np.float32)
         return self._observation(), self._info()
 
+    def snapshot(self) -> dict[str, Any]:
+        """The episode so far as plain data (a mid-episode checkpoint); `restore` puts it back.
+        The coming batches are not stored: they follow from the student's seed and step."""
+        if self.student is None:
+            raise RuntimeError("call reset() before snapshot()")
+        return {
+            "seed": self.student_seed,
+            "student": state_to_dict(self.student),
+            "lr": self.lr,
+            "state": dict(self.state),
+            "loss_state": torch.from_numpy(self.loss_state.copy()),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.student_seed = int(snapshot["seed"])
+        self.student = state_from_dict(snapshot["student"])
+        self.t = self.student.step
+        self.lr = float(snapshot["lr"])
+        self.state = dict(snapshot["state"])
+        self.loss_state = snapshot["loss_state"].numpy().copy()
+        if not self.done:
+            self._draw_batches()
+
     @property
     def progress(self) -> float:
         return self.t / self.cfg.steps
@@ -227,13 +259,14 @@ class StudentTrainingEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         params = self.params_from_action(action)
         if self.cfg.observe_loss_state:
-            self._train_and_observe(params)
+            diverged = self._train_and_observe(params)
         else:
-            self.train_with(self.loss_fn(params))
+            diverged = self.train_with(self.loss_fn(params), teacher_set=True)
         reward = self.state["val_acc"] - before
-        return self._observation(), reward, self.done, False, self._info()
+        info = {**self._info(), "diverged": float(diverged)}
+        return self._observation(), reward, self.done, False, info
 
-    def _train_and_observe(self, params: list[Tensor]) -> None:
+    def _train_and_observe(self, params: list[Tensor]) -> bool:
         """K steps under `params`, and the loss state from `g` through the last of them only:
         K - 1 first-order steps and one second-order step cost about as much as K plain
         steps, where `g` through all K would cost a whole second-order unroll."""
@@ -257,36 +290,37 @@ class StudentTrainingEnv(gym.Env):
         val_loss, _ = validate(model, end, self.x_val, self.y_val)
         if self.task.broken(end.finite, val_loss):
             self.train_with(self.base_loss)  # the divergence guard
-            return
+            return True
         grads = torch.autograd.grad(val_loss, leaves)
         self.loss_state = _gradient_statistics(torch.cat([g.flatten() for g in grads]))
         moved = sum((end.params[n].detach() - p).pow(2).sum() for n, p in start.params.items())
         train_loss = (mid.train_loss * (k - 1) + end.train_loss) / k if k > 1 else end.train_loss
         update_norm = torch.as_tensor(moved).sqrt() / (self.lr * k)
         self._advance(replace(end.detach(), train_loss=train_loss, update_norm=update_norm))
+        return False
 
     def _sgd(self) -> SGD:
         return SGD(self.lr, self.cfg.optim.momentum, self.cfg.optim.weight_decay)
 
-    def train_with(self, loss_fn: LossFn) -> None:
+    def train_with(self, loss_fn: LossFn, teacher_set: bool = False) -> bool:
         """K first-order updates under any loss (fixed losses, replayed schedules, actions);
-        advances the episode. A loss that makes the student non-finite is undone and the
-        student takes the steps under the base loss instead (the divergence guard)."""
+        advances the episode. A loss that makes the student non-finite — or, for a loss a
+        teacher set, broken as `Task.broken` says — is undone and the student takes the
+        steps under the base loss instead (the divergence guard); returns whether it was.
+        A fixed loss is never judged by its loss value: a baseline stays itself."""
         if self.student is None:
             raise RuntimeError("call reset() before stepping the environment")
-        new = unroll(
-            self.task.model, self.student, loss_fn, self.x_batches, self.y_batches, self._sgd()
-        )
-        if not bool(new.finite):
-            new = unroll(
-                self.task.model,
-                self.student,
-                self.base_loss,
-                self.x_batches,
-                self.y_batches,
-                self._sgd(),
-            )
-        self._advance(new)
+        model, start = self.task.model, self.student
+        new = unroll(model, start, loss_fn, self.x_batches, self.y_batches, self._sgd())
+        with torch.no_grad():
+            checked = validate(model, new, self.x_val, self.y_val)
+        broken = self.task.broken(new.finite, checked[0]) if teacher_set else not bool(new.finite)
+        if broken:
+            new = unroll(model, start, self.base_loss, self.x_batches, self.y_batches, self._sgd())
+            with torch.no_grad():
+                checked = validate(model, new, self.x_val, self.y_val)
+        self._advance(new, checked)
+        return broken
 
     def functional_step(self, params: list[Tensor], commit_result: bool = True) -> FunctionalStep:
         """A differentiable unroll from the current student under the loss `params` set.
@@ -318,10 +352,14 @@ class StudentTrainingEnv(gym.Env):
                 self._advance(new.detach())
         return FunctionalStep(val_loss, val_acc.item(), new.train_loss.item(), diverged)
 
-    def _advance(self, new: StudentState) -> None:
+    def _advance(self, new: StudentState, checked: tuple[Tensor, Tensor] | None = None) -> None:
+        """`new` becomes the student; `checked`: its val-batch loss and accuracy if known."""
         self.student = new
         self.t = new.step
-        val_loss, val_acc = self._validate()
+        if checked is None:
+            val_loss, val_acc = self._validate()
+        else:
+            val_loss, val_acc = checked[0].item(), checked[1].item()
         self.state = {
             "train_loss": new.train_loss.item(),
             "val_loss": val_loss,

@@ -22,12 +22,6 @@ def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> Config:
     """The config a teacher was trained with (the run's config.yaml, or the one inside its
     teacher.pt when only that file was copied), with `overrides` (dotted keys) on top."""
     path = Path(run_dir) / "config.yaml"
-    fixed = [key for key in overrides if key == "loss" or key.startswith("loss.")]
-    if fixed:
-        raise ConfigError(
-            f"{fixed[0]} belongs to the teacher's run and cannot change when applying it "
-            "(the teacher sets that loss network)"
-        )
     if path.is_file():
         saved = read_yaml(path, "the run's config")
     elif (Path(run_dir) / "teacher.pt").is_file():
@@ -41,7 +35,23 @@ def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> Config:
         raise ConfigError(f"'{run_dir}' holds no run config; is it a run of l2t train-teacher?")
     for key in ("out", "resume", "tracking"):
         saved.pop(key, None)
-    return from_dict(overrides, from_dict(saved))
+    trained, applied = from_dict(saved), from_dict(overrides, from_dict(saved))
+    for key in overrides:
+        if key.split(".")[0] in ("loss", "teacher") and _value(applied, key) != _value(
+            trained, key
+        ):
+            raise ConfigError(
+                f"{key} belongs to the teacher's run and cannot change when applying it "
+                "(teacher.pt fixes the teacher and the loss network it sets)"
+            )
+    return applied
+
+
+def _value(cfg: Config, dotted: str) -> Any:
+    value: Any = cfg.to_dict()
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def load_teacher(run_dir: str | Path, mode: str, device: torch.device) -> Any:

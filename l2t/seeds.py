@@ -22,3 +22,8 @@ def student_seed(run_seed: int, role: str, index: int) -> int:
     if not 0 <= index < 2**INDEX_BITS:
         raise ValueError(f"student index must be in [0, 2**{INDEX_BITS}); got {index}")
     return ((run_seed * len(ROLES) + ROLES.index(role)) << INDEX_BITS) + index
+
+
+def student_index(seed: int) -> int:
+    """The index a student seed was made from (`student_seed`'s inverse on it)."""
+    return seed & (2**INDEX_BITS - 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,31 @@ class StudentState:
             self.update_norm.detach(),
             self.finite,
         )
+
+
+def state_to_dict(s: StudentState) -> dict[str, Any]:
+    """A plain dict of tensors and numbers: how a checkpoint holds a student (as data)."""
+    return {
+        "params": s.params,
+        "buffers": s.buffers,
+        "momentum": s.momentum,
+        "step": s.step,
+        "train_loss": s.train_loss,
+        "update_norm": s.update_norm,
+        "finite": s.finite,
+    }
+
+
+def state_from_dict(s: dict[str, Any]) -> StudentState:
+    return StudentState(
+        dict(s["params"]),
+        dict(s["buffers"]),
+        dict(s["momentum"]),
+        int(s["step"]),
+        s["train_loss"],
+        s["update_norm"],
+        s["finite"],
+    )
 
 
 def state_of(module: nn.Module) -> StudentState:

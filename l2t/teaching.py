@@ -24,6 +24,7 @@ class EpisodeResult:
     val_acc: float = 0.0
     test_acc: float | None = None
     diverged_steps: int = 0
+    next_eval: int = 0  # the student step of the next evaluation (a run in progress)
 
 
 def run_student(
@@ -32,17 +33,19 @@ def run_student(
     seed: int,
     eval_every: int,
     test: tuple[Tensor, Tensor] | None = None,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[dict[str, Any], EpisodeResult], None] | None = None,
+    resume: EpisodeResult | None = None,
 ) -> EpisodeResult:
     """Train a fresh student (seeded) to the end of its budget, one teacher step at a time.
 
     Every `eval_every` student steps and at the end, the whole val split (and the test
     split, when given, for reporting only) is evaluated into `curve`. `on_step` receives
-    each teacher step's record.
+    each teacher step's record and the result so far. `resume`, the result of an episode
+    stopped part way (its env put back with `env.restore`), continues that episode.
     """
-    env.reset(seed=seed)
-    result = EpisodeResult()
-    next_eval = 0
+    if resume is None:
+        env.reset(seed=seed)
+    result = resume if resume is not None else EpisodeResult()
 
     def evaluate_now() -> None:
         point: dict[str, float] = {"step": env.t}
@@ -52,16 +55,16 @@ def run_student(
         result.curve.append(point)
 
     while not env.done:
-        if env.t >= next_eval:
+        if env.t >= result.next_eval:
             evaluate_now()
-            next_eval += eval_every
+            result.next_eval += eval_every
         threads.rebalance()
         before = env.t
         info = step_fn(env) or {}
         progress.tick(env.t - before)
         result.diverged_steps += int(info.get("diverged", 0))
         if on_step is not None:
-            on_step({"step": env.t, **env.state, **info})
+            on_step({"step": env.t, **env.state, **info}, result)
     evaluate_now()
     result.val_acc = result.curve[-1]["val_acc"]
     result.test_acc = result.curve[-1].get("test_acc")

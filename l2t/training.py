@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from l2t.plots import plot_curves, plot_schedule
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
 from l2t.task import Task
-from l2t.teaching import run_student
+from l2t.teaching import EpisodeResult, run_student
 from l2t.tracking import Tracker, read_metrics
 
 
@@ -216,12 +217,15 @@ def _save_checkpoint(
     best_val: float,
     best_episode: int,
     tracker: Tracker,
+    in_hand: dict[str, Any] | None = None,
 ) -> None:
-    """Everything to continue exactly from `update` teacher updates into `episode`."""
+    """Everything to continue exactly from `update` teacher updates into `episode`
+    (`in_hand`: the env-path student part way through its episode, `_episode_in_hand`)."""
     atomic_save(
         {
             "episode": episode,
             "update": update,
+            "episode_in_hand": in_hand,
             "teacher": teacher.state_dict(),
             "teacher_extra": teacher.extra_state(),
             "estimator": estimator.state_dict() if estimator is not None else None,
@@ -233,6 +237,24 @@ def _save_checkpoint(
         },
         run_dir / "checkpoint.pt",
     )
+
+
+def _episode_in_hand(env: Any, teacher: Any, result: EpisodeResult) -> dict[str, Any]:
+    """An env-path episode stopped part way, as data: the student, what the teacher holds
+    about it, the episode's curve so far and the random stream of the teacher's actions."""
+    return {
+        "env": env.snapshot(),
+        "teacher": teacher.episode_state(),
+        "result": dataclasses.asdict(result),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def _continue_episode(env: Any, teacher: Any, saved: dict[str, Any]) -> EpisodeResult:
+    env.restore(saved["env"])
+    teacher.load_episode_state(saved["teacher"])
+    torch.set_rng_state(saved["torch_rng"])
+    return EpisodeResult(**saved["result"])
 
 
 def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
@@ -256,7 +278,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         estimator = make_estimator(cfg, task, teacher)
         per_episode = updates_per_episode(cfg, task)
     start, first_update, best_val, best_episode, best_state = 0, 0, -math.inf, -1, None
-    keep_lines = None
+    keep_lines, in_hand = None, None
     if cfg.resume:
         ckpt = load_checkpoint(run_dir / "checkpoint.pt", device)
         _check_same_run(ckpt["config"], cfg.to_dict())
@@ -265,6 +287,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         start, best_val, best_episode = ckpt["episode"], ckpt["best_val_acc"], ckpt["best_episode"]
         first_update = ckpt.get("update", 0)  # checkpoints inside an episode
         best_state, keep_lines = ckpt["best_teacher"], ckpt["metrics_lines"]
+        in_hand = ckpt.get("episode_in_hand")
         if estimator is not None:
             estimator.load_state_dict(ckpt["estimator"])
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)  # the inputs are valid: start
@@ -275,7 +298,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
     done = start * per_episode + first_update
     bar = progress.bar("meta-training", cfg.episodes * per_episode, "update", done)
 
-    def save(episode: int, update: int) -> None:
+    def save(episode: int, update: int, in_hand: dict[str, Any] | None = None) -> None:
         _save_checkpoint(
             run_dir,
             cfg,
@@ -287,6 +310,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
             best_val,
             best_episode,
             tracker,
+            in_hand,
         )
 
     if best_state is None:  # the untrained teacher (about the base loss) is a candidate too
@@ -310,23 +334,37 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
             )
             score = _selection_score(cfg, teacher, env, -math.inf)
         else:  # one student, the teacher learning as it teaches it
-            teacher.start_episode(env)
+            resumed = None
+            if episode == start and in_hand is not None:
+                resumed = _continue_episode(env, teacher, in_hand)
+            else:
+                teacher.start_episode(env)
 
-            def log_step(record: dict[str, Any], episode: int = episode) -> None:
+            def log_step(
+                record: dict[str, Any], so_far: EpisodeResult, episode: int = episode
+            ) -> None:
                 params = teacher.current_params()
                 if params is not None:  # how far the teacher moved the loss from its base
                     record["drift"] = _distance(params, env.base_phi)
                 tracker.log({"phase": "meta", "episode": episode, **record})
                 bar.update(1)
                 bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
+                done, stop = math.ceil(env.t / env.task.k), stopping.requested()
+                every = cfg.checkpoint_every
+                if stop or (every and done % every == 0 and not env.done):
+                    save(episode, done, _episode_in_hand(env, teacher, so_far))
+                if stop:
+                    raise KeyboardInterrupt
 
-            result = run_student(
-                env,
-                lambda e: teacher.teacher_step(e, learn=True),
-                student_seed(cfg.seed, "train", episode),
-                cfg.eval_every,
-                on_step=log_step,
-            )
+            with stopping.safe_points():
+                result = run_student(
+                    env,
+                    lambda e: teacher.teacher_step(e, learn=True),
+                    student_seed(cfg.seed, "train", episode),
+                    cfg.eval_every,
+                    on_step=log_step,
+                    resume=resumed,
+                )
             score = _selection_score(cfg, teacher, env, result.val_acc)
             record.update(
                 val_acc=result.val_acc, diverged_steps=result.diverged_steps, curve=result.curve

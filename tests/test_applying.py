@@ -83,7 +83,7 @@ def test_teach_transfers_to_another_student_and_dataset(run_dir, tmp_path):
     [
         (["mode=sometimes"], "mode must be one of online, schedule"),
         (["student=resnet8"], "needs image input"),
-        (["teacher.alpha=x"], "expects float"),
+        (["optim.lr=x"], "expects float"),
         (["loss.family=parametric"], "loss.family belongs to the teacher's run"),
     ],
 )

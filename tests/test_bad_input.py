@@ -55,6 +55,9 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["teach", "teacher=nowhere"], "not a run directory"),
     (["teach", "teacher=truncated", "mode=replay"], "mode must be one of online, schedule"),
     (["teach", "teacher=truncated", "loss.hidden=8"], "belongs to the teacher's run"),
+    # a real teacher applied to what it cannot teach
+    (["teach", "teacher=trained", "teacher.beta=2"], "teacher.beta belongs to the teacher's run"),
+    (["compare", "teacher=trained", "student=resnet8"], "'resnet8' needs image input"),
     (["compare", "seeds=0"], "seeds must be >= 1"),
     (["compare", "methods=foo"], "unknown method(s) ['foo']"),
     (["compare", "methods=teacher_online"], "need teacher=RUN_DIR"),
@@ -91,6 +94,8 @@ def workspace(tmp_path_factory):
     (root / "damaged" / "checkpoint.pt").write_bytes(b"\x80\x02 torn")
     (root / "truncated" / "teacher.pt").write_bytes(b"PK\x03\x04 truncated")
     torch.save({"weights": torch.ones(3)}, root / "foreign" / "teacher.pt")
+    tiny = ["steps=10", "episodes=1", "unroll.steps=5", "loss.init_steps=5", "val_batch=50"]
+    assert main(["train-teacher", f"out={root / 'trained'}", *tiny, "progress=false"]) == 0
     return root
 
 

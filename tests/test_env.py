@@ -128,3 +128,34 @@ def test_observing_the_loss_state_trains_the_student_as_a_plain_step_would():
     assert observing.state["grad_norm"] == pytest.approx(plain.state["grad_norm"], rel=1e-4)
     assert observing.state["train_loss"] == pytest.approx(plain.state["train_loss"], rel=1e-4)
     assert np.all(np.isfinite(observing.loss_state)) and observing.loss_state[1] > -12
+
+
+@pytest.mark.parametrize("observe_loss_state", [True, False])
+def test_a_teacher_set_loss_that_breaks_the_student_is_retaken_under_the_base_loss(
+    observe_loss_state,
+):
+    """At lr 50 students stay finite at thousands of nats: broken (`Task.broken`). An action's
+    loss is retaken under the base loss and reported (through the second-order step that
+    observes the loss state, and the first-order one); a fixed loss stays itself."""
+    import torch
+    import torch.nn.functional as F
+
+    def env_at_start():
+        cfg = {**TINY, "optim": {"lr": 50.0}, "observe_loss_state": observe_loss_state}
+        env = envs.StudentTrainingEnv(**cfg)
+        env.reset(seed=3)
+        return env
+
+    acting = env_at_start()
+    *_, info = acting.step(np.ones(acting.action_space.shape, dtype=np.float32))
+    assert info["diverged"] == 1.0
+    base = env_at_start()
+    assert base.train_with(base.base_loss, teacher_set=True)  # the base loss breaks it too
+    for name, p in acting.student.params.items():
+        assert torch.equal(p, base.student.params[name])
+    fixed = env_at_start()
+    assert not fixed.train_with(F.cross_entropy)  # finite: a CE baseline is never replaced
+    assert fixed.state["val_loss"] > 10 * np.log(10)
+    assert not torch.equal(
+        fixed.student.params["net.1.weight"], base.student.params["net.1.weight"]
+    )

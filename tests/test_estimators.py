@@ -88,17 +88,22 @@ def test_pes_is_unbiased_for_the_whole_lifetime_gradient():
     assert total.item() == pytest.approx(exact.item(), rel=0.35)
 
 
-def test_a_population_averages_its_members_estimates():
+@pytest.mark.parametrize("name", ["greedy", "tbptt", "pes", "es"])
+def test_a_population_split_over_processes_sums_to_the_whole_populations_estimate(name):
+    """Two processes running members {0, 2} and {1} of a population of three: their estimates
+    add up to the population's, over updates in which students finish and are replaced."""
     task, policy = quadratic_task(steps=60), LossScalePolicy()
+    base = dict(students=3, horizon=2, objective_from=0.0)
+    whole = ESTIMATORS[name](task, policy, _config(**base))
+    shards = [ESTIMATORS[name](task, policy, _config(**base, rank=r, world=2)) for r in (0, 1)]
+    assert [list(s.members()) for s in shards] == [[0, 2], [1]]
     theta = {"log_scale": torch.tensor(0.1)}
-    together = ESTIMATORS["tbptt"](task, policy, _config(students=3, stagger=False))
-    joint = together.estimate(theta)[0]["log_scale"]
-    singles = []
-    for i in range(3):
-        alone = ESTIMATORS["tbptt"](task, policy, _config(students=1))
-        alone.started = i  # the i-th student of the population has the i-th seed
-        singles.append(alone.estimate(theta)[0]["log_scale"])
-    torch.testing.assert_close(joint, sum(singles) / 3)
+    for _ in range(4):
+        joint, metrics = whole.estimate(theta)
+        parts = [s.estimate(theta) for s in shards]
+        torch.testing.assert_close(joint["log_scale"], sum(p[0]["log_scale"] for p in parts))
+        for key, value in metrics.items():
+            assert value == pytest.approx(sum(p[1][key] for p in parts))
 
 
 def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes():

@@ -97,6 +97,37 @@ def test_sigkill_then_resume_ends_byte_identical(tmp_path, point, capsys):
     assert _results(out) == _results(reference)
 
 
+TEACHERS = {  # each estimator, and the agent that learns inside the env (one student)
+    "greedy": ["teacher.estimator=greedy"],
+    "tbptt": ["teacher.estimator=tbptt"],
+    "pes": ["teacher.estimator=pes"],
+    "es": ["teacher.estimator=es"],
+    "reinforce": ["teacher.agent=reinforce"],
+}
+
+
+@pytest.mark.parametrize("teacher", TEACHERS)
+def test_a_stop_after_any_update_resumes_byte_identical(tmp_path, monkeypatch, capsys, teacher):
+    """A stop at the end of the third teacher update of episode 0 (the first for es, whose
+    update is a whole lifetime): the checkpoint there holds everything to go on exactly."""
+    from l2t import stopping
+
+    args = [*RUN, *TEACHERS[teacher], "checkpoint_every=0"]
+    reference = tmp_path / "reference"
+    assert main(["train-teacher", f"out={reference}", *args]) == 0
+    at = 1 if teacher == "es" else 3
+    calls = iter(range(1, 1000))
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:  # (undo() would also drop conftest's thread count)
+        patch.setattr(stopping, "requested", lambda: next(calls) == at)
+        assert main(["train-teacher", f"out={out}", *args]) == 0
+    assert "stopped;" in capsys.readouterr().err
+    assert _saved_update(out / "checkpoint.pt") == (0, at)
+    assert not (out / "summary.json").exists()
+    assert main(["train-teacher", f"out={out}", *args, "resume=true"]) == 0
+    assert _results(out) == _results(reference)
+
+
 def test_sigterm_before_any_checkpoint_says_there_is_nothing_to_resume(tmp_path):
     out = tmp_path / "run"
     proc = _start(out)

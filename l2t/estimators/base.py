@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, advance, start
-from l2t.seeds import student_seed
-from l2t.student_state import StudentState
+from l2t.seeds import student_index, student_seed
+from l2t.student_state import state_from_dict, state_to_dict
 from l2t.task import Task
 
 
@@ -30,6 +30,8 @@ class EstimatorConfig:
     seed: int  # seeds the students and the perturbations
     stagger: bool = True  # start a truncated population spread over the students' budget
     max_divergences: int = 20  # teacher steps in a row that may break students, then stop
+    rank: int = 0  # this process's share of the population: members rank, rank + world, ...
+    world: int = 1  # processes sharing the population (l2t/distributed.py)
 
 
 class Diverged(RuntimeError):
@@ -40,20 +42,14 @@ class Estimator(ABC):
     def __init__(self, task: Task, policy: Policy, cfg: EstimatorConfig) -> None:
         self.task, self.policy, self.cfg = task, policy, cfg
         self.updates = 0  # estimates made so far
-        self.started = 0  # students started so far: the next student's seed follows from it
         self.diverged = 0  # teacher steps whose loss broke a student (retaken under the base)
         self.in_a_row = 0  # of them, the latest consecutive ones
 
     def counters(self) -> dict[str, int]:
-        return {
-            "updates": self.updates,
-            "started": self.started,
-            "diverged": self.diverged,
-            "in_a_row": self.in_a_row,
-        }
+        return {"updates": self.updates, "diverged": self.diverged, "in_a_row": self.in_a_row}
 
     def load_counters(self, state: dict[str, Any]) -> None:
-        self.updates, self.started = int(state["updates"]), int(state["started"])
+        self.updates = int(state["updates"])
         self.diverged = int(state.get("diverged", 0))  # checkpoints from before the counters
         self.in_a_row = int(state.get("in_a_row", 0))
 
@@ -85,22 +81,30 @@ class Estimator(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     # -- shared by the estimators ---------------------------------------------------------
+    def members(self) -> range:
+        """The population members this process runs; the population's estimate is the sum of
+        every process's (each divides by the whole population's size)."""
+        return range(self.cfg.rank, self.cfg.students, self.cfg.world)
+
     def staggered(self, theta: Theta) -> list[Lifetime]:
-        """The first population: spread over the budget unless one window spans it."""
+        """This process's first members: spread over the budget unless one window spans it."""
         n = self.cfg.students
         spread = self.cfg.stagger and self.cfg.horizon < self.task.teacher_steps
-        return [self.new_student(theta, i / n if spread else 0.0) for i in range(n)]
+        return [self.new_student(theta, i, i / n if spread else 0.0) for i in self.members()]
 
-    def new_student(self, theta: Theta, stagger: float = 0.0) -> Lifetime:
-        """A fresh lifetime; with `stagger` in [0, 1) it is first advanced (first order,
-        unperturbed `theta`) through that fraction of its budget, so a population spans
-        early, middle and late training from the first update on."""
-        seed = student_seed(self.cfg.seed, "train", self.started)
-        self.started += 1
-        life = start(self.task, self.policy, seed)
+    def new_student(self, theta: Theta, number: int, stagger: float = 0.0) -> Lifetime:
+        """Training student `number` of the run (member i's g-th is i + g * students, so a
+        member's students do not depend on which process runs it); with `stagger` in [0, 1)
+        it is first advanced (first order, unperturbed `theta`) through that fraction of its
+        budget, so a population spans early, middle and late training from the first update."""
+        life = start(self.task, self.policy, student_seed(self.cfg.seed, "train", number))
         for _ in range(int(stagger * self.task.teacher_steps)):
             life = self.advance(theta, life).life
         return life
+
+    def successor(self, theta: Theta, life: Lifetime) -> Lifetime:
+        """The next student of the member whose student `life` finished its budget."""
+        return self.new_student(theta, student_index(life.seed) + self.cfg.students)
 
     def weight(self, life: Lifetime) -> float:
         """How much the step that brought `life` where it is counts in the meta-objective:
@@ -142,34 +146,16 @@ def shifted(theta: Theta, eps: Theta, sign: float) -> Theta:
 
 
 def lifetime_to_dict(life: Lifetime) -> dict[str, Any]:
-    s = life.student
     return {
         "seed": life.seed,
         "t": life.t,
-        "student": {
-            "params": s.params,
-            "buffers": s.buffers,
-            "momentum": s.momentum,
-            "step": s.step,
-            "train_loss": s.train_loss,
-            "update_norm": s.update_norm,
-            "finite": s.finite,
-        },
+        "student": state_to_dict(life.student),
         "teacher": life.teacher,
         "obs": {"student": life.obs.student, "grad": life.obs.grad},
     }
 
 
 def lifetime_from_dict(data: dict[str, Any]) -> Lifetime:
-    s = data["student"]
-    student = StudentState(
-        dict(s["params"]),
-        dict(s["buffers"]),
-        dict(s["momentum"]),
-        int(s["step"]),
-        s["train_loss"],
-        s["update_norm"],
-        s["finite"],
-    )
+    student = state_from_dict(data["student"])
     obs = Observation(data["obs"]["student"], data["obs"]["grad"])
     return Lifetime(int(data["seed"]), int(data["t"]), student, dict(data["teacher"]), obs)

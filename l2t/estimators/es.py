@@ -21,9 +21,9 @@ class ES(Estimator):
         n = self.cfg.students
         total = {name: torch.zeros_like(p) for name, p in theta.items()}
         differences = []
-        for i in range(n):
+        for i in self.members():
             eps = self.perturbation(theta, i)
-            life = self.new_student(theta)
+            life = self.new_student(theta, self.updates * n + i)
             steps = self.task.teacher_steps
             _, loss_plus = self.run(shifted(theta, eps, 1.0), life, steps)
             _, loss_minus = self.run(shifted(theta, eps, -1.0), life, steps)

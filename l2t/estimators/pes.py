@@ -31,7 +31,7 @@ class PES(Estimator):
             self.pairs = [(life, life, dict(zero)) for life in self.staggered(theta)]
         total = {name: torch.zeros_like(p) for name, p in theta.items()}
         differences = []
-        for i, (plus, minus, accumulated) in enumerate(self.pairs):
+        for j, (i, (plus, minus, accumulated)) in enumerate(zip(self.members(), self.pairs)):
             eps = self.perturbation(theta, i)
             accumulated = {name: a + eps[name] for name, a in accumulated.items()}
             plus, loss_plus = self.run(shifted(theta, eps, 1.0), plus, self.cfg.horizon)
@@ -41,10 +41,9 @@ class PES(Estimator):
                 total[name] += scale * a
             differences.append((loss_plus - loss_minus).item())
             if plus.done(self.task):
-                fresh = self.new_student(theta)
-                plus = minus = fresh
+                plus = minus = self.successor(theta, plus)
                 accumulated = {name: torch.zeros_like(a) for name, a in accumulated.items()}
-            self.pairs[i] = (plus, minus, accumulated)
+            self.pairs[j] = (plus, minus, accumulated)
         self.updates += 1
         spread = sum(abs(d) for d in differences) / n
         return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}

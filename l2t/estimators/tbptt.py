@@ -64,7 +64,7 @@ class TruncatedBackprop(Estimator):
                     total[name] += g
             losses.append(objective.item())
             life = life.detach()
-            self.lives[i] = self.new_student(theta) if life.done(self.task) else life
+            self.lives[i] = self.successor(theta, life) if life.done(self.task) else life
         self.updates += 1
         return {k: v / n for k, v in total.items()}, {"meta_loss": sum(losses) / n}
 
