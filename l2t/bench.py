@@ -139,6 +139,64 @@ def concurrent_seconds(cfg: Config, processes: int, steps: int) -> float:
     return max(results)
 
 
+def _updates_worker(
+    rank: int, world: int, port: int, settings: dict[str, Any], updates: int, times: Any
+) -> None:
+    """One process of a run over `world`: `updates` teacher updates of its share of the
+    population, the estimates summed over the processes (l2t.training._teacher_update)."""
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    from envs.student_training import StudentTrainingEnv, base_loss_params
+    from l2t import distributed
+    from l2t.data import load_splits
+    from l2t.task import Task
+    from l2t.tracking import Tracker
+    from l2t.training import _teacher_update, make_estimator, make_teacher
+
+    cfg = from_dict(settings)
+    distributed.init(torch.device("cpu"))
+    threads.configure(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    splits = load_splits(cfg, torch.device("cpu"))
+    env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
+    teacher = make_teacher(cfg, env)
+    estimator = make_estimator(cfg, Task.from_config(cfg, splits), teacher)
+    tracker = Tracker(None, cfg)
+    _teacher_update(teacher, estimator, tracker, 0)  # warm, and the population started
+    begin = time.perf_counter()
+    for _ in range(updates):
+        _teacher_update(teacher, estimator, tracker, 0)
+    times.put(time.perf_counter() - begin)
+    distributed.close()
+
+
+def updates_per_second(cfg: Config, processes: int, updates: int) -> float:
+    """Teacher updates per second of one run whose population is spread over `processes`
+    (gloo on 127.0.0.1), each process holding `cores // processes` threads."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = from_dict({"threads": max(1, threads.cores() // processes)}, copy.deepcopy(cfg))
+    context = multiprocessing.get_context("spawn")
+    times = context.Queue()
+    workers = [
+        context.Process(
+            target=_updates_worker,
+            args=(r, processes, port, settings.to_dict(), updates, times),
+        )
+        for r in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    results = [times.get(timeout=600) for _ in workers]
+    for w in workers:
+        w.join()
+    return updates / max(results)
+
+
 def bench_record(cfg: Config, rows: dict[str, float], command: list[str]) -> dict[str, Any]:
     """What `l2t bench out=FILE.json` writes: the rows under the Markdown table's names, each
     ms per student step and its ratio to a plain CE step (memory rows in MiB, concurrency
@@ -157,10 +215,11 @@ def bench_record(cfg: Config, rows: dict[str, float], command: list[str]) -> dic
         "rows": {
             name: {"ms_per_student_step": ms, "x_plain_ce": ms / base}
             for name, ms in rows.items()
-            if not name.startswith(("saved MiB", "plain CE, "))
+            if not name.startswith(("saved MiB", "plain CE, ", "pes, "))
         },
         "saved_mib": {name: v for name, v in rows.items() if name.startswith("saved MiB")},
         "concurrent_s": {name: v for name, v in rows.items() if name.startswith("plain CE, ")},
+        "updates_per_s": {name: v for name, v in rows.items() if name.startswith("pes, ")},
     }
 
 
@@ -214,5 +273,17 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     print(
         f"\n{steps} plain CE steps in one process: {one:.2f} s; in each of two at once: "
         f"{two:.2f} s ({two / one:.2f}x; threads={chosen})"
+    )
+    spread = from_dict(
+        {"teacher": {"estimator": "pes", "population": 4, "horizon": 2}}, copy.deepcopy(cfg)
+    )
+    updates = max(2, round(budget_s))
+    for processes in (1, 2):
+        rate = updates_per_second(spread, processes, updates)
+        rows[f"pes, population 4, {processes} process(es), updates/s"] = rate
+    one, two = rows["pes, population 4, 1 process(es), updates/s"], rate
+    print(
+        f"PES, population 4, horizon 2: {one:.3f} teacher updates/s in one process, "
+        f"{two:.3f} spread over two (gloo): scaling efficiency {two / one / 2:.2f}"
     )
     return rows

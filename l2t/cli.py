@@ -71,6 +71,8 @@ def _train_teacher(args: argparse.Namespace) -> None:
 
     cfg = load_config(args.config, args.overrides)
     fresh = cfg.out == Config().out and not _gave_out(args.overrides)
+    if fresh and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("a run over several processes needs out=DIR, the same for all of them")
     if fresh:
         _fresh_run_dir(cfg)
     saved = Path(cfg.out) / "config.yaml"
@@ -84,6 +86,8 @@ def _train_teacher(args: argparse.Namespace) -> None:
     finally:  # a stopped run is the one to resume
         if fresh and Path(cfg.out).is_dir() and Path(cfg.out).parent == LATEST.parent:
             _link_latest(Path(cfg.out))
+    if result is None:  # a process other than rank 0: rank 0 reports
+        return
     print(f"run directory: {result.run_dir}")
     kept = "the untrained one" if result.best_episode < 0 else f"episode {result.best_episode}"
     print(f"teacher kept: {kept} (selection val acc {result.best_val_acc:.4f})")
@@ -318,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"l2t: stopped: {exc}", file=sys.stderr)
         return 1
     except Stopped as exc:
-        print(f"l2t: stopped; {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one line for a run over several processes
+            print(f"l2t: stopped; {exc}", file=sys.stderr)
         return 0
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler's pre-emption)
         print(f"l2t: stopped; {argv[0]} keeps no partial results; run it again", file=sys.stderr)

@@ -40,8 +40,14 @@ def wandb_mode() -> Literal["online", "offline", "disabled"]:
 
 
 class Tracker:
-    def __init__(self, run_dir: Path, cfg: Config, keep_lines: int | None = None) -> None:
-        """`keep_lines`: on resume, drop the lines written after the checkpoint."""
+    def __init__(self, run_dir: Path | None, cfg: Config, keep_lines: int | None = None) -> None:
+        """`keep_lines`: on resume, drop the lines written after the checkpoint. Without a
+        `run_dir` (processes other than rank 0) it only counts the lines."""
+        self.lines = keep_lines or 0
+        self.file: Any = None
+        self.wandb: Any = None
+        if run_dir is None:
+            return
         self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
         lines: list[str] = []
@@ -50,7 +56,6 @@ class Tracker:
         self.path.write_text("".join(lines))
         self.lines = len(lines)
         self.file = self.path.open("a")
-        self.wandb: Any = None
         if cfg.tracking == "wandb":
             self._start_wandb(run_dir, cfg)
 
@@ -87,9 +92,11 @@ class Tracker:
             self.wandb = None
 
     def log(self, record: dict[str, Any]) -> None:
+        self.lines += 1
+        if self.file is None:
+            return
         self.file.write(to_json(record) + "\n")
         self.file.flush()
-        self.lines += 1
         if self.wandb is not None:
             try:
                 self.wandb.log({k: v for k, v in record.items() if isinstance(v, (int, float))})
@@ -127,7 +134,8 @@ class Tracker:
             print(f"warning: wandb summary failed ({exc})", file=sys.stderr)
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
         if self.wandb is not None:
             try:
                 offline = self.wandb.settings.mode == "offline"

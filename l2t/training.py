@@ -27,12 +27,12 @@ from typing import Any
 import torch
 import yaml
 
-from l2t import progress, stopping, threads
+from l2t import distributed, progress, stopping, threads
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
-from l2t.estimators import ESTIMATORS, Estimator, EstimatorConfig
+from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorConfig
 from l2t.plots import plot_curves, plot_schedule
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
@@ -86,12 +86,14 @@ def _selection_score(cfg: Config, teacher: Any, env: Any, episode_val_acc: float
     as it is now, frozen — the way it will be used; with 0, the learning episode's own."""
     if cfg.select_students == 0:
         return episode_val_acc
-    with progress.phase("selection students", cfg.select_students * cfg.steps):
+    mine = range(distributed.rank(), cfg.select_students, distributed.world())
+    with progress.phase("selection students", len(mine) * cfg.steps):
         scores = [
             teacher.teach(env, student_seed(cfg.seed, "selection", i), cfg.steps).val_acc
-            for i in range(cfg.select_students)
+            for i in mine
         ]
-    return sum(scores) / len(scores)
+    (total,) = distributed.sum_([torch.tensor(sum(scores), dtype=torch.float64)])
+    return float(total) / cfg.select_students
 
 
 def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -142,7 +144,8 @@ def _check_run_dir(cfg: Config) -> Path:
 
 
 def make_estimator(cfg: Config, task: Task, policy: Any) -> Estimator:
-    """The outer-gradient estimator `teacher.estimator` names (l2t/estimators/)."""
+    """The outer-gradient estimator `teacher.estimator` names (l2t/estimators/), running
+    this process's share of the population."""
     t = cfg.teacher
     evolution = t.estimator in ("pes", "es")
     settings = EstimatorConfig(
@@ -153,6 +156,8 @@ def make_estimator(cfg: Config, task: Task, policy: Any) -> Estimator:
         objective_from=t.objective_from,
         seed=cfg.seed,
         max_divergences=cfg.max_divergences,
+        rank=distributed.rank(),
+        world=distributed.world(),
     )
     return ESTIMATORS[t.estimator](task, policy, settings)
 
@@ -180,21 +185,40 @@ def _estimator_episode(
     updates, and when a stop is requested, `save(updates done)` writes a checkpoint."""
     with stopping.safe_points():
         for update in updates:
-            _teacher_update(teacher, estimator, tracker, episode)
+            stop = _teacher_update(teacher, estimator, tracker, episode)
             bar.update(1)
-            done, stop = update + 1, stopping.requested()
+            done = update + 1
             if stop or (every and done % every == 0 and done < updates.stop):
                 save(done)
             if stop:
                 raise KeyboardInterrupt
 
 
-def _teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode: int) -> None:
-    """One estimate and the teacher's Adam step; a non-finite estimate is skipped."""
+def _teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode: int) -> bool:
+    """One estimate (summed over the processes that share the population) and the teacher's
+    Adam step; a non-finite estimate is skipped. Returns whether any process was asked to
+    stop: all of them stop after the same update."""
     threads.rebalance()
-    diverged_before = estimator.diverged
-    grad, metrics = estimator.estimate(teacher.theta())
-    metrics["diverged_steps"] = estimator.diverged - diverged_before
+    diverged_before, failure = estimator.diverged, None
+    theta = teacher.theta()
+    try:
+        grad, metrics = estimator.estimate(theta)
+    except Diverged as exc:  # every process must hear of it, or the others would wait
+        failure, metrics = exc, {}
+        grad = {name: torch.zeros_like(p) for name, p in theta.items()}
+    status = [float(failure is not None), float(stopping.requested())]
+    status.append(float(estimator.diverged - diverged_before))
+    failed, stop, diverged = distributed.sum_([torch.tensor(status, dtype=torch.float64)])[0]
+    if failed:
+        raise failure or Diverged(
+            "the students of another process kept breaking; its line in the log says why"
+        )
+    names, keys = list(grad), sorted(metrics)
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
+    *summed, values = distributed.sum_([grad[name] for name in names] + [values])
+    grad = dict(zip(names, summed))
+    metrics = {k: float(v) for k, v in zip(keys, values)}
+    metrics["diverged_steps"] = int(diverged)
     finite = all(bool(torch.isfinite(g).all()) for g in grad.values())
     if finite:  # a non-finite estimate is skipped, never applied
         for name, p in teacher.named_parameters():
@@ -204,6 +228,7 @@ def _teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episod
     norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grad.values()))
     record = {"update": estimator.updates, "grad_norm": norm, "skipped": float(not finite)}
     tracker.log({"phase": "meta", "episode": episode, **record, **metrics})
+    return bool(stop)
 
 
 def _save_checkpoint(
@@ -220,7 +245,13 @@ def _save_checkpoint(
     in_hand: dict[str, Any] | None = None,
 ) -> None:
     """Everything to continue exactly from `update` teacher updates into `episode`
-    (`in_hand`: the env-path student part way through its episode, `_episode_in_hand`)."""
+    (`in_hand`: the env-path student part way through its episode, `_episode_in_hand`).
+    Every process calls it: each one's share of the population is gathered, and rank 0
+    writes the one file."""
+    distributed.check_same(list(teacher.state_dict().values()), "teachers")
+    shares = distributed.gather(estimator.state_dict() if estimator is not None else None)
+    if distributed.rank() != 0:
+        return
     atomic_save(
         {
             "episode": episode,
@@ -228,7 +259,7 @@ def _save_checkpoint(
             "episode_in_hand": in_hand,
             "teacher": teacher.state_dict(),
             "teacher_extra": teacher.extra_state(),
-            "estimator": estimator.state_dict() if estimator is not None else None,
+            "estimators": shares,  # one per process, in rank order
             "best_teacher": best_state,
             "best_val_acc": best_val,
             "best_episode": best_episode,
@@ -257,18 +288,30 @@ def _continue_episode(env: Any, teacher: Any, saved: dict[str, Any]) -> EpisodeR
     return EpisodeResult(**saved["result"])
 
 
-def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
-    """Meta-train a teacher as configured; write the run directory; return the test results."""
+def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult | None:
+    """Meta-train a teacher as configured; write the run directory; return the test results
+    (None in the processes other than rank 0 of a run over several: rank 0 reports)."""
+    try:
+        return _train_teacher(cfg, show_progress)
+    finally:  # a process that stops leaves the group, so the others stop instead of waiting
+        distributed.close()
+
+
+def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
     from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
 
     run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
+    rank, world = distributed.init(device)
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits = load_splits(cfg, device)
-    env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
+    base_phi = base_loss_params(cfg)
+    distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
+    env = StudentTrainingEnv(cfg, splits, base_phi)
     teacher = make_teacher(cfg, env)
+    distributed.from_first(list(teacher.state_dict().values()))
     # policies (LSTM, MLP) learn from an estimator's population of lifetimes, one update per
     # call; the other agents learn by themselves, one teacher step at a time, in the env
     estimator = None
@@ -277,6 +320,11 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         task = Task.from_config(cfg, splits)
         estimator = make_estimator(cfg, task, teacher)
         per_episode = updates_per_episode(cfg, task)
+    elif world > 1:
+        raise ConfigError(
+            f"teacher.agent={cfg.teacher.agent} learns from one student at a time; only "
+            "agent=lstm|mlp (a population) runs over several processes"
+        )
     start, first_update, best_val, best_episode, best_state = 0, 0, -math.inf, -1, None
     keep_lines, in_hand = None, None
     if cfg.resume:
@@ -289,12 +337,19 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         best_state, keep_lines = ckpt["best_teacher"], ckpt["metrics_lines"]
         in_hand = ckpt.get("episode_in_hand")
         if estimator is not None:
-            estimator.load_state_dict(ckpt["estimator"])
-    (run_dir / "plots").mkdir(parents=True, exist_ok=True)  # the inputs are valid: start
-    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
-    record_noise(splits, run_dir)
-    tracker = Tracker(run_dir, cfg, keep_lines)
-    progress.enable(show_progress and cfg.progress)
+            shares = ckpt.get("estimators") or [ckpt["estimator"]]  # (before several)
+            if len(shares) != world:
+                raise ConfigError(
+                    f"'{run_dir}' was trained by {len(shares)} process(es); resume it with "
+                    f"as many (torchrun --nproc_per_node={len(shares)}), not {world}"
+                )
+            estimator.load_state_dict(shares[rank])
+    if rank == 0:  # the inputs are valid: start; one process writes the run directory
+        (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
+        record_noise(splits, run_dir)
+    tracker = Tracker(run_dir if rank == 0 else None, cfg, keep_lines)
+    progress.enable(show_progress and cfg.progress and rank == 0)
     done = start * per_episode + first_update
     bar = progress.bar("meta-training", cfg.episodes * per_episode, "update", done)
 
@@ -375,6 +430,12 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
         tracker.log({**record, "selection_val_acc": score, "best_episode": best_episode})
         save(episode + 1, 0)
     bar.close()
+    meta_diverged = estimator.diverged if estimator is not None else 0
+    (total,) = distributed.sum_([torch.tensor(float(meta_diverged), dtype=torch.float64)])
+    distributed.close()  # the last exchange: the processes part here
+    if rank != 0:  # rank 0 evaluates the kept teacher and writes the results
+        tracker.close()
+        return None
 
     teacher.load_state_dict(best_state)
     teacher.save(run_dir / "teacher.pt", cfg.to_dict())
@@ -401,7 +462,7 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult:
     assert fixed_base.test_acc is not None
     episodes = [r for r in read_metrics(run_dir) if r.get("phase") == "episode"]
     if estimator is not None:
-        meta_diverged = estimator.diverged
+        meta_diverged = int(total)
     else:
         meta_diverged = sum(int(r.get("diverged_steps", 0)) for r in episodes)
     summary = {

@@ -1,0 +1,76 @@
+"""One run over two processes (torchrun, gloo, 127.0.0.1 only): each runs its share of the
+population, the estimates are summed once per update, rank 0 alone writes the run."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import torch
+
+from l2t.checkpoint import load_checkpoint
+from l2t.cli import main
+
+RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=3", "val_batch=100"]
+RUN += ["unroll.steps=5", "loss.init_steps=20", "progress=false"]
+RUN += ["teacher.estimator=pes", "teacher.population=3", "teacher.horizon=2"]
+
+
+def _torchrun(out, *args, processes=2, start=subprocess.run):
+    with socket.socket() as s:  # a free port on the loopback interface
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
+    command += ["--nnodes=1", "--master_addr=127.0.0.1", f"--master_port={port}"]
+    command += ["-m", "l2t", "train-teacher", f"out={out}", *RUN, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if start is subprocess.run:
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    return start(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_two_processes_train_the_teacher_one_process_trains_on_the_whole_population(
+    tmp_path, capsys
+):
+    two = _torchrun(tmp_path / "two", "episodes=1")  # PES at this size amplifies rounding
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("run directory:") == 1  # rank 0 reports, the other is silent
+    assert main(["train-teacher", f"out={tmp_path / 'one'}", *RUN, "episodes=1"]) == 0
+    split = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    whole = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
+    assert len(split["estimators"]) == 2 and len(whole["estimators"]) == 1
+    pairs = [len(share["pairs"]) for share in split["estimators"]]
+    assert pairs == [2, 1]  # members {0, 2} and {1} of the three pairs
+    for name, value in whole["teacher"].items():  # the same estimates, summed in another order
+        torch.testing.assert_close(split["teacher"][name], value, rtol=1e-5, atol=1e-6)
+    files = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "one").iterdir())
+    # a run over two processes resumes with two, and says so when given another number
+    capsys.readouterr()
+    resume = ["resume=true", "episodes=1"]
+    assert main(["train-teacher", f"out={tmp_path / 'two'}", *RUN, *resume]) == 2
+    assert "resume it with as many (torchrun --nproc_per_node=2)" in capsys.readouterr().err
+
+
+def test_a_killed_two_process_run_resumes_with_two_and_ends_byte_identical(tmp_path):
+    reference = _torchrun(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "run"
+    proc = _torchrun(out, "checkpoint_every=1", start=subprocess.Popen)
+    deadline = time.monotonic() + 120
+    while True:  # kill every process once a checkpoint inside episode 0 exists
+        assert proc.poll() is None, "the run finished before the kill point"
+        assert time.monotonic() < deadline
+        checkpoint = out / "checkpoint.pt"
+        if checkpoint.exists() and load_checkpoint(checkpoint)["update"] >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "summary.json").exists()
+    resumed = _torchrun(out, "checkpoint_every=1", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("metrics.jsonl", "summary.json"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
