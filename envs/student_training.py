@@ -148,7 +148,7 @@ class StudentTrainingEnv(gym.Env):
         self.lr = self.cfg.optim.lr
         self.t = 0
         self._draw_batches()
-        val_loss, val_acc = self._validate()
+        val_loss, val_acc = (x.item() for x in self._validate(self.student))
         # before any step the train loss is unknown; the val loss is its best estimate
         self.state = {"train_loss": val_loss, "val_loss": val_loss, "val_acc": val_acc}
         self.state["grad_norm"] = 0.0
@@ -193,11 +193,10 @@ class StudentTrainingEnv(gym.Env):
         self.x_batches, self.y_batches = batches.x, batches.y
         self.x_val, self.y_val = batches.x_val, batches.y_val
 
-    def _validate(self) -> tuple[float, float]:
-        assert self.student is not None
+    def _validate(self, student: StudentState) -> tuple[Tensor, Tensor]:
+        """`student`'s loss and accuracy on the val batch of the coming teacher step."""
         with torch.no_grad():
-            loss, acc = validate(self.task.model, self.student, self.x_val, self.y_val)
-        return loss.item(), acc.item()
+            return validate(self.task.model, student, self.x_val, self.y_val)
 
     def evaluate(self, x: Tensor, y: Tensor, batch_size: int = 1000) -> float:
         """The current student's accuracy on (x, y), BatchNorm in evaluation mode."""
@@ -312,13 +311,11 @@ class StudentTrainingEnv(gym.Env):
             raise RuntimeError("call reset() before stepping the environment")
         model, start = self.task.model, self.student
         new = unroll(model, start, loss_fn, self.x_batches, self.y_batches, self._sgd())
-        with torch.no_grad():
-            checked = validate(model, new, self.x_val, self.y_val)
+        checked = self._validate(new)
         broken = self.task.broken(new.finite, checked[0]) if teacher_set else not bool(new.finite)
         if broken:
             new = unroll(model, start, self.base_loss, self.x_batches, self.y_batches, self._sgd())
-            with torch.no_grad():
-                checked = validate(model, new, self.x_val, self.y_val)
+            checked = self._validate(new)
         self._advance(new, checked)
         return broken
 
@@ -356,10 +353,7 @@ class StudentTrainingEnv(gym.Env):
         """`new` becomes the student; `checked`: its val-batch loss and accuracy if known."""
         self.student = new
         self.t = new.step
-        if checked is None:
-            val_loss, val_acc = self._validate()
-        else:
-            val_loss, val_acc = checked[0].item(), checked[1].item()
+        val_loss, val_acc = (x.item() for x in checked or self._validate(new))
         self.state = {
             "train_loss": new.train_loss.item(),
             "val_loss": val_loss,

@@ -3,6 +3,7 @@ or its recorded loss schedule replayed by training progress."""
 
 from __future__ import annotations
 
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +38,13 @@ def run_config(run_dir: str | Path, overrides: dict[str, Any]) -> Config:
         saved.pop(key, None)
     trained, applied = from_dict(saved), from_dict(overrides, from_dict(saved))
     for key in overrides:
-        if key.split(".")[0] in ("loss", "teacher") and _value(applied, key) != _value(
-            trained, key
-        ):
+        value = attrgetter(key)  # dotted keys name nested config sections
+        if key.split(".")[0] in ("loss", "teacher") and value(applied) != value(trained):
             raise ConfigError(
                 f"{key} belongs to the teacher's run and cannot change when applying it "
                 "(teacher.pt fixes the teacher and the loss network it sets)"
             )
     return applied
-
-
-def _value(cfg: Config, dotted: str) -> Any:
-    value: Any = cfg.to_dict()
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 def load_teacher(run_dir: str | Path, mode: str, device: torch.device) -> Any:

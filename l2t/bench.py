@@ -147,9 +147,8 @@ def _updates_worker(
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    from envs.student_training import StudentTrainingEnv, base_loss_params
+    from envs.student_training import StudentTrainingEnv
     from l2t import distributed
-    from l2t.data import load_splits
     from l2t.task import Task
     from l2t.tracking import Tracker
     from l2t.training import _teacher_update, make_estimator, make_teacher
@@ -158,10 +157,10 @@ def _updates_worker(
     distributed.init(torch.device("cpu"))
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(cfg, torch.device("cpu"))
-    env = StudentTrainingEnv(cfg, splits, base_loss_params(cfg))
+    env = StudentTrainingEnv(cfg)
     teacher = make_teacher(cfg, env)
-    estimator = make_estimator(cfg, Task.from_config(cfg, splits), teacher)
+    distributed.from_first(list(teacher.state_dict().values()))
+    estimator = make_estimator(cfg, Task.from_config(cfg, env.splits), teacher)
     tracker = Tracker(None, cfg)
     _teacher_update(teacher, estimator, tracker, 0)  # warm, and the population started
     begin = time.perf_counter()

@@ -62,27 +62,11 @@ class StudentState:
 
 def state_to_dict(s: StudentState) -> dict[str, Any]:
     """A plain dict of tensors and numbers: how a checkpoint holds a student (as data)."""
-    return {
-        "params": s.params,
-        "buffers": s.buffers,
-        "momentum": s.momentum,
-        "step": s.step,
-        "train_loss": s.train_loss,
-        "update_norm": s.update_norm,
-        "finite": s.finite,
-    }
+    return dict(vars(s))
 
 
 def state_from_dict(s: dict[str, Any]) -> StudentState:
-    return StudentState(
-        dict(s["params"]),
-        dict(s["buffers"]),
-        dict(s["momentum"]),
-        int(s["step"]),
-        s["train_loss"],
-        s["update_norm"],
-        s["finite"],
-    )
+    return StudentState(**{**s, "step": int(s["step"])})
 
 
 def state_of(module: nn.Module) -> StudentState:

@@ -188,10 +188,16 @@ def _estimator_episode(
             stop = _teacher_update(teacher, estimator, tracker, episode)
             bar.update(1)
             done = update + 1
-            if stop or (every and done % every == 0 and done < updates.stop):
-                save(done)
-            if stop:
-                raise KeyboardInterrupt
+            _after_update(done, stop, every, done == updates.stop, functools.partial(save, done))
+
+
+def _after_update(done: int, stop: bool, every: int, last: bool, save: Callable[[], None]) -> None:
+    """A checkpoint every `every` updates of an episode (its end is saved by the episode
+    loop) and on a stop, which then ends the run."""
+    if stop or (every and done % every == 0 and not last):
+        save()
+    if stop:
+        raise KeyboardInterrupt
 
 
 def _teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode: int) -> bool:
@@ -404,12 +410,14 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
                 tracker.log({"phase": "meta", "episode": episode, **record})
                 bar.update(1)
                 bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
-                done, stop = math.ceil(env.t / env.task.k), stopping.requested()
-                every = cfg.checkpoint_every
-                if stop or (every and done % every == 0 and not env.done):
-                    save(episode, done, _episode_in_hand(env, teacher, so_far))
-                if stop:
-                    raise KeyboardInterrupt
+                done = math.ceil(env.t / env.task.k)
+                _after_update(
+                    done,
+                    stopping.requested(),
+                    cfg.checkpoint_every,
+                    env.done,
+                    lambda: save(episode, done, _episode_in_hand(env, teacher, so_far)),
+                )
 
             with stopping.safe_points():
                 result = run_student(
@@ -430,8 +438,8 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
         tracker.log({**record, "selection_val_acc": score, "best_episode": best_episode})
         save(episode + 1, 0)
     bar.close()
-    meta_diverged = estimator.diverged if estimator is not None else 0
-    (total,) = distributed.sum_([torch.tensor(float(meta_diverged), dtype=torch.float64)])
+    own = float(estimator.diverged) if estimator is not None else 0.0
+    (diverged_total,) = distributed.sum_([torch.tensor(own, dtype=torch.float64)])
     distributed.close()  # the last exchange: the processes part here
     if rank != 0:  # rank 0 evaluates the kept teacher and writes the results
         tracker.close()
@@ -462,7 +470,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
     assert fixed_base.test_acc is not None
     episodes = [r for r in read_metrics(run_dir) if r.get("phase") == "episode"]
     if estimator is not None:
-        meta_diverged = int(total)
+        meta_diverged = int(diverged_total)
     else:
         meta_diverged = sum(int(r.get("diverged_steps", 0)) for r in episodes)
     summary = {
