@@ -6,7 +6,9 @@ state broadcast to every coordinate, and the weight's base value `phi_0` (so coo
 differ even without `g`), and outputs one number per weight; with `scale > 0` a second head
 reads the coordinates' mean state and sets one loss scale `exp(scale * tanh(.))` for the
 whole loss (multiplying the DLN's last layer: the loss is linear in it) — a learning-rate
-schedule the bounded offsets cannot express:
+schedule the bounded offsets cannot express; with `mix_range > 0` (distillation) a third
+head sets the mix of the model's soft labels, `sigmoid(logit(mix_0) + mix_range * tanh(.))`,
+appended to the DLN weights as one 0-dim tensor (docs/design.md §6):
 - `param=offset` (default): `phi = phi_0 + beta * tanh(out)`, a bounded offset around the
   base loss. Measured (DESIGN.md §1): the authors' increments accumulate and collapse
   students; bounded offsets do not.
@@ -67,6 +69,7 @@ class LSTMTeacher(Teacher):
         bptt: int = 1,
         observe: str = "grad",
         scale: float = 0.0,
+        mix_range: float = 0.0,
     ) -> None:
         super().__init__(
             phi_shapes=[tuple(s) for s in phi_shapes],
@@ -79,6 +82,7 @@ class LSTMTeacher(Teacher):
             bptt=bptt,
             observe=observe,
             scale=scale,
+            mix_range=mix_range,
         )
         if observe not in OBSERVATIONS:
             raise ValueError(f"teacher.observe must be grad or state; got '{observe}'")
@@ -88,6 +92,8 @@ class LSTMTeacher(Teacher):
             raise ValueError(f"teacher.param must be offset or increment; got '{param}'")
         self.phi_shapes = [tuple(s) for s in phi_shapes]
         self.sizes = [math.prod(s) for s in self.phi_shapes]
+        self.sets_mix = mix_range > 0  # then the last of phi_shapes is the mix's ()
+        self.coordinates = sum(self.sizes) - self.sets_mix  # DLN weights, one LSTM row each
         self.update, self.param = update, param
         self.alpha, self.beta, self.bptt = alpha, beta, bptt
         self.observes_gradient = observe == "grad"
@@ -105,6 +111,12 @@ class LSTMTeacher(Teacher):
             self.scale_head = nn.Linear(hidden, 1)
             nn.init.zeros_(self.scale_head.weight)
             nn.init.zeros_(self.scale_head.bias)
+        self.mix_range = mix_range
+        self.mix_head: nn.Linear | None = None
+        if self.sets_mix:  # starts at distill.mix, like the scale head at 1
+            self.mix_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.mix_head.weight)
+            nn.init.zeros_(self.mix_head.bias)
         self.optimizer = torch.optim.Adam(self.learnable(), lr=lr)
         self.steps_in_window = 0
         self._reset_episode_state()
@@ -119,13 +131,13 @@ class LSTMTeacher(Teacher):
         return teacher
 
     def learnable(self) -> list[nn.Parameter]:
-        heads = [self.head] if self.scale_head is None else [self.head, self.scale_head]
+        heads = [h for h in (self.head, self.scale_head, self.mix_head) if h is not None]
         return [*self.cells.parameters(), *(p for h in heads for p in h.parameters())]
 
     def initial_state(self) -> TeacherState:
         """Zero LSTM states and the base loss: what the teacher starts every student with."""
-        n, size = sum(self.sizes), int(self.hparams["hidden"])
-        zeros = torch.zeros(n, size, device=self.base_phi.device)
+        n, size = self.coordinates, int(self.hparams["hidden"])
+        zeros = self.base_phi.new_zeros(n, size)
         state = {f"{k}{i}": zeros for i in range(len(self.cells)) for k in ("h", "c")}
         return {**state, "phi": self.base_phi.clone()}
 
@@ -166,14 +178,15 @@ class LSTMTeacher(Teacher):
     def forward(
         self, state: TeacherState, student: Tensor, grad: Tensor | None
     ) -> tuple[Tensor, TeacherState]:
-        n = self.base_phi.numel()
+        n = self.coordinates
+        base = self.base_phi[:n]
         if grad is None or not self.observes_gradient:
             grad = torch.zeros_like(self.base_phi)
         features = torch.cat(
             [
-                preprocess_gradient(grad),
+                preprocess_gradient(grad[:n]),
                 student.expand(n, -1),
-                self.base_phi[:, None] / self.base_phi.abs().mean(),
+                base[:, None] / base.abs().mean(),
             ],
             dim=1,
         )
@@ -185,13 +198,18 @@ class LSTMTeacher(Teacher):
             x = h
         out = torch.tanh(self.head(x).squeeze(1))
         if self.param == "offset":
-            phi = self.base_phi + self.beta * out
+            phi = base + self.beta * out
         else:
-            phi = state["phi"].detach() - self.alpha * out
+            phi = state["phi"][:n].detach() - self.alpha * out
         if self.scale_head is not None:  # the DLN is linear in its last layer: a loss scale
             log_scale = self.scale * torch.tanh(self.scale_head(x.mean(dim=0)))
-            last = self.sizes[-1]
+            last = self.sizes[len(self.sizes) - 1 - self.sets_mix]
             phi = torch.cat([phi[:-last], phi[-last:] * log_scale.exp()])
+        if self.mix_head is not None:
+            logit = torch.logit(self.base_phi[n:]) + self.mix_range * torch.tanh(
+                self.mix_head(x.mean(dim=0))
+            )
+            phi = torch.cat([phi, torch.sigmoid(logit)])
         return phi, {**new_state, "phi": phi}
 
     # -- learning by itself through the gymnasium environment -----------------------------

@@ -82,7 +82,8 @@ class FunctionalStep:
 
 def base_loss_params(cfg: Config) -> list[Tensor]:
     """The loss parameters teachers start from: for `dln`, the weights `phi_0` fitted to
-    the pairwise logistic loss (seeded); for `parametric`, cross-entropy's coefficients."""
+    the pairwise logistic loss (seeded), followed by `distill.mix` when the teacher sets
+    the mix (`teacher.mix_range`); for `parametric`, cross-entropy's coefficients."""
     if cfg.loss.family == "parametric":
         return [torch.tensor(BASE_COEFFICIENTS)]
     torch.manual_seed(cfg.seed)
@@ -90,7 +91,8 @@ def base_loss_params(cfg: Config) -> list[Tensor]:
     if cfg.loss.init != "random":  # with distillation: its pairwise KD form
         soft = bool(cfg.distill.model)
         network.fit(cfg.loss.init, cfg.loss.init_steps, seed=cfg.seed, soft_labels=soft)
-    return [w.detach().clone() for w in network.phi]
+    mix = [torch.tensor(cfg.distill.mix)] if cfg.teacher.mix_range > 0 else []
+    return [w.detach().clone() for w in network.phi] + mix
 
 
 class StudentTrainingEnv(gym.Env):

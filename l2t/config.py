@@ -80,6 +80,8 @@ class TeacherConfig:
         "state", "state", "grad"
     )  # lstm: student state only (first order), or also dL_val/dphi (the paper's; 2nd order)
     scale: float = 0.0  # lstm: log-range of a learned global loss scale (0: none; 2.3: 0.1-10x)
+    mix_range: float = 0.0  # lstm, distill.model: the teacher sets the soft labels' mix,
+    # sigmoid(logit(distill.mix) + mix_range * tanh(.)) (0: distill.mix fixed; 3: 0.05-0.95)
 
 
 @dataclass
@@ -392,6 +394,19 @@ def _check_ranges(cfg: Config) -> None:
         )
     if not t.scale >= 0:
         raise ConfigError(f"config key 'teacher.scale' must be >= 0; got {t.scale}")
+    if not t.mix_range >= 0:
+        raise ConfigError(f"config key 'teacher.mix_range' must be >= 0; got {t.mix_range}")
+    if t.mix_range > 0 and not (cfg.distill.model and t.agent == "lstm"):
+        raise ConfigError(
+            "teacher.mix_range sets the mix of a model's soft labels: it needs distill.model "
+            f"and teacher.agent=lstm; got distill.model='{cfg.distill.model}', "
+            f"teacher.agent={t.agent}"
+        )
+    if t.mix_range > 0 and not 0 < cfg.distill.mix < 1:
+        raise ConfigError(
+            f"teacher.mix_range starts from distill.mix, which must be in (0, 1); "
+            f"got {cfg.distill.mix}"
+        )
     if t.objective == "val_acc" and t.estimator in ("greedy", "tbptt"):
         raise ConfigError(
             f"teacher.objective=val_acc has no gradient; teacher.estimator={t.estimator} needs "

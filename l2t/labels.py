@@ -27,11 +27,14 @@ def model_logits_of(targets: Tensor) -> Tensor | None:
     return None if targets.ndim == 1 else targets[:, 1:]
 
 
-def soft_labels(targets: Tensor, num_classes: int, temperature: float, mix: float) -> Tensor:
+def soft_labels(
+    targets: Tensor, num_classes: int, temperature: float, mix: float | Tensor
+) -> Tensor:
     """`(1 - mix) * onehot(y) + mix * softmax(model_logits / T)`; the one-hot label alone
     when the targets carry no model."""
-    onehot = F.one_hot(labels_of(targets), num_classes).float()
+    onehot = F.one_hot(labels_of(targets), num_classes)
     logits = model_logits_of(targets)
     if logits is None:
-        return onehot
+        return onehot.float()
+    onehot = onehot.to(logits.dtype)
     return (1 - mix) * onehot + mix * F.softmax(logits / temperature, dim=1)

@@ -41,6 +41,14 @@ def pair_features(
     return torch.stack([p_target, probs, q_target, q], dim=-1)
 
 
+def weights_and_mix(params: Sequence[Tensor]) -> tuple[list[Tensor], Tensor | None]:
+    """The DLN's weight matrices, and the soft labels' mix when a teacher sets it: that
+    teacher appends it to the weights as one 0-dim tensor (docs/design.md §6)."""
+    if params[-1].ndim == 0:
+        return list(params[:-1]), params[-1]
+    return list(params), None
+
+
 def dln_apply(phi: Sequence[Tensor], features: Tensor) -> Tensor:
     """The bias-free MLP with LeakyReLU: (..., 4) -> (...)."""
     hidden = features
@@ -60,15 +68,18 @@ def dln_loss(
     logits: Tensor,
     targets: Tensor,
     temperature: float = 1.0,
-    mix: float = 0.0,
+    mix: float | Tensor = 0.0,
 ) -> Tensor:
     """Mean over samples of the summed pair losses over the sample's non-target classes.
 
     The same function as `dln_apply(phi, pair_features(...))` summed over the non-target
     pairs, computed on the B·(C-1) non-target pairs only; with hard labels the constant
     slots `[1, 0]` are folded into the first layer (its third column acts as a bias), so it
-    multiplies two features, not four (tested against the four-feature form).
+    multiplies two features, not four (tested against the four-feature form). A mix at the
+    end of `phi` (`weights_and_mix`) replaces `mix`.
     """
+    phi, set_mix = weights_and_mix(phi)
+    mix = mix if set_mix is None else set_mix
     labels = labels_of(targets)
     others = other_classes(labels, logits.shape[1])
     probs = torch.sigmoid(logits)
@@ -181,7 +192,7 @@ def loss_surface(phi: Sequence[Tensor], resolution: int = 50) -> Tensor:
         [p_target, p_other, torch.ones_like(p_target), torch.zeros_like(p_target)], dim=-1
     )
     with torch.no_grad():
-        return dln_apply([w.detach().cpu() for w in phi], features)
+        return dln_apply([w.detach().cpu() for w in weights_and_mix(phi)[0]], features)
 
 
 def gradient_scale(phi: Sequence[Tensor], base_phi: Sequence[Tensor], samples: int = 2048) -> float:

@@ -134,6 +134,20 @@ def plot_loss_scale(schedules: dict[str, Schedule], base_phi: Sequence[Tensor], 
     return _save(fig, ax, out)
 
 
+def plot_mix(schedule: Schedule, base_phi: Sequence[Tensor], out: Path) -> Path:
+    """The weight of the model's soft labels against the one-hot label over training, as
+    the teacher set it (docs/design.md §6): where distillation helps and where it stops."""
+    mixes = [float(phi[-1]) for phi in schedule.phi_sets()]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.step(schedule.progress, mixes, where="post", label=f"learned (final {mixes[-1]:.3f})")
+    ax.axhline(float(base_phi[-1]), color="black", lw=1, ls="--", label="distill.mix (start)")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("training progress (fraction of the student's budget)")
+    ax.set_ylabel("mix: weight of the soft labels")
+    ax.set_title("Soft labels against the one-hot label over training", fontsize=10)
+    return _save(fig, ax, out)
+
+
 def label_pull(loss: Any, classes: int = 10, points: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """How hard a loss pulls a sample towards its given label, against the model's
     probability of that label: `-dL/dz_y` per sample, for samples whose label logit sweeps
@@ -194,11 +208,14 @@ def plot_schedule(
     """The learned loss of a schedule, drawn as its family allows."""
     if family == "parametric":
         return [plot_coefficients(schedule, plots / "loss_coefficients.png")]
-    return [
+    drawn = [
         plot_learned_loss(schedule, base_phi, plots / "learned_loss.png"),
         plot_loss_scale({"learned loss": schedule}, base_phi, plots / "loss_scale.png"),
         plot_label_pull(label_pull_losses(schedule, base_phi), plots / "label_pull.png"),
     ]
+    if base_phi[-1].ndim == 0:  # the teacher set the soft labels' mix
+        drawn.append(plot_mix(schedule, base_phi, plots / "distill_mix.png"))
+    return drawn
 
 
 def label_pull_losses(schedule: Schedule, base_phi: Sequence[Tensor]) -> dict[str, Any]:

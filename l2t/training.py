@@ -71,6 +71,7 @@ def make_teacher(cfg: Config, env: Any) -> Any:
                 bptt=t.bptt,
                 observe=t.observe,
                 scale=t.scale,
+                mix_range=t.mix_range,
             )
         if t.agent == "mlp":
             return MLPTeacher.for_env(env, lr=t.lr, hidden=t.hidden)

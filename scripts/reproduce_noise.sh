@@ -27,8 +27,8 @@ compare mlp20_baselines label_noise=0.2 "$baselines"
 compare mlp40_baselines label_noise=0.4 "$baselines"
 compare mlp60_baselines label_noise=0.6 "$baselines"
 compare mlp30pf_baselines label_noise=0.3 label_noise_kind=pairflip "$baselines"
-compare cnn40_baselines --config $cnn label_noise=0.4 \
-  methods=ce,ce_early_stop,gce,sce,bootstrap,base_dln,ce_cosine
+cnn_baselines=methods=ce,ce_early_stop,gce,sce,bootstrap,base_dln,ce_cosine
+compare cnn40_baselines --config $cnn label_noise=0.4 "$cnn_baselines"
 teacher mlp40_greedy label_noise=0.4 teacher.estimator=greedy
 teacher mlp40_greedy10 label_noise=0.4 teacher.estimator=greedy episodes=10
 teacher mlp40_pes label_noise=0.4
@@ -42,6 +42,13 @@ teacher mlp20_greedy label_noise=0.2 teacher.estimator=greedy
 teacher mlp60_greedy label_noise=0.6 teacher.estimator=greedy
 teacher mlp30pf_greedy label_noise=0.3 label_noise_kind=pairflip teacher.estimator=greedy
 teacher cnn40_greedy --config $cnn label_noise=0.4 episodes=3 teacher.estimator=greedy
+compare cnn20_baselines --config $cnn label_noise=0.2 "$cnn_baselines"
+compare cnn60_baselines --config $cnn label_noise=0.6 "$cnn_baselines"
+compare cnn30pf_baselines --config $cnn label_noise=0.3 label_noise_kind=pairflip "$cnn_baselines"
+teacher cnn20_greedy --config $cnn label_noise=0.2 episodes=3 teacher.estimator=greedy
+teacher cnn60_greedy --config $cnn label_noise=0.6 episodes=3 teacher.estimator=greedy
+teacher cnn30pf_greedy --config $cnn label_noise=0.3 label_noise_kind=pairflip episodes=3 \
+  teacher.estimator=greedy
 
 # distillation from a CNN into the MLP
 [ -f "$runs/mnist1d_cnn/model.pt" ] || $l2t train-model student=cnn1d "out=$runs/mnist1d_cnn"

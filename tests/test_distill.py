@@ -69,6 +69,45 @@ def test_the_base_dln_fits_the_pairwise_distillation_loss():
     assert torch.allclose(dln_apply(network.phi, features).detach(), expected, atol=0.1)
 
 
+def test_a_teacher_that_sets_the_mix_starts_at_distill_mix_and_its_gradient_reaches_it():
+    from agents import LSTMTeacher
+    from l2t.lifetime import Observation
+
+    torch.manual_seed(0)
+    weights = [w.detach().double() for w in DynamicLossNetwork(hidden=8, layers=2).phi]
+    base = [*weights, torch.tensor(0.3, dtype=torch.float64)]
+    teacher = LSTMTeacher([tuple(p.shape) for p in base], hidden=6, mix_range=3.0).double()
+    teacher.base_phi.copy_(torch.cat([p.flatten() for p in base]))
+    theta = teacher.theta()
+    theta["mix_head.weight"] = torch.full_like(theta["mix_head.weight"], 0.5)
+    obs = Observation(torch.rand(5, dtype=torch.float64), None)
+    z, y, m = _batch(3)
+    targets = pack(y, m)
+
+    def loss_and_mix(theta):
+        params, _ = teacher.propose(theta, teacher.initial_state(), obs)
+        return dln_loss(params, z, targets, 2.0), params
+
+    start, _ = teacher.propose(teacher.theta(), teacher.initial_state(), obs)
+    assert start[-1].ndim == 0 and float(start[-1]) == pytest.approx(0.3)  # the base mix
+    loss, params = loss_and_mix(theta)
+    mix = float(params[-1])
+    assert 0.05 < mix < 0.95 and mix != pytest.approx(0.3)
+    assert torch.allclose(loss, dln_loss(params[:-1], z, targets, 2.0, mix))  # used as the mix
+    assert not torch.allclose(loss, dln_loss(params[:-1], z, targets, 2.0, 0.3))
+    # the teacher's mix head gets the gradient finite differences of the loss give
+    w = theta["mix_head.weight"].requires_grad_()
+    (grad,) = torch.autograd.grad(loss_and_mix(theta)[0], w)
+    eps = 1e-6
+    for i in range(3):
+        bump = torch.zeros_like(w)
+        bump[0, i] = eps
+        plus = loss_and_mix({**theta, "mix_head.weight": w.detach() + bump})[0]
+        minus = loss_and_mix({**theta, "mix_head.weight": w.detach() - bump})[0]
+        assert float(grad[0, i]) == pytest.approx(float(plus - minus) / (2 * eps), rel=1e-5)
+    assert grad.abs().sum() > 0
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "m"
@@ -90,6 +129,29 @@ def test_train_model_writes_a_model_that_teaches_a_student(model_path, tmp_path)
         == 0
     )
     assert "| kd |" in (out / "results.md").read_text()
+
+
+def test_a_teacher_learns_the_mix_over_training_and_its_schedule_replays_it(model_path, tmp_path):
+    from agents import Teacher
+    from l2t.lifetime import Observation
+    from l2t.schedule import Schedule
+
+    run = tmp_path / "run"
+    args = ["train-teacher", f"distill.model={model_path}", "teacher.mix_range=3", "episodes=2"]
+    assert main([*args, "teacher.horizon=2", "teacher.lr=0.05", f"out={run}", *TINY]) == 0
+    mixes = [float(phi[-1]) for phi in Schedule.load(run / "schedule.pt").phi_sets()]
+    assert all(0.0 < m < 1.0 for m in mixes)
+    # the teacher as meta-training left it (kept or not) sets another mix than it started with
+    teacher = Teacher.load(run / "teacher.pt", torch.device("cpu"))
+    teacher.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=False)["teacher"])
+    obs = Observation(torch.rand(5), None)
+    params, _ = teacher.propose(teacher.theta(), teacher.initial_state(), obs)
+    assert abs(float(params[-1]) - 0.5) > 1e-3
+    assert (run / "plots" / "distill_mix.png").is_file()
+    out = tmp_path / "cmp"
+    methods = "methods=base_dln,teacher_schedule"
+    assert main(["compare", f"teacher={run}", methods, "seeds=1", f"out={out}", *TINY]) == 0
+    assert (out / "plots" / "distill_mix.png").is_file()
 
 
 @pytest.mark.parametrize("problem", ["missing", "wrong data", "not a model"])
