@@ -95,9 +95,8 @@ def _method_runner(
         teacher = load_teacher(run_dir, mode, env.device)
         return lambda seed: teacher.teach(env, seed, cfg.eval_every, test)
     if name in DISTILL_METHODS:
-        kd_env, _ = kd_baseline(name, cfg, env, tuning_seeds(cfg))
-        kd = FixedLossTeacher("kd")
-        return lambda seed: kd.teach(kd_env, seed, cfg.eval_every, test)
+        distilling, kd_env = kd_baseline(name, cfg, env, tuning_seeds(cfg))
+        return lambda seed: distilling.teach(kd_env, seed, cfg.eval_every, test)
     if name in TUNED_METHODS:
         loss = name.removesuffix("_tuned").removesuffix("_cosine")
         run = _fixed_run(cfg, env, loss, tuned_lr[loss], name.endswith("_cosine"))

@@ -25,7 +25,9 @@ from l2t.students import build_student
 
 KD_WEIGHTS = (0.25, 0.5, 0.75, 0.9)  # the grid vanilla KD's a is chosen from
 KD_TEMPERATURES = (1.0, 2.0, 4.0)  # ... and its T
-DISTILL_METHODS = ("kd", "self_distill", "random_teacher_kd")
+DISTILL_METHODS = ("kd", "self_distill", "random_teacher_kd", "base_dln_kd")
+# the fixed loss each distillation method trains with: vanilla KD, or the base DLN's pairwise KD
+DISTILL_LOSS = {"base_dln_kd": "base_dln"}
 
 
 def kd_loss(logits: Tensor, targets: Tensor, weight: float, temperature: float) -> Tensor:
@@ -170,27 +172,28 @@ def distillation_model(name: str, cfg: Config, splits: Splits) -> nn.Module:
     return model
 
 
-def kd_baseline(
-    name: str, cfg: Config, env: Any, seeds: list[int]
-) -> tuple[Any, tuple[float, float]]:
-    """An env whose students learn by vanilla KD from `name`'s model, at the (a, T) from the
-    grid with the best mean final validation accuracy of the students of `seeds` (none of
-    the compared ones); returns the env, for `FixedLossTeacher("kd")`, and (a, T)."""
+def kd_baseline(name: str, cfg: Config, env: Any, seeds: list[int]) -> tuple[Any, Any]:
+    """A distillation baseline tuned like vanilla KD: its fixed loss (`DISTILL_LOSS`; KD
+    from `name`'s model, or the base DLN's pairwise KD from `distill.model`) and an env at
+    the (a, T) — the DLN's (mix, T) — from the grid with the best mean final validation
+    accuracy of the students of `seeds` (none of the compared ones)."""
     from agents import FixedLossTeacher
     from l2t.applying import make_env
+    from l2t.loss_network import weights_and_mix
 
     splits = with_model(env.splits, distillation_model(name, cfg, env.splits))
-    kd = FixedLossTeacher("kd")
+    teacher = FixedLossTeacher(DISTILL_LOSS.get(name, "kd"))
+    base_weights = weights_and_mix(env.base_phi)[0]  # the mix is the grid's, not a teacher's
 
     def env_for(weight: float, temperature: float) -> Any:
         changed = copy.deepcopy(cfg)
         changed.distill.mix, changed.distill.temperature = weight, temperature
-        return make_env(changed, env.base_phi, splits)
+        return make_env(changed, base_weights, splits)
 
     def score(setting: tuple[float, float]) -> float:
         target = env_for(*setting)
-        return sum(kd.teach(target, s, cfg.steps).val_acc for s in seeds) / len(seeds)
+        return sum(teacher.teach(target, s, cfg.steps).val_acc for s in seeds) / len(seeds)
 
     best = max(((a, t) for a in KD_WEIGHTS for t in KD_TEMPERATURES), key=score)
     print(f"{name}: a={best[0]}, T={best[1]} (best validation accuracy of the KD grid)")
-    return env_for(*best), best
+    return teacher, env_for(*best)

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,23 @@ def test_train_model_writes_a_model_that_teaches_a_student(model_path, tmp_path)
         == 0
     )
     assert "| kd |" in (out / "results.md").read_text()
+
+
+def test_the_tuned_base_dln_is_the_base_dln_at_the_mix_and_temperature_it_chose(
+    model_path, tmp_path, capsys
+):
+    common = [f"distill.model={model_path}", "seeds=2", *TINY]
+    assert main(["compare", "methods=base_dln_kd", f"out={tmp_path / 'tuned'}", *common]) == 0
+    chosen = re.search(r"base_dln_kd: a=([\d.]+), T=([\d.]+)", capsys.readouterr().out)
+    assert chosen is not None and (chosen[1], chosen[2]) != ("0.5", "4.0")  # not the defaults
+    setting = [f"distill.mix={chosen[1]}", f"distill.temperature={chosen[2]}"]
+    assert main(["compare", "methods=base_dln", f"out={tmp_path / 'base'}", *setting, *common]) == 0
+
+    def accs(run: str, method: str) -> list[float]:
+        results = json.loads((tmp_path / run / "results.json").read_text())
+        return results[method]["test_acc"]
+
+    assert accs("tuned", "base_dln_kd") == accs("base", "base_dln")
 
 
 def test_a_teacher_learns_the_mix_over_training_and_its_schedule_replays_it(model_path, tmp_path):
