@@ -75,8 +75,10 @@ def _method_runner(
     env: Any,
     trainval_env: Any,
     tuned_lr: dict[str, float],
+    chosen: dict[str, dict[str, float]],
 ) -> Callable[[int], EpisodeResult]:
-    """A function seed -> the method's finished student."""
+    """A function seed -> the method's finished student; a tuned method's setting, chosen
+    on validation, goes into `chosen`."""
     from agents import FixedLossTeacher
     from l2t.applying import load_teacher
 
@@ -96,9 +98,14 @@ def _method_runner(
         return lambda seed: teacher.teach(env, seed, cfg.eval_every, test)
     if name in DISTILL_METHODS:
         distilling, kd_env = kd_baseline(name, cfg, env, tuning_seeds(cfg))
+        chosen[name] = {
+            "mix": kd_env.cfg.distill.mix,
+            "temperature": kd_env.cfg.distill.temperature,
+        }
         return lambda seed: distilling.teach(kd_env, seed, cfg.eval_every, test)
     if name in TUNED_METHODS:
         loss = name.removesuffix("_tuned").removesuffix("_cosine")
+        chosen[name] = {"lr": tuned_lr[loss]}
         run = _fixed_run(cfg, env, loss, tuned_lr[loss], name.endswith("_cosine"))
         return lambda seed: run(seed, test)
     loss = {"ce_trainval": "ce", "ce_early_stop": "ce"}.get(name, name)
@@ -186,7 +193,10 @@ def compare(
     progress.enable(cfg.progress)
     with progress.phase("compare", _students(methods, seeds, len(tuned)) * cfg.steps):
         tuned_lr = {loss: tune_lr(cfg, env, loss) for loss in tuned}
-        runners = {m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr) for m in methods}
+        chosen: dict[str, dict[str, float]] = {}
+        runners = {
+            m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr, chosen) for m in methods
+        }
         for s in range(seeds):
             seed = student_seed(cfg.seed, "evaluation", s)  # s = 0: the run's final student
             for m in methods:
@@ -199,7 +209,11 @@ def compare(
     atomic_write_text(results_csv(results), out / "results.csv")
     atomic_write_json(
         {
-            m: {"test_acc": r.test_accs, "curves": [x.curve for x in r.results]}
+            m: {
+                "test_acc": r.test_accs,
+                "curves": [x.curve for x in r.results],
+                **({"chosen": chosen[m]} if m in chosen else {}),
+            }
             for m, r in results.items()
         },
         out / "results.json",

@@ -137,9 +137,14 @@ def test_the_tuned_base_dln_is_the_base_dln_at_the_mix_and_temperature_it_chose(
 ):
     common = [f"distill.model={model_path}", "seeds=2", *TINY]
     assert main(["compare", "methods=base_dln_kd", f"out={tmp_path / 'tuned'}", *common]) == 0
-    chosen = re.search(r"base_dln_kd: a=([\d.]+), T=([\d.]+)", capsys.readouterr().out)
-    assert chosen is not None and (chosen[1], chosen[2]) != ("0.5", "4.0")  # not the defaults
-    setting = [f"distill.mix={chosen[1]}", f"distill.temperature={chosen[2]}"]
+    printed = re.search(r"base_dln_kd: a=([\d.]+), T=([\d.]+)", capsys.readouterr().out)
+    chosen = json.loads((tmp_path / "tuned" / "results.json").read_text())["base_dln_kd"]["chosen"]
+    assert printed is not None and chosen == {
+        "mix": float(printed[1]),
+        "temperature": float(printed[2]),
+    }
+    assert chosen != {"mix": 0.5, "temperature": 4.0}  # not the defaults: the test can tell
+    setting = [f"distill.mix={chosen['mix']}", f"distill.temperature={chosen['temperature']}"]
     assert main(["compare", "methods=base_dln", f"out={tmp_path / 'base'}", *setting, *common]) == 0
 
     def accs(run: str, method: str) -> list[float]:
