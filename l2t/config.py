@@ -120,6 +120,8 @@ class Config:
     student: str = _choice(
         "mlp", "mlp", "cnn1d", "lenet", "resnet8", "resnet20", "resnet32", "resnet8_wide"
     )  # student architecture
+    students_mix: str = ""  # e.g. mlp,cnn1d: one teacher for several architectures (population
+    # member i and selection student i train the (i mod n)-th; `student` for the final one)
     steps: int = 3000  # student updates per episode (the student's whole budget)
     episodes: int = 3  # meta-training episodes: each student of the population lives a lifetime
     select_students: int = 3  # frozen held-out students scoring each teacher (0: its episode)
@@ -407,6 +409,18 @@ def _check_ranges(cfg: Config) -> None:
             f"teacher.mix_range starts from distill.mix, which must be in (0, 1); "
             f"got {cfg.distill.mix}"
         )
+    allowed = {f.name: f for f in dataclasses.fields(Config)}["student"].metadata["choices"]
+    unknown = [a for a in mix_of(cfg) if a not in allowed]
+    if unknown:
+        raise ConfigError(
+            f"config key 'students_mix' names unknown student(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    if cfg.students_mix and t.agent not in ("lstm", "mlp"):
+        raise ConfigError(
+            "students_mix spreads a population of students over architectures; "
+            f"teacher.agent={t.agent} learns from one student: use agent=lstm|mlp"
+        )
     if t.objective == "val_acc" and t.estimator in ("greedy", "tbptt"):
         raise ConfigError(
             f"teacher.objective=val_acc has no gradient; teacher.estimator={t.estimator} needs "
@@ -414,3 +428,8 @@ def _check_ranges(cfg: Config) -> None:
         )
     if cfg.unroll.steps > cfg.steps:
         raise ConfigError(f"unroll.steps ({cfg.unroll.steps}) must not exceed steps ({cfg.steps})")
+
+
+def mix_of(cfg: Config) -> list[str]:
+    """The student architectures one teacher learns to teach: `students_mix`, or `student`."""
+    return [a.strip() for a in cfg.students_mix.split(",") if a.strip()] or [cfg.student]

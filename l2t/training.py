@@ -29,7 +29,7 @@ import yaml
 
 from l2t import distributed, progress, stopping, threads
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
-from l2t.config import Config, ConfigError
+from l2t.config import Config, ConfigError, mix_of
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorConfig
@@ -82,15 +82,28 @@ def make_teacher(cfg: Config, env: Any) -> Any:
         raise ConfigError(str(exc)) from None
 
 
-def _selection_score(cfg: Config, teacher: Any, env: Any, episode_val_acc: float) -> float:
+def _mixed(cfg: Config) -> list[Config]:
+    """The config of each student architecture the teacher learns to teach (`students_mix`)."""
+    configs = []
+    for architecture in mix_of(cfg):
+        changed = copy.deepcopy(cfg)
+        changed.student = architecture
+        configs.append(changed)
+    return configs
+
+
+def _selection_score(cfg: Config, teacher: Any, envs: list[Any], episode_val_acc: float) -> float:
     """Mean final val accuracy of `select_students` fresh students taught by the teacher
-    as it is now, frozen — the way it will be used; with 0, the learning episode's own."""
+    as it is now, frozen — the way it will be used (student i of the architecture
+    i mod n, as in the population); with 0, the learning episode's own."""
     if cfg.select_students == 0:
         return episode_val_acc
     mine = range(distributed.rank(), cfg.select_students, distributed.world())
     with progress.phase("selection students", len(mine) * cfg.steps):
         scores = [
-            teacher.teach(env, student_seed(cfg.seed, "selection", i), cfg.steps).val_acc
+            teacher.teach(
+                envs[i % len(envs)], student_seed(cfg.seed, "selection", i), cfg.steps
+            ).val_acc
             for i in mine
         ]
     (total,) = distributed.sum_([torch.tensor(sum(scores), dtype=torch.float64)])
@@ -144,9 +157,9 @@ def _check_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def make_estimator(cfg: Config, task: Task, policy: Any) -> Estimator:
+def make_estimator(cfg: Config, tasks: Task | list[Task], policy: Any) -> Estimator:
     """The outer-gradient estimator `teacher.estimator` names (l2t/estimators/), running
-    this process's share of the population."""
+    this process's share of the population (over the architectures of `tasks`)."""
     t = cfg.teacher
     evolution = t.estimator in ("pes", "es")
     settings = EstimatorConfig(
@@ -160,7 +173,7 @@ def make_estimator(cfg: Config, task: Task, policy: Any) -> Estimator:
         rank=distributed.rank(),
         world=distributed.world(),
     )
-    return ESTIMATORS[t.estimator](task, policy, settings)
+    return ESTIMATORS[t.estimator](tasks, policy, settings)
 
 
 def updates_per_episode(cfg: Config, task: Task) -> int:
@@ -317,6 +330,9 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
     base_phi = base_loss_params(cfg)
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
     env = StudentTrainingEnv(cfg, splits, base_phi)
+    selection_envs = [env]  # one per architecture of students_mix
+    if cfg.students_mix:
+        selection_envs = [StudentTrainingEnv(c, splits, base_phi) for c in _mixed(cfg)]
     teacher = make_teacher(cfg, env)
     distributed.from_first(list(teacher.state_dict().values()))
     # policies (LSTM, MLP) learn from an estimator's population of lifetimes, one update per
@@ -324,9 +340,9 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
     estimator = None
     per_episode = env.teacher_steps
     if isinstance(teacher, LSTMTeacher | MLPTeacher):
-        task = Task.from_config(cfg, splits)
-        estimator = make_estimator(cfg, task, teacher)
-        per_episode = updates_per_episode(cfg, task)
+        tasks = [Task.from_config(c, splits) for c in _mixed(cfg)]
+        estimator = make_estimator(cfg, tasks, teacher)
+        per_episode = updates_per_episode(cfg, tasks[0])
     elif world > 1:
         raise ConfigError(
             f"teacher.agent={cfg.teacher.agent} learns from one student at a time; only "
@@ -376,7 +392,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
         )
 
     if best_state is None:  # the untrained teacher (about the base loss) is a candidate too
-        best_val = _selection_score(cfg, teacher, env, -math.inf)
+        best_val = _selection_score(cfg, teacher, selection_envs, -math.inf)
         best_state = copy.deepcopy(teacher.state_dict())
         tracker.log({"phase": "initial", "selection_val_acc": best_val})
 
@@ -394,7 +410,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
                 functools.partial(save, episode),
                 cfg.checkpoint_every,
             )
-            score = _selection_score(cfg, teacher, env, -math.inf)
+            score = _selection_score(cfg, teacher, selection_envs, -math.inf)
         else:  # one student, the teacher learning as it teaches it
             resumed = None
             if episode == start and in_hand is not None:
@@ -429,7 +445,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
                     on_step=log_step,
                     resume=resumed,
                 )
-            score = _selection_score(cfg, teacher, env, result.val_acc)
+            score = _selection_score(cfg, teacher, selection_envs, result.val_acc)
             record.update(
                 val_acc=result.val_acc, diverged_steps=result.diverged_steps, curve=result.curve
             )

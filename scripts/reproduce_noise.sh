@@ -55,12 +55,24 @@ teacher cnn30pf_greedy --config $cnn label_noise=0.3 label_noise_kind=pairflip e
 distill="distill.model=$runs/mnist1d_cnn/model.pt"
 compare distill_baselines "$distill" methods=ce,kd,self_distill,random_teacher_kd,base_dln,ce_cosine
 teacher distill_pes "$distill"
+# the base DLN with its (mix, T) tuned like KD's; PES teachers from it, keeping the mix or setting it
+compare distill_tuned "$distill" methods=ce,kd,base_dln,base_dln_kd
+chosen() {  # the (mix, T) a compare chose for base_dln_kd, as config keys
+  $python -c 'import json, sys
+c = json.load(open(sys.argv[1]))["base_dln_kd"]["chosen"]
+print("distill.mix=%s distill.temperature=%s" % (c["mix"], c["temperature"]))' "$1/results.json"
+}
+tuned=$(chosen "$runs/distill_tuned")
+teacher distill_tuned_pes "$distill" $tuned
+teacher distill_mix_pes "$distill" $tuned teacher.mix_range=3
 
 table() { $python scripts/estimator_table.py "$@"; echo; }
 table "baselines=$runs/mlp40_baselines" "greedy=$runs/mlp40_greedy/compare" \
   "greedy, 10 episodes=$runs/mlp40_greedy10/compare" "pes=$runs/mlp40_pes/compare"
 table "baselines=$runs/cnn40_baselines" "greedy=$runs/cnn40_greedy/compare"
 table "baselines=$runs/distill_baselines" "pes=$runs/distill_pes/compare"
+table "baselines=$runs/distill_tuned" "pes from the tuned base=$runs/distill_tuned_pes/compare" \
+  "pes setting the mix=$runs/distill_mix_pes/compare"
 
 # distillation from LeNet into an MLP on digits
 [ -f "$runs/digits_lenet/model.pt" ] || \

@@ -1,6 +1,7 @@
 """One run over two processes (torchrun, gloo, 127.0.0.1 only): each runs its share of the
 population, the estimates are summed once per update, rank 0 alone writes the run."""
 
+import json
 import os
 import signal
 import socket
@@ -74,3 +75,18 @@ def test_a_killed_two_process_run_resumes_with_two_and_ends_byte_identical(tmp_p
     assert resumed.returncode == 0, resumed.stderr
     for name in ("metrics.jsonl", "summary.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+def test_a_population_of_two_architectures_trains_one_teacher_that_teaches_both(tmp_path):
+    mix = ["students_mix=mlp,cnn1d", "teacher.population=2", "episodes=1"]
+    run = _torchrun(tmp_path / "run", *mix)  # member 0 on process 0, member 1 on process 1
+    assert run.returncode == 0, run.stderr
+    shares = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["estimators"]
+    layers = [next(iter(share["pairs"][0]["plus"]["student"]["params"])) for share in shares]
+    assert layers == ["net.1.weight", "features.0.weight"]  # an MLP and a 1-d CNN
+    for student in ("mlp", "cnn1d"):
+        out = tmp_path / student
+        args = ["compare", f"teacher={tmp_path / 'run'}", f"student={student}", f"out={out}"]
+        assert main([*args, "methods=teacher_online", "seeds=1", "progress=false"]) == 0
+        curve = json.loads((out / "results.json").read_text())["teacher_online"]["curves"][0]
+        assert curve[-1]["test_acc"] > curve[0]["test_acc"] + 0.02  # it learned under the teacher

@@ -8,6 +8,7 @@ processes has exactly one place to go.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,11 @@ class Diverged(RuntimeError):
 
 
 class Estimator(ABC):
-    def __init__(self, task: Task, policy: Policy, cfg: EstimatorConfig) -> None:
-        self.task, self.policy, self.cfg = task, policy, cfg
+    def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorConfig) -> None:
+        # several tasks: one teacher for several student architectures (`students_mix`);
+        # they share the budget, so `self.task` answers for all but the architecture
+        self.tasks = [task] if isinstance(task, Task) else list(task)
+        self.task, self.policy, self.cfg = self.tasks[0], policy, cfg
         self.updates = 0  # estimates made so far
         self.diverged = 0  # teacher steps whose loss broke a student (retaken under the base)
         self.in_a_row = 0  # of them, the latest consecutive ones
@@ -57,7 +61,7 @@ class Estimator(ABC):
         self, theta: Theta, life: Lifetime, differentiable: bool = False, chain: bool = False
     ) -> Step:
         """One teacher step of `life`, counting a divergence; too many in a row stop the run."""
-        step = advance(self.task, self.policy, theta, life, differentiable, chain)
+        step = advance(self.task_of(life.seed), self.policy, theta, life, differentiable, chain)
         self.diverged += int(step.diverged)
         self.in_a_row = self.in_a_row + 1 if step.diverged else 0
         if self.in_a_row >= self.cfg.max_divergences:
@@ -86,6 +90,12 @@ class Estimator(ABC):
         every process's (each divides by the whole population's size)."""
         return range(self.cfg.rank, self.cfg.students, self.cfg.world)
 
+    def task_of(self, seed: int) -> Task:
+        """The task of a training student: population member i teaches the (i mod n)-th of
+        the n architectures, whichever process runs it."""
+        member = student_index(seed) % self.cfg.students
+        return self.tasks[member % len(self.tasks)]
+
     def staggered(self, theta: Theta) -> list[Lifetime]:
         """This process's first members: spread over the budget unless one window spans it."""
         n = self.cfg.students
@@ -97,7 +107,8 @@ class Estimator(ABC):
         member's students do not depend on which process runs it); with `stagger` in [0, 1)
         it is first advanced (first order, unperturbed `theta`) through that fraction of its
         budget, so a population spans early, middle and late training from the first update."""
-        life = start(self.task, self.policy, student_seed(self.cfg.seed, "train", number))
+        seed = student_seed(self.cfg.seed, "train", number)
+        life = start(self.task_of(seed), self.policy, seed)
         for _ in range(int(stagger * self.task.teacher_steps)):
             life = self.advance(theta, life).life
         return life

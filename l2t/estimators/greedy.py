@@ -6,6 +6,7 @@ backprop with a window of one teacher step. Cheap, and biased towards the short 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from l2t.estimators.base import EstimatorConfig
@@ -15,5 +16,5 @@ from l2t.task import Task
 
 
 class Greedy(TruncatedBackprop):
-    def __init__(self, task: Task, policy: Policy, cfg: EstimatorConfig) -> None:
+    def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorConfig) -> None:
         super().__init__(task, policy, replace(cfg, horizon=1))
