@@ -180,19 +180,22 @@ def _teach(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from l2t.compare import compare, default_methods_for, parse_methods
 
-    picked, rest = _pop(args.overrides, ("teacher", "seeds", "methods", "overwrite"))
+    names = ("teacher", "seeds", "methods", "overwrite", "workers")
+    picked, rest = _pop(args.overrides, names)
     run_dir = picked.get("teacher")
     cfg = _config_for(args, run_dir, rest)
     default_methods = ",".join(default_methods_for(cfg, run_dir is not None))
     methods = parse_methods(picked.get("methods", default_methods), run_dir is not None)
-    try:
-        seeds = int(picked.get("seeds", "5"))
-    except ValueError:
-        raise ConfigError(f"seeds must be an integer; got {picked['seeds']!r}") from None
+    counts = {}
+    for key, default in (("seeds", "5"), ("workers", "1")):
+        try:
+            counts[key] = int(picked.get(key, default))
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer; got {picked[key]!r}") from None
     default_out = f"{run_dir}/compare-{cfg.dataset}-{cfg.student}" if run_dir else "runs/compare"
     chosen = cfg.out if _gave_out(rest) else None
     out = _output_dir(chosen, default_out, picked.get("overwrite"), "results.md")
-    compare(cfg, methods, seeds, out, run_dir)
+    compare(cfg, methods, counts["seeds"], out, run_dir, counts["workers"])
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -232,7 +235,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
     ),
     "compare": (
         _compare,
-        "methods x seeds on the same data and budget: teacher=RUN_DIR seeds=5 methods=...",
+        "methods x seeds on the same data and budget: teacher=RUN_DIR seeds=5 methods=... "
+        "workers=1",
     ),
     "sweep": (_sweep, "a wandb sweep: on a W&B server if reachable, else locally"),
     "bench": (

@@ -7,16 +7,19 @@ std over seeds, and against cross-entropy the mean paired difference and the see
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import csv
 import io
 import math
+import multiprocessing
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from l2t import progress, threads
@@ -97,7 +100,7 @@ def _method_runner(
         teacher = load_teacher(run_dir, mode, env.device)
         return lambda seed: teacher.teach(env, seed, cfg.eval_every, test)
     if name in DISTILL_METHODS:
-        distilling, kd_env = kd_baseline(name, cfg, env, tuning_seeds(cfg))
+        distilling, kd_env = kd_baseline(name, cfg, env, tuning_seeds(cfg), chosen.get(name))
         chosen[name] = {
             "mix": kd_env.cfg.distill.mix,
             "temperature": kd_env.cfg.distill.temperature,
@@ -167,21 +170,24 @@ def tune_lr(cfg: Config, env: Any, loss: str) -> float:
 
 
 def compare(
-    cfg: Config, methods: list[str], seeds: int, out: str | Path, run_dir: str | None = None
+    cfg: Config,
+    methods: list[str],
+    seeds: int,
+    out: str | Path,
+    run_dir: str | None = None,
+    workers: int = 1,
 ) -> dict[str, MethodResult]:
-    """Train `seeds` students per method; write results.md, results.csv and plots to `out`."""
-    from envs.student_training import base_loss_params
-    from l2t.applying import base_phi_of, make_env
+    """Train `seeds` students per method (in `workers` processes); write results.md,
+    results.csv and plots to `out`."""
     from l2t.plots import plot_curves, plot_schedule
     from l2t.schedule import Schedule
 
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1; got {seeds}")
-    device = resolve_device(cfg.device)
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1; got {workers}")
     threads.configure(cfg.threads)
-    base_phi = base_phi_of(run_dir, cfg, device) if run_dir else base_loss_params(cfg)
-    env = make_env(cfg, base_phi)
-    trainval_env = make_env(cfg, base_phi, env.splits.train_and_val())
+    env, trainval_env, base_phi = _environments(cfg, run_dir)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
@@ -197,13 +203,13 @@ def compare(
         runners = {
             m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr, chosen) for m in methods
         }
-        for s in range(seeds):
-            seed = student_seed(cfg.seed, "evaluation", s)  # s = 0: the run's final student
-            for m in methods:
-                try:
-                    results[m].results.append(runners[m](seed))
-                except ValueError as exc:  # the teacher does not fit this student / data
-                    raise ConfigError(str(exc)) from None
+        jobs = [(m, student_seed(cfg.seed, "evaluation", s)) for s in range(seeds) for m in methods]
+        try:  # seed 0 is the run's final student
+            setup = (run_dir, tuned_lr, chosen)
+            for (m, _), result in zip(jobs, _run_jobs(runners, jobs, workers, cfg, setup)):
+                results[m].results.append(result)
+        except ValueError as exc:  # the teacher does not fit this student / data
+            raise ConfigError(str(exc)) from None
     table = results_table(results, cfg)
     atomic_write_text(table, out / "results.md")
     atomic_write_text(results_csv(results), out / "results.csv")
@@ -226,6 +232,76 @@ def compare(
         plot_schedule(schedule, base_phi, cfg.loss.family, out / "plots")
     print(table)
     return results
+
+
+_RUNNERS: dict[str, Callable[[int], EpisodeResult]] = {}  # a worker's methods, built once
+
+
+def _start_worker(
+    threads_each: int,
+    cfg: Config,
+    run_dir: str | None,
+    methods: list[str],
+    tuned_lr: dict[str, float],
+    chosen: dict[str, dict[str, float]],
+) -> None:
+    """A worker builds the methods as the parent did, at the settings the parent chose."""
+    cfg = copy.deepcopy(cfg)
+    cfg.threads = threads_each  # its share, kept by every env it makes
+    threads.configure(threads_each)
+    progress.enable(False)
+    env, trainval_env, _ = _environments(cfg, run_dir)
+    for m in methods:
+        _RUNNERS[m] = _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr, dict(chosen))
+
+
+def _run_job(job: tuple[str, int]) -> tuple[EpisodeResult, int]:
+    """A student, and the compute threads of the worker that trained it."""
+    return _RUNNERS[job[0]](job[1]), torch.get_num_threads()
+
+
+def _run_jobs(
+    runners: dict[str, Callable[[int], EpisodeResult]],
+    jobs: list[tuple[str, int]],
+    workers: int,
+    cfg: Config,
+    setup: tuple[str | None, dict[str, float], dict[str, dict[str, float]]],
+) -> list[EpisodeResult]:
+    """Each (method, seed)'s student, in order; with `workers` > 1 in that many new
+    processes, each with its share of the cores (docs/design.md §7; new, not forked: a
+    fork of a process whose OpenMP threads ran can hang). A student is a function of its
+    seed: the results are the serial ones, up to the reduction order of the thread count."""
+    if workers == 1:
+        return [runners[m](seed) for m, seed in jobs]
+    each = cfg.threads or max(1, threads.cores() // workers)
+    run_dir, tuned_lr, chosen = setup
+    methods = list(runners)
+    used_threads: set[int] = set()
+    results = []
+    with concurrent.futures.ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(each, cfg, run_dir, methods, tuned_lr, chosen),
+    ) as pool:
+        for result, used in pool.map(_run_job, jobs):
+            used_threads.add(used)
+            progress.tick(cfg.steps)
+            results.append(result)
+    counts = "/".join(map(str, sorted(used_threads)))  # as the workers reported them
+    print(f"compare: {len(jobs)} students in {workers} worker processes, {counts} thread(s) each")
+    return results
+
+
+def _environments(cfg: Config, run_dir: str | None) -> tuple[Any, Any, list[Any]]:
+    """The env of the compared students, one training on train+val, and the base loss."""
+    from envs.student_training import base_loss_params
+    from l2t.applying import base_phi_of, make_env
+
+    device = resolve_device(cfg.device)
+    base_phi = base_phi_of(run_dir, cfg, device) if run_dir else base_loss_params(cfg)
+    env = make_env(cfg, base_phi)
+    return env, make_env(cfg, base_phi, env.splits.train_and_val()), base_phi
 
 
 def _students(methods: list[str], seeds: int, tuned_losses: int) -> int:

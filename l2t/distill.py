@@ -172,11 +172,13 @@ def distillation_model(name: str, cfg: Config, splits: Splits) -> nn.Module:
     return model
 
 
-def kd_baseline(name: str, cfg: Config, env: Any, seeds: list[int]) -> tuple[Any, Any]:
+def kd_baseline(
+    name: str, cfg: Config, env: Any, seeds: list[int], chosen: dict[str, float] | None = None
+) -> tuple[Any, Any]:
     """A distillation baseline tuned like vanilla KD: its fixed loss (`DISTILL_LOSS`; KD
     from `name`'s model, or the base DLN's pairwise KD from `distill.model`) and an env at
     the (a, T) — the DLN's (mix, T) — from the grid with the best mean final validation
-    accuracy of the students of `seeds` (none of the compared ones)."""
+    accuracy of the students of `seeds` (none of the compared ones), or at `chosen`."""
     from agents import FixedLossTeacher
     from l2t.applying import make_env
     from l2t.loss_network import weights_and_mix
@@ -194,6 +196,8 @@ def kd_baseline(name: str, cfg: Config, env: Any, seeds: list[int]) -> tuple[Any
         target = env_for(*setting)
         return sum(teacher.teach(target, s, cfg.steps).val_acc for s in seeds) / len(seeds)
 
+    if chosen is not None:
+        return teacher, env_for(chosen["mix"], chosen["temperature"])
     best = max(((a, t) for a in KD_WEIGHTS for t in KD_TEMPERATURES), key=score)
     print(f"{name}: a={best[0]}, T={best[1]} (best validation accuracy of the KD grid)")
     return teacher, env_for(*best)

@@ -80,6 +80,18 @@ def test_sweep_workers_split_the_cores(machine, tmp_path, grid_sweep, monkeypatc
     assert used == [1, 1]
 
 
+def test_compare_workers_split_the_cores_and_train_the_serial_students(machine, tmp_path, capsys):
+    tiny = ["steps=40", "eval_every=20", "unroll.steps=5", "loss.init_steps=20", "val_batch=100"]
+    args = ["compare", "methods=ce,base_dln", "seeds=2", "progress=false", *tiny]
+    assert main([*args, "workers=2", f"out={tmp_path / 'two'}"]) == 0
+    # what the workers reported using: 4 cores (the fixture's machine) split between 2
+    assert "4 students in 2 worker processes, 2 thread(s) each" in capsys.readouterr().out
+    assert main([*args, "threads=2", f"out={tmp_path / 'one'}"]) == 0
+    assert (tmp_path / "two" / "results.json").read_text() == (
+        tmp_path / "one" / "results.json"
+    ).read_text()
+
+
 def test_negative_threads_is_one_line(capsys):
     assert main(["train-teacher", "threads=-1"]) == 2
     assert "'threads' must be >= 0" in capsys.readouterr().err
