@@ -65,6 +65,7 @@ print("distill.mix=%s distill.temperature=%s" % (c["mix"], c["temperature"]))' "
 tuned=$(chosen "$runs/distill_tuned")
 teacher distill_tuned_pes "$distill" $tuned
 teacher distill_mix_pes "$distill" $tuned teacher.mix_range=3
+teacher distill_mix_pes_lr01 "$distill" $tuned teacher.mix_range=3 teacher.lr=0.01
 
 table() { $python scripts/estimator_table.py "$@"; echo; }
 table "baselines=$runs/mlp40_baselines" "greedy=$runs/mlp40_greedy/compare" \
@@ -72,7 +73,8 @@ table "baselines=$runs/mlp40_baselines" "greedy=$runs/mlp40_greedy/compare" \
 table "baselines=$runs/cnn40_baselines" "greedy=$runs/cnn40_greedy/compare"
 table "baselines=$runs/distill_baselines" "pes=$runs/distill_pes/compare"
 table "baselines=$runs/distill_tuned" "pes from the tuned base=$runs/distill_tuned_pes/compare" \
-  "pes setting the mix=$runs/distill_mix_pes/compare"
+  "pes setting the mix=$runs/distill_mix_pes/compare" \
+  "pes setting the mix, lr 0.01=$runs/distill_mix_pes_lr01/compare"
 
 # distillation from LeNet into an MLP on digits
 [ -f "$runs/digits_lenet/model.pt" ] || \
