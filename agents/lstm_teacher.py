@@ -28,9 +28,10 @@ learns by itself from the validation loss after the K-step unroll under its `phi
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -51,6 +52,16 @@ def preprocess_gradient(g: Tensor, p: float = GRAD_PREPROCESS_P) -> Tensor:
     log_part = torch.where(big, g.abs().clamp_min(1e-38).log() / p, -torch.ones_like(g))
     sign_part = torch.where(big, g.sign(), math.exp(p) * g)
     return torch.stack([log_part, sign_part], dim=1)
+
+
+def _lstm_cell(cell: nn.LSTMCell, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """`cell(x, (h, c))` written out: the same numbers on the CPU (tested), and unlike the
+    fused `lstm_cell` it vmaps (a population advanced together, l2t/population.py) and has
+    a double backward on every device (cuDNN's has none)."""
+    gates = F.linear(x, cell.weight_ih, cell.bias_ih) + F.linear(h, cell.weight_hh, cell.bias_hh)
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class LSTMTeacher(Teacher):
@@ -193,7 +204,7 @@ class LSTMTeacher(Teacher):
         new_state: TeacherState = {}
         x = features
         for i, cell in enumerate(self.cells):
-            h, c = cell(x, (state[f"h{i}"], state[f"c{i}"]))
+            h, c = _lstm_cell(cast(nn.LSTMCell, cell), x, state[f"h{i}"], state[f"c{i}"])
             new_state[f"h{i}"], new_state[f"c{i}"] = h, c
             x = h
         out = torch.tanh(self.head(x).squeeze(1))

@@ -87,12 +87,45 @@ def estimator_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float
         task = Task.from_config(run_cfg, env.splits)  # type: ignore[attr-defined]
         est = make_estimator(run_cfg, task, teacher)
         per_update = members * horizon * task.k * (2 if estimator in ("pes", "es") else 1)
-        est.estimate(teacher.theta())  # warm, and the population started
-        start, updates = time.perf_counter(), 0
-        while time.perf_counter() - start < budget_s:
-            est.estimate(teacher.theta())
-            updates += 1
-        rows[name] = (time.perf_counter() - start) / (updates * per_update) * 1000.0
+        rows[name] = 1000.0 / (_estimates_per_second(est, teacher.theta(), budget_s) * per_update)
+    return rows
+
+
+def _estimates_per_second(est: Any, theta: dict[str, torch.Tensor], budget_s: float) -> float:
+    est.estimate(theta)  # warm, and the population started
+    start, updates = time.perf_counter(), 0
+    while time.perf_counter() - start < budget_s:
+        est.estimate(theta)
+        updates += 1
+    return updates / (time.perf_counter() - start)
+
+
+VMAP_BENCH = {  # name: (population, vmap)
+    "pes, population 1, one at a time, updates/s": (1, False),
+    "pes, population 8, one at a time, updates/s": (8, False),
+    "pes, population 8, vmapped, updates/s": (8, True),
+}
+
+
+def vmap_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
+    """Teacher updates per second of PES (horizon 2, observing the state) with one student
+    pair, and with eight advanced one after another or together (l2t/population.py)."""
+    from l2t.population import unbatchable
+    from l2t.task import Task
+    from l2t.training import make_estimator, make_teacher
+
+    rows: dict[str, float] = {}
+    for name, (population, vmap) in VMAP_BENCH.items():
+        changes = {"estimator": "pes", "observe": "state", "horizon": 2}
+        changes.update(population=population, vmap=vmap)
+        run_cfg = from_dict({"teacher": changes}, copy.deepcopy(cfg))
+        teacher = make_teacher(run_cfg, env)
+        task = Task.from_config(run_cfg, env.splits)  # type: ignore[attr-defined]
+        if vmap and unbatchable(task, teacher):
+            print(f"(no vmapped row: {unbatchable(task, teacher)})")
+            continue
+        est = make_estimator(run_cfg, task, teacher)
+        rows[name] = _estimates_per_second(est, teacher.theta(), budget_s)
     return rows
 
 
@@ -250,6 +283,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
                 bench_env, functools.partial(teacher.teacher_step, bench_env), budget_s
             )
     rows.update(estimator_rows(cfg, env, budget_s))
+    rows.update(vmap_rows(cfg, env, budget_s))
     base = rows["plain CE step"]
     print(
         f"l2t bench: dataset={cfg.dataset} student={cfg.student} K={cfg.unroll.steps} "
@@ -259,7 +293,12 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     print(f"| {'mode':<36} | ms / student step | x plain CE |")
     print(f"|{'-' * 38}|------------------|------------|")
     for name, ms in rows.items():
-        print(f"| {name:<36} | {ms:16.3f} | {ms / base:10.2f} |")
+        if not name.startswith("pes, "):
+            print(f"| {name:<36} | {ms:16.3f} | {ms / base:10.2f} |")
+    print("\nPES (horizon 2, observing the state), teacher updates per second:")
+    for name in VMAP_BENCH:
+        if name in rows:
+            print(f"  {name.removesuffix(', updates/s'):<40} {rows[name]:8.3f}")
     print("\nmemory kept for the meta-gradient of one unroll (autograd saved tensors):")
     for k in (5, 10, 20, 40):
         mib = saved_tensor_bytes(cfg, k) / 2**20

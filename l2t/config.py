@@ -74,6 +74,8 @@ class TeacherConfig:
     students: int = 1  # greedy, tbptt: student lifetimes per teacher update, averaged
     population: int = 4  # pes, es: antithetic pairs of students per teacher update
     sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
+    vmap: bool = False  # pes, es: advance the population's students together (torch.func.vmap;
+    # students without BatchNorm, a teacher observing the state; a GPU gains most)
     objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
     objective_from: float = 0.5  # pes, es: training progress from which val metrics count
     observe: str = _choice(
@@ -420,6 +422,12 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(
             "students_mix spreads a population of students over architectures; "
             f"teacher.agent={t.agent} learns from one student: use agent=lstm|mlp"
+        )
+    if t.vmap and t.estimator not in ("pes", "es"):
+        raise ConfigError(
+            f"teacher.vmap=true advances a first-order population (teacher.estimator=pes|es); "
+            f"teacher.estimator={t.estimator} differentiates through each student: use "
+            "teacher.vmap=false"
         )
     if t.objective == "val_acc" and t.estimator in ("greedy", "tbptt"):
         raise ConfigError(

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from l2t.student_state import LossFn, StudentState, features, unroll, validate
-from l2t.task import Task
+from l2t.task import Batches, Task
 
 Theta = dict[str, Tensor]  # the teacher's parameters, as values
 TeacherState = dict[str, Tensor]  # what a policy carries from one teacher step to the next
@@ -129,14 +129,8 @@ def advance(
             task.model, student, batches.x_val, batches.y_val, task.criterion
         )
     diverged = task.broken(student.finite, val_loss)
-    if diverged:  # the guard: K steps under the base loss instead, the policy restarted
-        base = policy.loss_fn(task, policy.base_params())
-        student = unroll(task.model, life.student.detach(), base, batches.x, batches.y, sgd)
-        teacher = policy.initial_state()
-        with torch.no_grad():
-            val_loss, val_acc = validate(
-                task.model, student, batches.x_val, batches.y_val, task.criterion
-            )
+    if diverged:
+        student, teacher, val_loss, val_acc = retake(task, policy, life, batches)
     grad, grads = None, None
     if policy.observes_gradient and not diverged:
         grads = torch.autograd.grad(val_loss, params, retain_graph=differentiable and not chain)
@@ -157,6 +151,20 @@ def advance(
         grads if chain else None,
         params if chain else None,
     )
+
+
+def retake(
+    task: Task, policy: Policy, life: Lifetime, batches: Batches
+) -> tuple[StudentState, TeacherState, Tensor, Tensor]:
+    """The guard against a proposed loss that broke the student: the same K steps under the
+    base loss instead, the policy restarted; the new student, teacher state and validation."""
+    base = policy.loss_fn(task, policy.base_params())
+    student = unroll(task.model, life.student.detach(), base, batches.x, batches.y, task.sgd)
+    with torch.no_grad():
+        val_loss, val_acc = validate(
+            task.model, student, batches.x_val, batches.y_val, task.criterion
+        )
+    return student, policy.initial_state(), val_loss, val_acc
 
 
 def _detach(x: Tensor | None) -> Tensor | None:

@@ -114,12 +114,15 @@ class Task:
     def num_classes(self) -> int:
         return self.splits.num_classes
 
+    @property
+    def divergence_limit(self) -> float:
+        return DIVERGENCE_FACTOR * math.log(self.num_classes)
+
     def broken(self, finite: Tensor, val_loss: Tensor) -> bool:
         """Whether a student is broken: not finite, or a validation cross-entropy above
         10 ln C, ten times chance level, far above any start (docs/design.md §3). The one
         host sync of a teacher step."""
-        limit = DIVERGENCE_FACTOR * math.log(self.num_classes)
-        return not bool(finite & (val_loss.detach() < limit))  # NaN compares False
+        return not bool(finite & (val_loss.detach() < self.divergence_limit))  # NaN: False
 
     def init(self, seed: int) -> StudentState:
         """A fresh student, initialized from `seed` (the global RNG is left as it was)."""

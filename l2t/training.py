@@ -34,6 +34,7 @@ from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorConfig
 from l2t.plots import plot_curves, plot_schedule
+from l2t.population import unbatchable
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
 from l2t.task import Task
@@ -172,7 +173,14 @@ def make_estimator(cfg: Config, tasks: Task | list[Task], policy: Any) -> Estima
         max_divergences=cfg.max_divergences,
         rank=distributed.rank(),
         world=distributed.world(),
+        vmap=t.vmap,
     )
+    for task in [tasks] if isinstance(tasks, Task) else tasks:
+        reason = unbatchable(task, policy) if t.vmap else None
+        if reason:
+            raise ConfigError(
+                f"teacher.vmap=true cannot batch these students: {reason}; use teacher.vmap=false"
+            )
     return ESTIMATORS[t.estimator](tasks, policy, settings)
 
 

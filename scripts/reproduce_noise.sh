@@ -49,6 +49,14 @@ teacher cnn20_greedy --config $cnn label_noise=0.2 episodes=3 teacher.estimator=
 teacher cnn60_greedy --config $cnn label_noise=0.6 episodes=3 teacher.estimator=greedy
 teacher cnn30pf_greedy --config $cnn label_noise=0.3 label_noise_kind=pairflip episodes=3 \
   teacher.estimator=greedy
+# the default teacher (PES) in every other noise setting
+teacher mlp20_pes label_noise=0.2
+teacher mlp60_pes label_noise=0.6
+teacher mlp30pf_pes label_noise=0.3 label_noise_kind=pairflip
+teacher cnn40_pes --config $cnn label_noise=0.4 episodes=3
+teacher cnn20_pes --config $cnn label_noise=0.2 episodes=3
+teacher cnn60_pes --config $cnn label_noise=0.6 episodes=3
+teacher cnn30pf_pes --config $cnn label_noise=0.3 label_noise_kind=pairflip episodes=3
 
 # distillation from a CNN into the MLP
 [ -f "$runs/mnist1d_cnn/model.pt" ] || $l2t train-model student=cnn1d "out=$runs/mnist1d_cnn"
@@ -70,7 +78,9 @@ teacher distill_mix_pes_lr01 "$distill" $tuned teacher.mix_range=3 teacher.lr=0.
 table() { $python scripts/estimator_table.py "$@"; echo; }
 table "baselines=$runs/mlp40_baselines" "greedy=$runs/mlp40_greedy/compare" \
   "greedy, 10 episodes=$runs/mlp40_greedy10/compare" "pes=$runs/mlp40_pes/compare"
-table "baselines=$runs/cnn40_baselines" "greedy=$runs/cnn40_greedy/compare"
+for s in mlp20 mlp60 mlp30pf cnn40 cnn20 cnn60 cnn30pf; do
+  table "baselines=$runs/${s}_baselines" "greedy=$runs/${s}_greedy/compare" "pes=$runs/${s}_pes/compare"
+done
 table "baselines=$runs/distill_baselines" "pes=$runs/distill_pes/compare"
 table "baselines=$runs/distill_tuned" "pes from the tuned base=$runs/distill_tuned_pes/compare" \
   "pes setting the mix=$runs/distill_mix_pes/compare" \

@@ -31,7 +31,10 @@ def test_bench_writes_every_row_as_json(tmp_path, capsys):
         "plain CE, 2 processes at once, s",
     }
     assert set(record["updates_per_s"]) == {  # one run's population over 1 and 2 processes
-        f"pes, population 4, {n} process(es), updates/s" for n in (1, 2)
+        *(f"pes, population 4, {n} process(es), updates/s" for n in (1, 2)),
+        "pes, population 1, one at a time, updates/s",  # and 1 vs 8 students, vmapped or not
+        "pes, population 8, one at a time, updates/s",
+        "pes, population 8, vmapped, updates/s",
     }
     assert all(rate > 0 for rate in record["updates_per_s"].values())
     assert "| plain CE step" in capsys.readouterr().out  # the Markdown table keeps its names

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, advance, start
+from l2t.population import advance_together
 from l2t.seeds import student_index, student_seed
 from l2t.student_state import state_from_dict, state_to_dict
 from l2t.task import Task
@@ -33,6 +34,7 @@ class EstimatorConfig:
     max_divergences: int = 20  # teacher steps in a row that may break students, then stop
     rank: int = 0  # this process's share of the population: members rank, rank + world, ...
     world: int = 1  # processes sharing the population (l2t/distributed.py)
+    vmap: bool = False  # advance the population's students together (l2t/population.py)
 
 
 class Diverged(RuntimeError):
@@ -62,6 +64,11 @@ class Estimator(ABC):
     ) -> Step:
         """One teacher step of `life`, counting a divergence; too many in a row stop the run."""
         step = advance(self.task_of(life.seed), self.policy, theta, life, differentiable, chain)
+        self.count(step)
+        return step
+
+    def count(self, step: Step) -> None:
+        """Count a step whose loss broke its student; too many in a row stop the run."""
         self.diverged += int(step.diverged)
         self.in_a_row = self.in_a_row + 1 if step.diverged else 0
         if self.in_a_row >= self.cfg.max_divergences:
@@ -71,7 +78,6 @@ class Estimator(ABC):
                 "lower optim.lr (the student's), teacher.lr or teacher.beta; "
                 "max_divergences sets how many in a row are tolerated"
             )
-        return step
 
     @abstractmethod
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
@@ -97,21 +103,20 @@ class Estimator(ABC):
         return self.tasks[member % len(self.tasks)]
 
     def staggered(self, theta: Theta) -> list[Lifetime]:
-        """This process's first members: spread over the budget unless one window spans it."""
+        """This process's first members: spread over the budget unless one window spans it
+        (member i first advanced, first order and unperturbed, through i / n of its budget),
+        so a population spans early, middle and late training from the first update."""
         n = self.cfg.students
         spread = self.cfg.stagger and self.cfg.horizon < self.task.teacher_steps
-        return [self.new_student(theta, i, i / n if spread else 0.0) for i in self.members()]
+        lives = [self.new_student(theta, i) for i in self.members()]
+        steps = [int(i / n * self.task.teacher_steps) if spread else 0 for i in self.members()]
+        return self.run_all([theta] * len(lives), lives, steps)[0]
 
-    def new_student(self, theta: Theta, number: int, stagger: float = 0.0) -> Lifetime:
+    def new_student(self, theta: Theta, number: int) -> Lifetime:
         """Training student `number` of the run (member i's g-th is i + g * students, so a
-        member's students do not depend on which process runs it); with `stagger` in [0, 1)
-        it is first advanced (first order, unperturbed `theta`) through that fraction of its
-        budget, so a population spans early, middle and late training from the first update."""
+        member's students do not depend on which process runs it)."""
         seed = student_seed(self.cfg.seed, "train", number)
-        life = start(self.task_of(seed), self.policy, seed)
-        for _ in range(int(stagger * self.task.teacher_steps)):
-            life = self.advance(theta, life).life
-        return life
+        return start(self.task_of(seed), self.policy, seed)
 
     def successor(self, theta: Theta, life: Lifetime) -> Lifetime:
         """The next student of the member whose student `life` finished its budget."""
@@ -135,6 +140,34 @@ class Estimator(ABC):
             life = step.life
             total = total + self.weight(life) * self.metric(step.val_loss, step.val_acc)
         return life, total
+
+    def run_all(
+        self, thetas: Sequence[Theta], lives: Sequence[Lifetime], steps: Sequence[int] | int
+    ) -> tuple[list[Lifetime], list[Tensor]]:
+        """`run` for each life j under `thetas[j]` (up to `steps[j]` teacher steps): one
+        after another, or with `vmap` all together, a teacher step at a time, one batched
+        call per architecture (l2t/population.py)."""
+        todo = [steps] * len(lives) if isinstance(steps, int) else list(steps)
+        if not self.cfg.vmap:
+            done = [self.run(theta, life, n) for theta, life, n in zip(thetas, lives, todo)]
+            return [life for life, _ in done], [total for _, total in done]
+        lives = list(lives)
+        totals = [torch.zeros((), device=self.task.device) for _ in lives]
+        for t in range(max(todo, default=0)):
+            active = [j for j, life in enumerate(lives) if t < todo[j] and not life.done(self.task)]
+            by_task: dict[int, list[int]] = {}
+            for j in active:
+                by_task.setdefault(id(self.task_of(lives[j].seed)), []).append(j)
+            for group in by_task.values():
+                task = self.task_of(lives[group[0]].seed)
+                together = [thetas[j] for j in group], [lives[j] for j in group]
+                for j, step in zip(group, advance_together(task, self.policy, *together)):
+                    self.count(step)
+                    lives[j] = step.life
+                    totals[j] = totals[j] + self.weight(step.life) * self.metric(
+                        step.val_loss, step.val_acc
+                    )
+        return lives, totals
 
     def metric(self, val_loss: Tensor, val_acc: Tensor) -> Tensor:
         """The meta-objective's term (lower is better)."""

@@ -19,18 +19,19 @@ from l2t.lifetime import Theta
 class ES(Estimator):
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
         n = self.cfg.students
+        members = list(self.members())
+        eps = [self.perturbation(theta, i) for i in members]
+        thetas = [shifted(theta, e, sign) for e in eps for sign in (1.0, -1.0)]
+        fresh = [self.new_student(theta, self.updates * n + i) for i in members]
+        lives = [life for life in fresh for _ in (1.0, -1.0)]
+        _, losses = self.run_all(thetas, lives, self.task.teacher_steps)
         total = {name: torch.zeros_like(p) for name, p in theta.items()}
         differences = []
-        for i in self.members():
-            eps = self.perturbation(theta, i)
-            life = self.new_student(theta, self.updates * n + i)
-            steps = self.task.teacher_steps
-            _, loss_plus = self.run(shifted(theta, eps, 1.0), life, steps)
-            _, loss_minus = self.run(shifted(theta, eps, -1.0), life, steps)
-            scale = (loss_plus - loss_minus) / (2 * self.cfg.sigma**2)
-            for name, e in eps.items():
-                total[name] += scale * e
-            differences.append((loss_plus - loss_minus).item())
+        for j, e in enumerate(eps):
+            difference = losses[2 * j] - losses[2 * j + 1]
+            for name, value in e.items():
+                total[name] += difference / (2 * self.cfg.sigma**2) * value
+            differences.append(difference.item())
         self.updates += 1
         spread = sum(abs(d) for d in differences) / n
         return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}

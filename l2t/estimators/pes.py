@@ -29,17 +29,19 @@ class PES(Estimator):
         if self.pairs is None:
             zero = {name: torch.zeros_like(p) for name, p in theta.items()}
             self.pairs = [(life, life, dict(zero)) for life in self.staggered(theta)]
+        eps = [self.perturbation(theta, i) for i in self.members()]
+        thetas = [shifted(theta, e, sign) for e in eps for sign in (1.0, -1.0)]
+        lives = [life for plus, minus, _ in self.pairs for life in (plus, minus)]
+        lives, losses = self.run_all(thetas, lives, self.cfg.horizon)
         total = {name: torch.zeros_like(p) for name, p in theta.items()}
         differences = []
-        for j, (i, (plus, minus, accumulated)) in enumerate(zip(self.members(), self.pairs)):
-            eps = self.perturbation(theta, i)
-            accumulated = {name: a + eps[name] for name, a in accumulated.items()}
-            plus, loss_plus = self.run(shifted(theta, eps, 1.0), plus, self.cfg.horizon)
-            minus, loss_minus = self.run(shifted(theta, eps, -1.0), minus, self.cfg.horizon)
-            scale = (loss_plus - loss_minus) / (2 * self.cfg.sigma**2)
+        for j, ((_, _, accumulated), e) in enumerate(zip(self.pairs, eps)):
+            accumulated = {name: a + e[name] for name, a in accumulated.items()}
+            plus, minus = lives[2 * j], lives[2 * j + 1]
+            difference = losses[2 * j] - losses[2 * j + 1]
             for name, a in accumulated.items():
-                total[name] += scale * a
-            differences.append((loss_plus - loss_minus).item())
+                total[name] += difference / (2 * self.cfg.sigma**2) * a
+            differences.append(difference.item())
             if plus.done(self.task):
                 plus = minus = self.successor(theta, plus)
                 accumulated = {name: torch.zeros_like(a) for name, a in accumulated.items()}
