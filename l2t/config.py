@@ -74,8 +74,7 @@ class TeacherConfig:
     students: int = 1  # greedy, tbptt: student lifetimes per teacher update, averaged
     population: int = 4  # pes, es: antithetic pairs of students per teacher update
     sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
-    vmap: bool = False  # pes, es: advance the population's students together (torch.func.vmap;
-    # students without BatchNorm, a teacher observing the state; a GPU gains most)
+    vmap: bool = False  # pes, es: train the population's students together with torch.func.vmap
     objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
     objective_from: float = 0.5  # pes, es: training progress from which val metrics count
     observe: str = _choice(
