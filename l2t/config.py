@@ -257,8 +257,10 @@ def describe_keys(cls: type = Config, prefix: str = "") -> list[KeyDoc]:
 
 @functools.cache
 def _field_comments() -> dict[tuple[str, str], str]:
-    """(class, field) -> the `# comment` that ends the field's definition in this file."""
+    """(class, field) -> the `# comment` that ends the field's definition in this file, with
+    the comment-only lines right below it (its continuation)."""
     source = Path(__file__).read_text()
+    lines = source.splitlines()
     by_line = {
         token.start[0]: token.string.lstrip("# ").strip()
         for token in tokenize.generate_tokens(io.StringIO(source).readline)
@@ -270,7 +272,11 @@ def _field_comments() -> dict[tuple[str, str], str]:
             for item in node.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                     end = item.end_lineno or item.lineno
-                    comments[(node.name, item.target.id)] = by_line.get(end, "")
+                    text = by_line.get(end, "")
+                    while text and end < len(lines) and lines[end].lstrip().startswith("#"):
+                        end += 1
+                        text += " " + by_line[end]
+                    comments[(node.name, item.target.id)] = text
     return comments
 
 

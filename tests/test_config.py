@@ -75,6 +75,7 @@ def test_help_lists_every_key_with_default_and_comment(capsys):
         assert f"\n  {key} (" in text
     assert all(doc.comment for doc in describe_keys()), "every key has a comment in config.py"
     assert "teacher.estimator (str, default 'pes'; one of pes|greedy|tbptt|es)" in text
+    assert "+ mix_range * tanh(.)) (0: distill.mix fixed" in text  # a comment's second line
 
 
 def test_an_unknown_key_suggests_the_closest_one():
