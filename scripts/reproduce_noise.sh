@@ -81,6 +81,7 @@ tuned=$(chosen "$runs/distill_tuned")
 teacher distill_tuned_pes "$distill" $tuned
 teacher distill_mix_pes "$distill" $tuned teacher.mix_range=3
 teacher distill_mix_pes_lr01 "$distill" $tuned teacher.mix_range=3 teacher.lr=0.01
+teacher distill_greedy "$distill" teacher.estimator=greedy
 
 table() { $python scripts/estimator_table.py "$@"; echo; }
 table "baselines=$runs/mlp40_baselines" "greedy=$runs/mlp40_greedy/compare" \
@@ -95,7 +96,8 @@ done
 table "baselines=$runs/distill_baselines" "pes=$runs/distill_pes/compare"
 table "baselines=$runs/distill_tuned" "pes from the tuned base=$runs/distill_tuned_pes/compare" \
   "pes setting the mix=$runs/distill_mix_pes/compare" \
-  "pes setting the mix, lr 0.01=$runs/distill_mix_pes_lr01/compare"
+  "pes setting the mix, lr 0.01=$runs/distill_mix_pes_lr01/compare" \
+  "greedy=$runs/distill_greedy/compare"
 
 # distillation from LeNet into an MLP on digits
 [ -f "$runs/digits_lenet/model.pt" ] || \
@@ -104,4 +106,6 @@ digits="distill.model=$runs/digits_lenet/model.pt"
 compare digits_baselines --config configs/digits_mlp.yaml "$digits" \
   methods=ce,kd,self_distill,random_teacher_kd,base_dln,ce_cosine
 teacher digits_pes --config configs/digits_mlp.yaml "$digits" episodes=3
-table "baselines=$runs/digits_baselines" "pes=$runs/digits_pes/compare"
+teacher digits_greedy --config configs/digits_mlp.yaml "$digits" episodes=3 teacher.estimator=greedy
+table "baselines=$runs/digits_baselines" "greedy=$runs/digits_greedy/compare" \
+  "pes=$runs/digits_pes/compare"
