@@ -107,5 +107,5 @@ compare digits_baselines --config configs/digits_mlp.yaml "$digits" \
   methods=ce,kd,self_distill,random_teacher_kd,base_dln,ce_cosine
 teacher digits_pes --config configs/digits_mlp.yaml "$digits" episodes=3
 teacher digits_greedy --config configs/digits_mlp.yaml "$digits" episodes=3 teacher.estimator=greedy
-table "baselines=$runs/digits_baselines" "greedy=$runs/digits_greedy/compare" \
-  "pes=$runs/digits_pes/compare"
+table "baselines=$runs/digits_baselines" "pes=$runs/digits_pes/compare"
+cat "$runs/digits_greedy/compare/results.md"  # today's students: paired with its own CE and base
