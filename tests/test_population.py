@@ -100,3 +100,22 @@ def test_pes_and_es_estimate_the_same_gradient_vmapped(tiny_cfg, name):
         assert one.pairs is not None and together.pairs is not None
         assert [p[0].seed for p in one.pairs] == [p[0].seed for p in together.pairs]
         assert any(student_index(p[0].seed) >= 3 for p in one.pairs)  # a successor started
+
+
+def test_a_population_of_two_architectures_is_vmapped_one_architecture_at_a_time(tiny_cfg):
+    """`students_mix`: members 0 and 2 train MLPs, member 1 a CNN; each architecture is one
+    batched call, and the estimate is the one-at-a-time estimate."""
+    mlp, policy = _setup(tiny_cfg)
+    cnn, _ = _setup(dataclasses.replace(tiny_cfg, student="cnn1d"))
+    settings = EstimatorConfig(
+        students=3, horizon=2, sigma=0.01, objective="val_loss", objective_from=0.0, seed=0
+    )
+    one = ESTIMATORS["pes"]([mlp, cnn], policy, settings)
+    together = ESTIMATORS["pes"]([mlp, cnn], policy, dataclasses.replace(settings, vmap=True))
+    theta = policy.theta()
+    grad_one, grad_together = one.estimate(theta)[0], together.estimate(theta)[0]
+    for key, g in grad_one.items():
+        assert (grad_together[key] - g).norm() <= 1e-3 * g.norm() + 1e-7
+    assert one.pairs is not None and together.pairs is not None
+    shapes = [sorted(p[0].student.params) for p in together.pairs]
+    assert shapes[0] == shapes[2] != shapes[1]  # MLP, CNN, MLP
