@@ -73,25 +73,36 @@ ESTIMATOR_BENCH = {  # name: (estimator, observe, population or students, horizo
 }
 
 
-def estimator_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
-    """Milliseconds per student step advanced by each estimator, everything included
-    (teacher, validation, second-order passes); es costs what pes does per step."""
+def _estimator(cfg: Config, env: Any, changes: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    """(estimator, teacher, task) of the default teacher with `teacher.*` changes, or None
+    (said) when they ask for a vmapped population the student cannot have."""
     from l2t.population import unbatchable
     from l2t.task import Task
     from l2t.training import make_estimator, make_teacher
 
+    run_cfg = from_dict({"teacher": changes}, copy.deepcopy(cfg))
+    teacher = make_teacher(run_cfg, env)
+    task = Task.from_config(run_cfg, env.splits)
+    reason = unbatchable(task, teacher) if run_cfg.teacher.vmap else None
+    if reason:
+        print(f"(a vmapped row is left out: {reason})")
+        return None
+    return make_estimator(run_cfg, task, teacher), teacher, task
+
+
+def estimator_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
+    """Milliseconds per student step advanced by each estimator, everything included
+    (teacher, validation, second-order passes); es costs what pes does per step."""
     rows = {}
     for name, (estimator, observe, members, horizon, vmap) in ESTIMATOR_BENCH.items():
         changes = {"estimator": estimator, "observe": observe, "horizon": horizon, "vmap": vmap}
         changes["population" if estimator in ("pes", "es") else "students"] = members
-        run_cfg = from_dict({"teacher": changes}, copy.deepcopy(cfg))
-        teacher = make_teacher(run_cfg, env)
-        task = Task.from_config(run_cfg, env.splits)  # type: ignore[attr-defined]
-        if vmap and unbatchable(task, teacher):
-            continue  # (said once, by vmap_rows)
-        est = make_estimator(run_cfg, task, teacher)
-        per_update = members * horizon * task.k * (2 if estimator in ("pes", "es") else 1)
-        rows[name] = 1000.0 / (_estimates_per_second(est, teacher.theta(), budget_s) * per_update)
+        built = _estimator(cfg, env, changes)
+        if built is not None:
+            est, teacher, task = built
+            per_update = members * horizon * task.k * (2 if estimator in ("pes", "es") else 1)
+            rate = _estimates_per_second(est, teacher.theta(), budget_s)
+            rows[name] = 1000.0 / (rate * per_update)
     return rows
 
 
@@ -114,22 +125,12 @@ VMAP_BENCH = {  # name: (population, vmap)
 def vmap_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
     """Teacher updates per second of PES (horizon 2, observing the state) with one student
     pair, and with eight advanced one after another or together (l2t/population.py)."""
-    from l2t.population import unbatchable
-    from l2t.task import Task
-    from l2t.training import make_estimator, make_teacher
-
     rows: dict[str, float] = {}
     for name, (population, vmap) in VMAP_BENCH.items():
         changes = {"estimator": "pes", "observe": "state", "horizon": 2}
-        changes.update(population=population, vmap=vmap)
-        run_cfg = from_dict({"teacher": changes}, copy.deepcopy(cfg))
-        teacher = make_teacher(run_cfg, env)
-        task = Task.from_config(run_cfg, env.splits)  # type: ignore[attr-defined]
-        if vmap and unbatchable(task, teacher):
-            print(f"(no vmapped row: {unbatchable(task, teacher)})")
-            continue
-        est = make_estimator(run_cfg, task, teacher)
-        rows[name] = _estimates_per_second(est, teacher.theta(), budget_s)
+        built = _estimator(cfg, env, {**changes, "population": population, "vmap": vmap})
+        if built is not None:
+            rows[name] = _estimates_per_second(built[0], built[1].theta(), budget_s)
     return rows
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.func import functional_call, grad_and_value, vmap
 
 from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, retake
-from l2t.student_state import StudentState, features
+from l2t.student_state import StudentState, end_state, features, sgd_update, validate
 from l2t.task import Task
 
 
@@ -66,7 +66,10 @@ def _advance_group(
     sgd, model = task.sgd, task.model
     names = list(lives[0].student.params)
 
-    def momentum_of(s: StudentState) -> dict[str, Tensor]:  # zeros before the first step
+    def momentum_of(s: StudentState) -> dict[str, Tensor]:
+        """Zeros before the first step (momentum * 0 + g is torch.optim.SGD's first g)."""
+        if not sgd.momentum:
+            return {}
         return {n: s.momentum.get(n, torch.zeros_like(s.params[n])) for n in names}
 
     def stack(dicts: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -89,29 +92,20 @@ def _advance_group(
         def train_loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
             return loss_fn(functional_call(model, p, (xb,)), yb)
 
-        start, total = params, torch.zeros((), device=x.device)
+        total = torch.zeros((), device=x.device)
+        start = StudentState(params, {}, {}, 0, total, total, total.bool())  # end_state reads
+        buffers = [momentum.get(n) for n in names]  # its params; momentum: see momentum_of
         for xb, yb in zip(x, y):
             grads, loss = grad_and_value(train_loss)(params, xb, yb)
-            new_params, new_momentum = {}, {}
-            for n, p in params.items():
-                g = grads[n] + sgd.weight_decay * p if sgd.weight_decay else grads[n]
-                if sgd.momentum:
-                    g = sgd.momentum * momentum[n] + g
-                new_momentum[n] = g
-                new_params[n] = p - sgd.lr * g
-            params, momentum, total = new_params, new_momentum, total + loss
-        model.eval()
-        logits = functional_call(model, params, (x_val,))
-        model.train()
-        val_loss = task.criterion(logits, y_val)
-        val_acc = (logits.argmax(dim=1) == y_val).float().mean()
-        moved = sum((params[n] - start[n]).pow(2).sum() for n in names)
-        finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).all()
-        k = len(x)
+            updated = {}
+            for i, n in enumerate(names):
+                updated[n], buffers[i] = sgd_update(params[n], grads[n], buffers[i], sgd)
+            params, total = updated, total + loss
+        end = end_state(start, params, {}, names, buffers, total, x, sgd)
+        val_loss, val_acc = validate(model, end, x_val, y_val, task.criterion)
         return (
-            proposal, teacher, params, momentum, total / k,
-            torch.as_tensor(moved).sqrt() / (sgd.lr * k), finite & torch.isfinite(total),
-            val_loss, val_acc,
+            proposal, teacher, end.params, end.momentum, end.train_loss, end.update_norm,
+            end.finite, val_loss, val_acc,
         )  # fmt: skip
 
     with torch.no_grad():

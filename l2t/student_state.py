@@ -113,20 +113,28 @@ def unroll(
             grads = torch.autograd.grad(loss, params, create_graph=True)
         new_params = []
         for i, (p, g) in enumerate(zip(params, grads)):
-            if sgd.weight_decay:
-                g = g + sgd.weight_decay * p
-            if sgd.momentum:
-                previous = momentum[i]
-                g = g if previous is None else sgd.momentum * previous + g
-                momentum[i] = g
-            new_params.append(p - sgd.lr * g)
+            p, momentum[i] = sgd_update(p, g, momentum[i], sgd)
+            new_params.append(p)
         params = new_params
         total = total + loss.detach()
     if backend == "higher":
         buffers = call.buffers()  # type: ignore[attr-defined]
-    return _end_state(
+    return end_state(
         state, dict(zip(names, params)), buffers, names, momentum, total, x_batches, sgd
     )
+
+
+def sgd_update(
+    p: Tensor, g: Tensor, previous: Tensor | None, sgd: SGD
+) -> tuple[Tensor, Tensor | None]:
+    """One torch.optim.SGD step of one tensor, as values: the new tensor and its momentum
+    buffer (None without momentum, or before the first step)."""
+    if sgd.weight_decay:
+        g = g + sgd.weight_decay * p
+    if sgd.momentum:
+        g = g if previous is None else sgd.momentum * previous + g
+        return p - sgd.lr * g, g
+    return p - sgd.lr * g, previous
 
 
 class _HigherCall:
@@ -192,10 +200,10 @@ def _unroll_first_order(
         total += loss.detach()
     params_out = {n: p.detach().clone() for n, p in named.items()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-    return _end_state(state, params_out, buffers, list(named), momentum, total, x_batches, sgd)
+    return end_state(state, params_out, buffers, list(named), momentum, total, x_batches, sgd)
 
 
-def _end_state(
+def end_state(
     start: StudentState,
     params: dict[str, Tensor],
     buffers: dict[str, Tensor],

@@ -24,7 +24,7 @@ import envs.student_training as env_module
 import l2t.task as task_module
 from agents import LSTMTeacher
 from envs.student_training import StudentTrainingEnv, base_loss_params
-from l2t.config import from_dict
+from l2t.config import load_config
 from l2t.threads import configure
 
 RANGES = {
@@ -47,7 +47,7 @@ def marked(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def main(argv: list[str]) -> None:
-    cfg = from_dict(dict(a.split("=", 1) for a in argv) if argv else {})
+    cfg = load_config(None, argv)
     configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))

@@ -17,7 +17,7 @@ import time
 import torch
 
 from envs.student_training import base_loss_params
-from l2t.config import from_dict
+from l2t.config import load_config
 from l2t.data import load_splits
 from l2t.student_state import unroll, validate
 from l2t.task import Task
@@ -28,7 +28,7 @@ DRAWS = 8
 
 
 def main(argv: list[str]) -> None:
-    cfg = from_dict(dict(a.split("=", 1) for a in argv) if argv else {})
+    cfg = load_config(None, argv)
     configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits = load_splits(cfg, torch.device("cpu"))
