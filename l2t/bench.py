@@ -66,6 +66,7 @@ def saved_tensor_bytes(cfg: Config, k: int) -> int:
 
 ESTIMATOR_BENCH = {  # name: (estimator, observe, population or students, horizon, vmap)
     "estimator greedy (observe g)": ("greedy", "grad", 1, 1, False),
+    "estimator greedy, 8 students vmapped": ("greedy", "grad", 8, 1, True),
     "estimator tbptt, T=5 (observe g)": ("tbptt", "grad", 1, 5, False),
     "estimator pes, T=5 (observe g)": ("pes", "grad", 1, 5, False),
     "estimator pes, T=5 (observe state)": ("pes", "state", 1, 5, False),
@@ -260,8 +261,22 @@ def bench_record(cfg: Config, rows: dict[str, float], command: list[str]) -> dic
     }
 
 
+def env_teacher(cfg: Config, env: Any, backend: str, update: str) -> tuple[Any, Any]:
+    """An env on `env`'s data with the unroll `backend`, and the paper's LSTM teacher
+    (observing dL_val/dphi, learning by `update`) sized by the config's `teacher.*`,
+    its episode started: what the "env meta-training" rows time."""
+    from envs.student_training import StudentTrainingEnv
+    from l2t.training import make_teacher
+
+    changes = {"agent": "lstm", "update": update, "observe": "grad"}
+    run_cfg = from_dict({"unroll": {"backend": backend}, "teacher": changes}, copy.deepcopy(cfg))
+    bench_env = StudentTrainingEnv(run_cfg, env.splits, env.base_phi)
+    teacher = make_teacher(run_cfg, bench_env)
+    teacher.start_episode(bench_env)
+    return bench_env, teacher
+
+
 def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
-    from agents import LSTMTeacher
     from envs.student_training import StudentTrainingEnv, base_loss_params
 
     threads.configure(cfg.threads)
@@ -277,13 +292,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     )
     for backend in ("higher", "func"):
         for update in ("fused", "three_stage"):
-            bench_env = StudentTrainingEnv(
-                from_dict({"unroll": {"backend": backend}}, copy.deepcopy(cfg)),
-                env.splits,
-                env.base_phi,
-            )
-            teacher = LSTMTeacher.for_env(bench_env, update=update)
-            teacher.start_episode(bench_env)
+            bench_env, teacher = env_teacher(cfg, env, backend, update)
             rows[f"env meta-training, {update}, {backend}"] = _time_per_student_step(
                 bench_env, functools.partial(teacher.teacher_step, bench_env), budget_s
             )

@@ -74,7 +74,7 @@ class TeacherConfig:
     students: int = 1  # greedy, tbptt: student lifetimes per teacher update, averaged
     population: int = 4  # pes, es: antithetic pairs of students per teacher update
     sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
-    vmap: bool = False  # pes, es: train the population's students together with torch.func.vmap
+    vmap: bool = False  # pes, es, greedy: train the population's students together (torch.func)
     objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
     objective_from: float = 0.5  # pes, es: training progress from which val metrics count
     observe: str = _choice(
@@ -428,10 +428,10 @@ def _check_ranges(cfg: Config) -> None:
             "students_mix spreads a population of students over architectures; "
             f"teacher.agent={t.agent} learns from one student: use agent=lstm|mlp"
         )
-    if t.vmap and t.estimator not in ("pes", "es"):
+    if t.vmap and t.estimator == "tbptt":
         raise ConfigError(
-            f"teacher.vmap=true advances a first-order population (teacher.estimator=pes|es); "
-            f"teacher.estimator={t.estimator} differentiates through each student: use "
+            "teacher.vmap=true advances students one teacher step at a time (teacher.estimator"
+            "=pes|es|greedy); tbptt differentiates through several steps of each student: use "
             "teacher.vmap=false"
         )
     if t.objective == "val_acc" and t.estimator in ("greedy", "tbptt"):

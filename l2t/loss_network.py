@@ -87,16 +87,17 @@ def dln_loss(
     p_other = probs.gather(1, others)
     if targets.ndim == 1:
         first = phi[0]
-        hidden = F.linear(torch.stack([p_target, p_other], -1), first[:, :2], first[:, 2])
-        hidden, rest = F.leaky_relu(hidden, NEGATIVE_SLOPE), phi[1:]
+        pairs = torch.stack([p_target, p_other], -1).view(-1, 2)
+        hidden = F.leaky_relu(F.linear(pairs, first[:, :2], first[:, 2]), NEGATIVE_SLOPE)
+        rest = phi[1:]
     else:
         soft = soft_labels(targets, logits.shape[1], temperature, mix).to(probs)
         q_target = soft.gather(1, labels[:, None]).expand_as(others)
         hidden = torch.stack([p_target, p_other, q_target, soft.gather(1, others)], -1)
-        rest = phi
-    for weight in rest[:-1]:
-        hidden = F.leaky_relu(hidden @ weight.T, NEGATIVE_SLOPE)
-    return (hidden @ rest[-1].T).squeeze(-1).sum(dim=1).mean()
+        hidden, rest = hidden.view(-1, 4), phi
+    for weight in rest[:-1]:  # the pairs as one (B·(C-1), width) matrix: one mm a layer
+        hidden = F.leaky_relu(F.linear(hidden, weight), NEGATIVE_SLOPE)
+    return F.linear(hidden, rest[-1]).view(others.shape).sum(dim=1).mean()
 
 
 def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:

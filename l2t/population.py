@@ -2,13 +2,16 @@
 students as one batched computation with `torch.func.vmap`, so one device trains many
 students at once instead of one after another.
 
-Each member brings its own teacher parameters (PES and ES perturb them per member), teacher
-state, observation, student and batches; the step is `lifetime.advance`'s first-order path
-— propose, K SGD steps, validate — written over a single member and vmapped over the
-stack. The numbers equal the one-at-a-time path's to float tolerance (a test), not bit for
-bit: batched kernels reduce in another order. The divergence check stays outside the vmap
-(one host sync for the whole population), and a member whose proposed loss broke its
-student is retaken under the base loss exactly as `advance` does.
+Each member brings its own teacher parameters (PES and ES perturb them per member; greedy
+shares one), teacher state, observation, student and batches. The step is
+`lifetime.advance`'s, in two vmapped calls: the policy's proposal (with greedy's `chain`
+keeping its graph to theta), then K SGD steps and validation written over a single member —
+first order, or, when dL_val/dphi is needed (greedy's meta-gradient, a teacher observing
+it), differentiated through the K steps by nested `torch.func` transforms. The numbers equal
+the one-at-a-time path's to float tolerance (tests), not bit for bit: batched kernels
+reduce in another order. The divergence check stays outside the vmap (one host sync for the
+whole population), and a member whose proposed loss broke its student is retaken under the
+base loss exactly as `advance` does.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ from l2t.task import Task
 
 def unbatchable(task: Task, policy: Policy) -> str | None:
     """Why the population of `task` under `policy` cannot be vmapped, or None if it can."""
-    if policy.observes_gradient:
-        return "a teacher that observes dL_val/dphi needs a second-order pass per student"
     if any(True for _ in task.model.buffers()):
         return f"the student ({type(task.model).__name__}) has BatchNorm buffers"
     if task.splits.model_logits is not None:
@@ -37,11 +38,19 @@ def unbatchable(task: Task, policy: Policy) -> str | None:
 
 
 def advance_together(
-    task: Task, policy: Policy, thetas: Sequence[Theta], lives: Sequence[Lifetime]
+    task: Task,
+    policy: Policy,
+    thetas: Sequence[Theta],
+    lives: Sequence[Lifetime],
+    chain: bool = False,
 ) -> list[Step]:
-    """One teacher step of every life in `lives` (life j under `thetas[j]`), first order:
-    what `[advance(task, policy, th, life) for ...]` computes, as one vmapped call per
-    group of lives whose batches have the same shape (the last teacher step may be short)."""
+    """One teacher step of every life in `lives` (life j under `thetas[j]`): what
+    `[advance(task, policy, th, life, chain=chain) for ...]` computes, as vmapped calls per
+    group of lives whose batches have the same shape (the last teacher step may be short).
+
+    With `chain` (the greedy estimator) every step carries dL_val/dphi and its proposal with
+    the graph to `thetas`, as `advance(..., differentiable=True, chain=True)` returns them,
+    so the caller gets dL_val/dtheta by one backward through the stacked proposals."""
     steps: list[Step | None] = [None] * len(lives)
     groups: dict[tuple[int, int], list[int]] = {}
     batches = [task.batches(life.seed, life.t) for life in lives]
@@ -54,6 +63,7 @@ def advance_together(
             [thetas[j] for j in members],
             [lives[j] for j in members],
             [batches[j] for j in members],
+            chain,
         )
         for j, step in zip(members, group):
             steps[j] = step
@@ -61,10 +71,18 @@ def advance_together(
 
 
 def _advance_group(
-    task: Task, policy: Policy, thetas: Sequence[Theta], lives: Sequence[Lifetime], batches: Any
+    task: Task,
+    policy: Policy,
+    thetas: Sequence[Theta],
+    lives: Sequence[Lifetime],
+    batches: Any,
+    chain: bool,
 ) -> list[Step]:
     sgd, model = task.sgd, task.model
     names = list(lives[0].student.params)
+    observes = policy.observes_gradient
+    second_order = chain or observes  # dL_val/dphi: the meta-gradient or the observation
+    sizes = [p.numel() for p in policy.base_params()]
 
     def momentum_of(s: StudentState) -> dict[str, Tensor]:
         """Zeros before the first step (momentum * 0 + g is torch.optim.SGD's first g)."""
@@ -75,10 +93,13 @@ def _advance_group(
     def stack(dicts: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
         return {k: torch.stack([d[k] for d in dicts]) for k in dicts[0]}
 
-    def member(
-        theta: Theta,
-        teacher: dict[str, Tensor],
-        obs: Tensor,
+    def propose(theta: Theta, teacher: dict[str, Tensor], *obs: Tensor) -> tuple[Any, ...]:
+        return policy.propose(
+            theta, teacher, Observation(*obs) if observes else Observation(obs[0], None)
+        )
+
+    def train(
+        phi: list[Tensor],
         params: dict[str, Tensor],
         momentum: dict[str, Tensor],
         x: Tensor,
@@ -86,42 +107,62 @@ def _advance_group(
         x_val: Tensor,
         y_val: Tensor,
     ) -> tuple[Any, ...]:
-        proposal, teacher = policy.propose(theta, teacher, Observation(obs, None))
-        loss_fn = policy.loss_fn(task, proposal)
+        """K SGD steps under the loss `phi` and validation; with `second_order` also
+        dL_val/dphi through the K steps (nested torch.func transforms)."""
 
-        def train_loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
-            return loss_fn(functional_call(model, p, (xb,)), yb)
+        def val_after(phi: list[Tensor]) -> tuple[Tensor, tuple[Any, ...]]:
+            loss_fn = policy.loss_fn(task, phi)
 
-        total = torch.zeros((), device=x.device)
-        start = StudentState(params, {}, {}, 0, total, total, total.bool())  # end_state reads
-        buffers = [momentum.get(n) for n in names]  # its params; momentum: see momentum_of
-        for xb, yb in zip(x, y):
-            grads, loss = grad_and_value(train_loss)(params, xb, yb)
-            updated = {}
-            for i, n in enumerate(names):
-                updated[n], buffers[i] = sgd_update(params[n], grads[n], buffers[i], sgd)
-            params, total = updated, total + loss
-        end = end_state(start, params, {}, names, buffers, total, x, sgd)
-        val_loss, val_acc = validate(model, end, x_val, y_val, task.criterion)
-        return (
-            proposal, teacher, end.params, end.momentum, end.train_loss, end.update_norm,
-            end.finite, val_loss, val_acc,
-        )  # fmt: skip
+            def train_loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
+                return loss_fn(functional_call(model, p, (xb,)), yb)
 
-    with torch.no_grad():
-        out = vmap(member)(
-            stack(thetas),
+            p, total = params, torch.zeros((), device=x.device)
+            start = StudentState(p, {}, {}, 0, total, total, total.bool())  # end_state reads
+            buffers = [momentum.get(n) for n in names]  # its params; momentum: momentum_of
+            for xb, yb in zip(x, y):
+                grads, loss = grad_and_value(train_loss)(p, xb, yb)
+                updated = {}
+                for i, n in enumerate(names):
+                    updated[n], buffers[i] = sgd_update(p[n], grads[n], buffers[i], sgd)
+                p, total = updated, total + loss
+            end = end_state(start, p, {}, names, buffers, total, x, sgd)
+            val_loss, val_acc = validate(model, end, x_val, y_val, task.criterion)
+            rest = (end.params, end.momentum, end.train_loss, end.update_norm, end.finite)
+            return val_loss, (*rest, val_acc)
+
+        if second_order:
+            grads, (val_loss, rest) = grad_and_value(val_after, has_aux=True)(phi)
+            return (val_loss, *rest, grads)
+        val_loss, rest = val_after(phi)
+        return (val_loss, *rest)
+
+    observed = [torch.stack([life.obs.student for life in lives])]
+    if observes:  # no gradient yet before a student's first step: zeros, as the policy reads it
+        flat = [life.obs.grad for life in lives]
+        zero = torch.zeros(sum(sizes), device=task.device)
+        observed.append(torch.stack([zero if g is None else g for g in flat]))
+    # one theta for all (greedy): the teacher's weights unbatched, one matmul for all members
+    shared = all(theta is thetas[0] for theta in thetas)
+    with torch.set_grad_enabled(chain):  # greedy: the proposals keep their graph to theta
+        proposal, teacher = vmap(propose, in_dims=(None if shared else 0, *[0] * len(observed), 0))(
+            thetas[0] if shared else stack(thetas),
             stack([life.teacher for life in lives]),
-            torch.stack([life.obs.student for life in lives]),
+            *observed,
+        )
+    with torch.no_grad():
+        out = vmap(train)(
+            [p.detach() for p in proposal],
             stack([life.student.params for life in lives]),
             stack([momentum_of(life.student) for life in lives]),
             *(torch.stack([getattr(b, f) for b in batches]) for f in ("x", "y", "x_val", "y_val")),
         )
-    proposal, teacher, params, momentum, train_loss, norm, finite, val_loss, val_acc = out
+    val_loss, params, momentum, train_loss, norm, finite, val_acc = out[:7]
+    val_grad = out[7] if second_order else None
     limit = task.divergence_limit
     broken = (~(finite & (val_loss < limit))).tolist()  # the population's one host sync
     steps = []
     for j, life in enumerate(lives):
+        grads: tuple[Tensor, ...] | None = None
         if broken[j]:
             student, state, v_loss, v_acc = retake(task, policy, life, batches[j])
         else:
@@ -134,9 +175,28 @@ def _advance_group(
                 norm[j],
                 finite[j],
             )
-            state = {k: v[j] for k, v in teacher.items()}
+            state = {k: v[j].detach() for k, v in teacher.items()}
             v_loss, v_acc = val_loss[j], val_acc[j]
+            grads = None if val_grad is None else tuple(g[j] for g in val_grad)
+        grad = None
+        if observes:  # the next observation: dL_val/dphi, zeros after a retake (as advance)
+            grad = (
+                torch.cat([g.flatten() for g in grads])
+                if grads
+                else torch.zeros(sum(sizes), device=task.device)
+            )
         obs = features(student, v_loss, v_acc, task.steps, task.num_classes)
-        new = Lifetime(life.seed, life.t + 1, student, state, Observation(obs, None))
-        steps.append(Step(new, v_loss, v_acc, [p[j] for p in proposal], bool(broken[j])))
+        new = Lifetime(life.seed, life.t + 1, student, state, Observation(obs, grad))
+        mine = [p[j] for p in proposal]
+        steps.append(
+            Step(
+                new,
+                v_loss,
+                v_acc,
+                [p.detach() for p in mine],
+                bool(broken[j]),
+                grads if chain else None,
+                mine if chain and not broken[j] else None,
+            )
+        )
     return steps

@@ -46,8 +46,7 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "teacher.mix_range=-1"], "'teacher.mix_range' must be >= 0"),
     (["train-teacher", "students_mix=mlp,vit"], "names unknown student(s) vit; allowed: mlp"),
     (["train-teacher", "students_mix=mlp,cnn1d", "teacher.agent=reinforce"], "use agent=lstm|mlp"),
-    (["train-teacher", "teacher.vmap=true", "teacher.estimator=greedy"], "use teacher.vmap=false"),
-    (["train-teacher", "teacher.vmap=true", "teacher.observe=grad"], "observes dL_val/dphi"),
+    (["train-teacher", "teacher.vmap=true", "teacher.estimator=tbptt"], "use teacher.vmap=false"),
     (
         ["train-teacher", "teacher.vmap=true", "dataset=digits", "student=resnet8"],
         "the student (ResNet) has BatchNorm buffers",

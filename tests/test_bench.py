@@ -45,3 +45,17 @@ def test_bench_refuses_an_out_that_is_not_a_json_file(tmp_path, capsys):
 
     assert main(["bench", f"out={tmp_path}"]) == 2
     assert "out=FILE.json" in capsys.readouterr().err
+
+
+def test_bench_env_rows_use_the_configured_teacher():
+    from envs.student_training import StudentTrainingEnv, base_loss_params
+    from l2t.bench import env_teacher
+
+    cfg = from_dict(
+        {"steps": 20, "teacher": {"hidden": 7, "beta": 0.05}, "loss": {"init_steps": 10}}
+    )
+    env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
+    bench_env, teacher = env_teacher(cfg, env, "higher", "three_stage")
+    assert bench_env.cfg.unroll.backend == "higher"
+    assert teacher.update == "three_stage" and teacher.observes_gradient
+    assert teacher.cells[0].hidden_size == 7 and teacher.beta == 0.05

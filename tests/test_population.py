@@ -44,22 +44,44 @@ def _assert_same_step(one, together):
     assert together.life.student.step == one.life.student.step
     for name, h in one.life.teacher.items():
         torch.testing.assert_close(together.life.teacher[name], h)
+    if one.life.obs.grad is None:
+        assert together.life.obs.grad is None
+    else:  # the observed dL_val/dphi: a second-order pass through the K steps
+        torch.testing.assert_close(together.life.obs.grad, one.life.obs.grad)
+    assert (one.val_grad is None) == (together.val_grad is None)
+    for a, b in zip(one.val_grad or (), together.val_grad or ()):
+        torch.testing.assert_close(b, a)
 
 
-@pytest.mark.parametrize("student", ["mlp", "cnn1d"])
-def test_a_vmapped_teacher_step_equals_one_student_at_a_time(tiny_cfg, student):
+@pytest.mark.parametrize(
+    ("student", "observe", "chain"),
+    [
+        ("mlp", "state", False),
+        ("cnn1d", "state", False),
+        ("mlp", "grad", False),
+        ("mlp", "grad", True),
+    ],
+)
+def test_a_vmapped_teacher_step_equals_one_student_at_a_time(tiny_cfg, student, observe, chain):
+    """First order, observing dL_val/dphi (a second-order pass per member), and greedy's
+    chain (dL_val/dphi returned with the proposal's graph to theta)."""
     cfg = dataclasses.replace(
         tiny_cfg, student=student, optim=dataclasses.replace(tiny_cfg.optim, momentum=0.9)
     )
-    task, policy = _setup(cfg)
-    thetas = _perturbed(policy.theta(), 3)
+    task, policy = _setup(cfg, observe=observe)
+    thetas = [
+        {k: v.requires_grad_(chain) for k, v in th.items()} for th in _perturbed(policy.theta(), 3)
+    ]
     lives = [start(task, policy, seed) for seed in (11, 12, 13)]
     for _ in range(2):  # the second step starts from momentum buffers and a teacher state
-        one = [advance(task, policy, theta, life) for theta, life in zip(thetas, lives)]
-        together = advance_together(task, policy, thetas, lives)
+        one = [
+            advance(task, policy, theta, life, differentiable=chain, chain=chain)
+            for theta, life in zip(thetas, lives)
+        ]
+        together = advance_together(task, policy, thetas, lives, chain=chain)
         for a, b in zip(one, together):
             _assert_same_step(a, b)
-        lives = [step.life for step in one]
+        lives = [step.life.detach() for step in one]
     assert lives[0].student.momentum  # the momentum path was exercised
 
 
@@ -119,3 +141,29 @@ def test_a_population_of_two_architectures_is_vmapped_one_architecture_at_a_time
     assert one.pairs is not None and together.pairs is not None
     shapes = [sorted(p[0].student.params) for p in together.pairs]
     assert shapes[0] == shapes[2] != shapes[1]  # MLP, CNN, MLP
+
+
+@pytest.mark.parametrize("observe", ["grad", "state"])
+def test_greedy_estimates_the_same_gradient_vmapped(tiny_cfg, observe):
+    """Five greedy updates of three students (one ends and its successor starts): the same
+    gradients with the students' dL_val/dphi from one vmapped pass and one backward."""
+    task, policy = _setup(tiny_cfg, observe=observe)
+    settings = EstimatorConfig(
+        students=3, horizon=1, sigma=0.0, objective="val_loss", objective_from=0.0, seed=0
+    )
+    one = ESTIMATORS["greedy"](task, policy, settings)
+    together = ESTIMATORS["greedy"](task, policy, dataclasses.replace(settings, vmap=True))
+    theta = policy.theta()
+    for _ in range(5):
+        (grad_one, log_one), (grad_together, log_together) = (
+            one.estimate(theta),
+            together.estimate(theta),
+        )
+        assert any(g.abs().sum() > 0 for g in grad_one.values())
+        for key, g in grad_one.items():
+            assert (grad_together[key] - g).norm() <= 1e-3 * g.norm() + 1e-7
+        assert log_together["meta_loss"] == pytest.approx(log_one["meta_loss"], rel=1e-4)
+        theta = {k: v - 0.1 * grad_one[k] for k, v in theta.items()}
+    assert one.lives is not None and together.lives is not None
+    assert [life.seed for life in one.lives] == [life.seed for life in together.lives]
+    assert any(student_index(life.seed) >= 3 for life in one.lives)  # a successor started

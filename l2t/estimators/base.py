@@ -155,19 +155,30 @@ class Estimator(ABC):
         totals = [torch.zeros((), device=self.task.device) for _ in lives]
         for t in range(max(todo, default=0)):
             active = [j for j, life in enumerate(lives) if t < todo[j] and not life.done(self.task)]
-            by_task: dict[int, list[int]] = {}
-            for j in active:
-                by_task.setdefault(id(self.task_of(lives[j].seed)), []).append(j)
-            for group in by_task.values():
-                task = self.task_of(lives[group[0]].seed)
-                together = [thetas[j] for j in group], [lives[j] for j in group]
-                for j, step in zip(group, advance_together(task, self.policy, *together)):
-                    self.count(step)
-                    lives[j] = step.life
-                    totals[j] = totals[j] + self.weight(step.life) * self.metric(
-                        step.val_loss, step.val_acc
-                    )
+            taken = self.advance_all([thetas[j] for j in active], [lives[j] for j in active])
+            for j, step in zip(active, taken):
+                lives[j] = step.life
+                totals[j] = totals[j] + self.weight(step.life) * self.metric(
+                    step.val_loss, step.val_acc
+                )
         return lives, totals
+
+    def advance_all(
+        self, thetas: Sequence[Theta], lives: Sequence[Lifetime], chain: bool = False
+    ) -> list[Step]:
+        """One teacher step of every life together (`population.advance_together`), one
+        batched call per architecture, counting divergences as `advance` does."""
+        steps: list[Step | None] = [None] * len(lives)
+        by_task: dict[int, list[int]] = {}
+        for j, life in enumerate(lives):
+            by_task.setdefault(id(self.task_of(life.seed)), []).append(j)
+        for group in by_task.values():
+            task = self.task_of(lives[group[0]].seed)
+            together = [thetas[j] for j in group], [lives[j] for j in group]
+            for j, step in zip(group, advance_together(task, self.policy, *together, chain)):
+                self.count(step)
+                steps[j] = step
+        return [s for s in steps if s is not None]
 
     def metric(self, val_loss: Tensor, val_acc: Tensor) -> Tensor:
         """The meta-objective's term (lower is better)."""

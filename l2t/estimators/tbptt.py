@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from l2t.estimators.base import Estimator, lifetime_from_dict, lifetime_to_dict
 from l2t.lifetime import Lifetime, Theta
@@ -35,6 +36,8 @@ class TruncatedBackprop(Estimator):
         n = self.cfg.students
         if self.lives is None:
             self.lives = self.staggered(theta)
+        if self.cfg.vmap:
+            return self._estimate_together(theta)
         leaves = {name: p.detach().requires_grad_() for name, p in theta.items()}
         total = {name: torch.zeros_like(p) for name, p in theta.items()}
         losses = []
@@ -67,6 +70,39 @@ class TruncatedBackprop(Estimator):
             self.lives[i] = self.successor(theta, life) if life.done(self.task) else life
         self.updates += 1
         return {k: v / n for k, v in total.items()}, {"meta_loss": sum(losses) / n}
+
+    def _estimate_together(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
+        """The one-step window (greedy) with the students advanced together: each one's
+        dL_val/dphi from one vmapped second-order pass, then dL_val/dtheta for all of them
+        by one backward through the stacked proposals (the chain rule `chain` uses; the
+        teacher state a window starts from is detached, so it is exact)."""
+        assert self.lives is not None and self.cfg.horizon == 1
+        leaves = {name: p.detach().requires_grad_() for name, p in theta.items()}
+        steps = self.advance_all([leaves] * len(self.lives), self.lives, chain=True)
+        proposals: list[Tensor] = []
+        val_grads: list[Tensor] = []
+        for step in steps:
+            if step.proposal is not None and step.val_grad is not None:
+                proposals += step.proposal
+                val_grads += step.val_grad
+        grads = (
+            torch.autograd.grad(
+                proposals, list(leaves.values()), grad_outputs=val_grads, allow_unused=True
+            )
+            if proposals
+            else [None] * len(leaves)
+        )
+        n = self.cfg.students
+        total = {
+            name: torch.zeros_like(p) if g is None else g / n
+            for (name, p), g in zip(leaves.items(), grads)
+        }
+        for i, step in enumerate(steps):
+            life = step.life.detach()
+            self.lives[i] = self.successor(theta, life) if life.done(self.task) else life
+        self.updates += 1
+        losses = torch.stack([self.metric(step.val_loss, step.val_acc) for step in steps])
+        return total, {"meta_loss": losses.sum().item() / n}
 
     def state_dict(self) -> dict[str, Any]:
         lives = [lifetime_to_dict(life) for life in self.lives or []]
