@@ -94,9 +94,7 @@ def _advance_group(
         return {k: torch.stack([d[k] for d in dicts]) for k in dicts[0]}
 
     def propose(theta: Theta, teacher: dict[str, Tensor], *obs: Tensor) -> tuple[Any, ...]:
-        return policy.propose(
-            theta, teacher, Observation(*obs) if observes else Observation(obs[0], None)
-        )
+        return policy.propose(theta, teacher, Observation(obs[0], obs[1] if observes else None))
 
     def train(
         phi: list[Tensor],
@@ -138,13 +136,14 @@ def _advance_group(
 
     observed = [torch.stack([life.obs.student for life in lives])]
     if observes:  # no gradient yet before a student's first step: zeros, as the policy reads it
-        flat = [life.obs.grad for life in lives]
         zero = torch.zeros(sum(sizes), device=task.device)
-        observed.append(torch.stack([zero if g is None else g for g in flat]))
+        observed.append(
+            torch.stack([zero if life.obs.grad is None else life.obs.grad for life in lives])
+        )
     # one theta for all (greedy): the teacher's weights unbatched, one matmul for all members
     shared = all(theta is thetas[0] for theta in thetas)
     with torch.set_grad_enabled(chain):  # greedy: the proposals keep their graph to theta
-        proposal, teacher = vmap(propose, in_dims=(None if shared else 0, *[0] * len(observed), 0))(
+        proposal, teacher = vmap(propose, in_dims=(None if shared else 0, 0, *[0] * len(observed)))(
             thetas[0] if shared else stack(thetas),
             stack([life.teacher for life in lives]),
             *observed,
