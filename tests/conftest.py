@@ -13,6 +13,17 @@ def _deterministic(monkeypatch) -> None:
 
 
 @pytest.fixture
+def float64():
+    """Students, data, losses and teachers built in float64: where two computations that sum
+    in different orders are compared, float32's gap depends on the CPU's kernels (AVX2 vs
+    AVX-512); float64's is ~1e-16 relative per sum, far below any bound a test sets."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+@pytest.fixture
 def tiny_cfg(tmp_path) -> Config:
     """A run that finishes in seconds: MNIST-1D, MLP, 60 student steps, a quickly fitted DLN."""
     return from_dict(

@@ -115,12 +115,13 @@ def test_a_loss_that_diverges_never_reaches_the_student(tiny_cfg):
 
 
 def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
+    """In float64: scaling the last layer and scaling the loss round differently."""
     from l2t.lifetime import Observation
     from l2t.loss_network import dln_loss
 
     env = _env(tiny_cfg)
-    plain = LSTMTeacher.for_env(env, observe="state")
-    scaled = LSTMTeacher.for_env(env, observe="state", scale=2.0)
+    plain = LSTMTeacher.for_env(env, observe="state").double()
+    scaled = LSTMTeacher.for_env(env, observe="state", scale=2.0).double()
     scaled.load_state_dict(
         {
             **plain.state_dict(),
@@ -129,11 +130,11 @@ def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
     )
     with torch.no_grad():
         scaled.scale_head.bias.fill_(0.5)
-    obs = Observation(torch.rand(5), None)
-    z, y = torch.randn(8, 10), torch.randint(10, (8,))
+    obs = Observation(torch.rand(5, dtype=torch.float64), None)
+    z, y = torch.randn(8, 10, dtype=torch.float64), torch.randint(10, (8,))
     losses = []
     for teacher in (plain, scaled):
         phi, _ = teacher.propose(teacher.theta(), teacher.initial_state(), obs)
         losses.append(dln_loss(phi, z, y))
-    expected = losses[0] * torch.exp(2.0 * torch.tanh(torch.tensor(0.5)))
+    expected = losses[0] * torch.exp(2.0 * torch.tanh(torch.tensor(0.5, dtype=torch.float64)))
     torch.testing.assert_close(losses[1], expected)
