@@ -1,33 +1,38 @@
-"""The one base class of teachers: act on the student one teacher step at a time, learn
-from it, and save / load in one file (Stable-Baselines3's habits)."""
+"""The one base class of teachers: a policy over loss parameters (docs/design.md §3) that
+saves and loads in one file (Stable-Baselines3's habits)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from envs.student_training import StudentTrainingEnv
 from l2t.checkpoint import atomic_save, load_checkpoint
 from l2t.config import ConfigError
-from l2t.teaching import EpisodeResult, run_student
+from l2t.lifetime import Observation, TeacherState, Theta
+from l2t.student_state import LossFn
+from l2t.task import Task
 
 TEACHER_FORMAT = 2  # 2: the run's config inside; 1: without it (still read)
 READABLE_FORMATS = (1, 2)
 
 
-class Teacher(nn.Module, ABC):
-    """A teacher sets the student's loss each teacher step and may learn while doing it.
+class Teacher(nn.Module):
+    """A teacher sets the student's loss each teacher step: `propose(theta, state, obs)`, pure
+    in its parameters `theta`, so estimators can differentiate or perturb it and a frozen
+    teacher trains students on the same path (`l2t.teaching.run_student`). The defaults
+    are those of a policy that observes only the student state and keeps no state.
 
-    Subclasses keep their constructor arguments in `self.hparams` (for `save`) and return
-    a dict of scalars to log from `teacher_step`.
+    Subclasses keep their constructor arguments in `self.hparams` (for `save`).
     """
 
     kind: ClassVar[str]
     registry: ClassVar[dict[str, type[Teacher]]] = {}
+    observes_gradient = False  # whether `propose` reads dL_val/dphi (a second-order unroll)
+    teacher_set = True  # a loss it sets is judged by the divergence guard (lifetime.broken)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -38,40 +43,23 @@ class Teacher(nn.Module, ABC):
         super().__init__()
         self.hparams = hparams
 
-    @abstractmethod
-    def start_episode(self, env: StudentTrainingEnv) -> None:
-        """Forget the previous student (recurrent state, current loss); keep what was learned."""
+    def theta(self) -> Theta:
+        """The learnable parameters as values: what estimators perturb and differentiate."""
+        return {name: p.detach() for name, p in self.named_parameters()}
 
-    @abstractmethod
-    def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
-        """Set the loss for the next K student updates, take them through `env`, and (if
-        `learn`) update the teacher from the outcome."""
-
-    def current_params(self) -> list[torch.Tensor] | None:
-        """The loss parameters set by the last teacher step (recorded as the loss schedule);
-        None for teachers without loss parameters (fixed losses)."""
-        return None
-
-    def teach(
-        self,
-        env: StudentTrainingEnv,
-        seed: int,
-        eval_every: int,
-        test: tuple[torch.Tensor, torch.Tensor] | None = None,
-        learn: bool = False,
-    ) -> EpisodeResult:
-        """Train a fresh student (seeded) in `env` for its whole budget; with `learn` the
-        teacher keeps learning from this student's validation loss as it goes."""
-        self.start_episode(env)
-        return run_student(env, lambda e: self.teacher_step(e, learn=learn), seed, eval_every, test)
-
-    def episode_state(self) -> dict[str, Any]:
-        """What this teacher holds about the student in hand (plain data), so that an episode
-        stopped part way continues exactly; teachers that hold nothing return {}."""
+    def initial_state(self) -> TeacherState:
         return {}
 
-    def load_episode_state(self, state: dict[str, Any]) -> None:
-        return None
+    def propose(
+        self, theta: Theta, state: TeacherState, obs: Observation
+    ) -> tuple[list[Tensor], TeacherState]:
+        raise NotImplementedError(f"the {self.kind} teacher acts through the environment")
+
+    def base_params(self) -> list[Tensor]:
+        raise NotImplementedError(f"the {self.kind} teacher sets no loss parameters")
+
+    def loss_fn(self, task: Task, params: Sequence[Tensor]) -> LossFn:
+        return task.loss_fn(params)
 
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond the weights (optimizer moments) needed to resume exactly."""

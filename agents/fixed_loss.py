@@ -1,40 +1,52 @@
-"""Baselines that do not learn: a fixed loss for the student's whole life."""
+"""Baselines that do not learn: a fixed loss for the student's whole life, as a policy with
+no parameters (it trains on the same path as every teacher, l2t/teaching.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from torch import Tensor
 
 from agents.base import Teacher
-from envs.student_training import StudentTrainingEnv
 from l2t.distill import kd_loss
 from l2t.fixed_losses import LOSSES, fixed_loss
+from l2t.lifetime import Observation, TeacherState, Theta
+from l2t.student_state import LossFn
+from l2t.task import Task
 
 FIXED_LOSSES = (*LOSSES, "kd", "base_dln")
 
 
 class FixedLossTeacher(Teacher):
     """A loss of `l2t.fixed_losses` (cross-entropy, its variants, the noise-robust losses),
-    `kd` (vanilla distillation at the env's `distill.mix` and `distill.temperature`), or
-    `base_dln` (the DLN's fixed phi_0)."""
+    `kd` (vanilla distillation at the task's `mix` and `temperature`), or `base_dln` (the
+    DLN at its base weights `base`). Only a non-finite student counts as broken; it is then
+    retaken under `base`, the base loss (docs/design.md §3)."""
 
     kind = "fixed"
+    teacher_set = False
 
-    def __init__(self, loss: str = "ce") -> None:
+    def __init__(self, loss: str = "ce", base: Sequence[Tensor] = ()) -> None:
         super().__init__(loss=loss)
         if loss not in FIXED_LOSSES:
             raise ValueError(f"unknown fixed loss '{loss}'; allowed: {', '.join(FIXED_LOSSES)}")
         self.loss = loss
+        self.base = list(base)  # the base loss parameters (base_dln, and the retake)
 
-    def loss_fn(self, env: StudentTrainingEnv, logits: Tensor, targets: Tensor) -> Tensor:
-        if self.loss == "base_dln":
-            return env.base_loss(logits, targets)
+    def propose(
+        self, theta: Theta, state: TeacherState, obs: Observation
+    ) -> tuple[list[Tensor], TeacherState]:
+        return (self.base_params() if self.loss == "base_dln" else []), state
+
+    def base_params(self) -> list[Tensor]:
+        if not self.base:
+            raise ValueError(f"the fixed loss {self.loss} was given no base loss parameters")
+        return self.base
+
+    def loss_fn(self, task: Task, params: Sequence[Tensor]) -> LossFn:
+        """No parameters: the fixed loss itself; parameters: the DLN they set."""
+        if params:
+            return task.loss_fn(params)
         if self.loss == "kd":
-            distill = env.cfg.distill
-            return kd_loss(logits, targets, distill.mix, distill.temperature)
-        return fixed_loss(self.loss, logits, targets)
-
-    def start_episode(self, env: StudentTrainingEnv) -> None:
-        return None
-
-    def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
-        return {"diverged": float(env.train_with(lambda z, y: self.loss_fn(env, z, y)))}
+            return lambda z, y: kd_loss(z, y, task.mix, task.temperature)
+        return lambda z, y: fixed_loss(self.loss, z, y)

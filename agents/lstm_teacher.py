@@ -16,13 +16,9 @@ appended to the DLN weights as one 0-dim tensor (docs/design.md §6):
   restarted from `phi_0` with every student.
 
 As a policy (docs/design.md §3) it is the pure `propose(theta, state, obs)`, used by every
-outer-gradient estimator (`l2t/estimators/`). Through the gymnasium environment it also
-learns by itself from the validation loss after the K-step unroll under its `phi`:
-- `update=three_stage` (the authors'): unroll with the current `phi` for `g` (stage 2),
-  propose `phi'`, unroll again from the same student state with `phi'` (stage 3), commit it;
-- `update=fused` (ours): the stage-3 unroll of step t already gives the `g` of step t+1
-  (w.r.t. `phi'`), so each teacher step is one unroll. Both gradients come from one
-  `autograd.grad` call over the teacher's and the DLN's parameters.
+outer-gradient estimator (`l2t/estimators/`) and by frozen teachers (`l2t/teaching.py`);
+`update` and `bptt` set how it learns while it teaches (`l2t/estimators/online.py`, the
+paper's procedure).
 """
 
 from __future__ import annotations
@@ -36,10 +32,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
-from envs.student_training import STATE_NAMES, StudentTrainingEnv
 from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.student_state import LossFn
-from l2t.task import Task
+from l2t.student_state import FEATURE_NAMES
 
 OBSERVATIONS = ("grad", "state")
 
@@ -110,7 +104,7 @@ class LSTMTeacher(Teacher):
         self.observes_gradient = observe == "grad"
         self.register_buffer("base_phi", torch.zeros(sum(self.sizes)))
         self.cells = nn.ModuleList(
-            [nn.LSTMCell(3 + len(STATE_NAMES), hidden), nn.LSTMCell(hidden, hidden)]
+            [nn.LSTMCell(3 + len(FEATURE_NAMES), hidden), nn.LSTMCell(hidden, hidden)]
         )
         self.head = nn.Linear(hidden, 1)
         with torch.no_grad():  # start as the base loss: tanh(out) ~ 0
@@ -129,16 +123,14 @@ class LSTMTeacher(Teacher):
             nn.init.zeros_(self.mix_head.weight)
             nn.init.zeros_(self.mix_head.bias)
         self.optimizer = torch.optim.Adam(self.learnable(), lr=lr)
-        self.steps_in_window = 0
-        self._reset_episode_state()
 
-    # -- construction helpers ------------------------------------------------------------
     @classmethod
-    def for_env(cls, env: StudentTrainingEnv, **hparams: Any) -> LSTMTeacher:
-        if env.cfg.loss.family != "dln":
+    def around(cls, base: list[Tensor], family: str = "dln", **hparams: Any) -> LSTMTeacher:
+        """A teacher of the base loss parameters `base` (a DLN's `phi_0`, l2t.base_loss)."""
+        if family != "dln":
             raise ValueError("the lstm teacher sets a dynamic loss network; use loss.family=dln")
-        teacher = cls([tuple(p.shape) for p in env.base_phi], **hparams).to(env.device)
-        teacher.base_phi.copy_(torch.cat([p.flatten() for p in env.base_phi]))
+        teacher = cls([tuple(p.shape) for p in base], **hparams).to(base[0].device)
+        teacher.base_phi.copy_(torch.cat([p.flatten() for p in base]))
         return teacher
 
     def learnable(self) -> list[nn.Parameter]:
@@ -152,27 +144,10 @@ class LSTMTeacher(Teacher):
         state = {f"{k}{i}": zeros for i in range(len(self.cells)) for k in ("h", "c")}
         return {**state, "phi": self.base_phi.clone()}
 
-    def _reset_episode_state(self) -> None:
-        self.state = self.initial_state()
-        self.phi_flat = self.base_phi.clone()
-        self.grad_flat = torch.zeros_like(self.base_phi)
-
-    def start_episode(self, env: StudentTrainingEnv) -> None:
-        self._reset_episode_state()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.steps_in_window = 0
-
     def split(self, flat: Tensor) -> list[Tensor]:
         return [c.view(s) for c, s in zip(flat.split(self.sizes), self.phi_shapes)]
 
-    def current_params(self) -> list[Tensor]:
-        return self.split(self.phi_flat.detach())
-
     # -- the policy (docs/design.md §3) ----------------------------------------------------
-    def theta(self) -> Theta:
-        """The learnable parameters as values: what estimators perturb and differentiate."""
-        return {name: p.detach() for name, p in self.named_parameters()}
-
     def propose(
         self, theta: Theta, state: TeacherState, obs: Observation
     ) -> tuple[list[Tensor], TeacherState]:
@@ -182,9 +157,6 @@ class LSTMTeacher(Teacher):
 
     def base_params(self) -> list[Tensor]:
         return self.split(self.base_phi)
-
-    def loss_fn(self, task: Task, params: list[Tensor]) -> LossFn:
-        return task.loss_fn(params)
 
     def forward(
         self, state: TeacherState, student: Tensor, grad: Tensor | None
@@ -222,51 +194,6 @@ class LSTMTeacher(Teacher):
             )
             phi = torch.cat([phi, torch.sigmoid(logit)])
         return phi, {**new_state, "phi": phi}
-
-    # -- learning by itself through the gymnasium environment -----------------------------
-    def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
-        state = torch.as_tensor(env.student_state(), device=self.base_phi.device)
-        if self.update == "three_stage":
-            phi = self.phi_flat.detach().requires_grad_()
-            probe = env.functional_step(self.split(phi), commit_result=False)
-            (grad,) = torch.autograd.grad(probe.val_loss, phi)
-            self.grad_flat = grad.detach()
-        with torch.set_grad_enabled(learn):
-            new_phi, self.state = self(self.state, state, self.grad_flat)
-        if not learn and not self.observes_gradient:  # nothing to differentiate: first order
-            self.phi_flat = new_phi.detach()
-            if env.train_with(env.loss_fn(self.current_params()), teacher_set=True):
-                self._reset_episode_state()  # the policy restarts, as after a broken unroll
-                return {"diverged": 1.0}
-            return {"diverged": 0.0}
-        if not learn:
-            new_phi.requires_grad_(self.update == "fused")
-        result = env.functional_step(self.split(new_phi))
-        if result.diverged:
-            self._reset_episode_state()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.steps_in_window = 0
-            return {"val_loss": float("nan"), "diverged": 1.0}
-        params = self.learnable() if learn else []
-        self.steps_in_window += 1
-        end_of_window = self.steps_in_window >= self.bptt or env.done
-        wrt = ([new_phi] if self.update == "fused" else []) + params
-        if wrt:  # one autograd.grad call for the teacher's and the DLN's gradients
-            grads = list(
-                torch.autograd.grad(result.val_loss, wrt, retain_graph=learn and not end_of_window)
-            )
-            if self.update == "fused":
-                self.grad_flat = grads.pop(0).detach()
-            for p, g in zip(params, grads):
-                p.grad = g if p.grad is None else p.grad + g
-        if learn and end_of_window:
-            if all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
-                self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state = {k: v.detach() for k, v in self.state.items()}
-            self.steps_in_window = 0
-        self.phi_flat = new_phi.detach()
-        return {"val_loss": result.val_loss.item(), "diverged": 0.0}
 
     def extra_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

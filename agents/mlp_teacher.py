@@ -4,7 +4,8 @@ is trained by reverse-mode differentiation through the student's (unrolled) upda
 With `loss.family=parametric` (its natural setting) it outputs the four coefficients of a
 mixture of classic losses; with `dln` it outputs bounded offsets of all DLN weights. As a
 policy (docs/design.md §3) it is the pure `propose(theta, state, obs)`, so every estimator
-can train it; it observes the student state only (first order under ES and PES).
+can train it, and frozen it trains students on the same path (l2t/teaching.py); it
+observes the student state only (first order under ES and PES).
 """
 
 from __future__ import annotations
@@ -16,16 +17,14 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
-from envs.student_training import STATE_NAMES, StudentTrainingEnv
 from l2t.lifetime import Observation, TeacherState, Theta
 from l2t.parametric_loss import BASE_COEFFICIENTS
-from l2t.student_state import LossFn
-from l2t.task import Task, params_from_action
+from l2t.student_state import FEATURE_NAMES
+from l2t.task import params_from_action
 
 
 class MLPTeacher(Teacher):
     kind = "mlp"
-    observes_gradient = False
     base_phi: Tensor  # flat base loss parameters, a buffer so it saves with the teacher
 
     def __init__(
@@ -45,7 +44,7 @@ class MLPTeacher(Teacher):
         base = BASE_COEFFICIENTS if family == "parametric" else [0.0] * n_params
         self.register_buffer("base_phi", torch.tensor(base, dtype=torch.float32))
         self.net = nn.Sequential(
-            nn.Linear(len(STATE_NAMES), hidden),
+            nn.Linear(len(FEATURE_NAMES), hidden),
             nn.Tanh(),
             nn.Linear(hidden, hidden),
             nn.Tanh(),
@@ -56,15 +55,15 @@ class MLPTeacher(Teacher):
         nn.init.zeros_(last.weight)  # start as the base loss: unit action 0
         nn.init.zeros_(last.bias)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.params: list[Tensor] | None = None
 
     @classmethod
-    def for_env(cls, env: StudentTrainingEnv, **hparams: Any) -> MLPTeacher:
-        shapes = [tuple(p.shape) for p in env.base_phi]
-        family, beta = env.cfg.loss.family, env.cfg.teacher.beta
-        teacher = cls(env.n_phi, family=family, beta=beta, phi_shapes=shapes, **hparams)
-        teacher.base_phi.copy_(torch.cat([p.flatten() for p in env.base_phi]))
-        return teacher.to(env.device)
+    def around(cls, base: list[Tensor], family: str, beta: float, **hparams: Any) -> MLPTeacher:
+        """A teacher of the base loss parameters `base` of the loss `family`."""
+        shapes = [tuple(p.shape) for p in base]
+        n_params = sum(p.numel() for p in base)
+        teacher = cls(n_params, family=family, beta=beta, phi_shapes=shapes, **hparams)
+        teacher.base_phi.copy_(torch.cat([p.flatten() for p in base]))
+        return teacher.to(base[0].device)
 
     def forward(self, student_state: Tensor) -> Tensor:
         """An action in [-1, 1]^n; differentiable in the network's parameters."""
@@ -77,12 +76,6 @@ class MLPTeacher(Teacher):
         return params_from_action(self.family, base, self.beta, action)
 
     # -- the policy (docs/design.md §3) ----------------------------------------------------
-    def theta(self) -> Theta:
-        return {name: p.detach() for name, p in self.named_parameters()}
-
-    def initial_state(self) -> TeacherState:
-        return {}
-
     def propose(
         self, theta: Theta, state: TeacherState, obs: Observation
     ) -> tuple[list[Tensor], TeacherState]:
@@ -90,30 +83,6 @@ class MLPTeacher(Teacher):
 
     def base_params(self) -> list[Tensor]:
         return self.params_from_action(torch.zeros_like(self.base_phi))
-
-    def loss_fn(self, task: Task, params: list[Tensor]) -> LossFn:
-        return task.loss_fn(params)
-
-    # -- learning by itself through the gymnasium environment -----------------------------
-    def start_episode(self, env: StudentTrainingEnv) -> None:
-        self.params = None
-
-    def current_params(self) -> list[Tensor] | None:
-        return self.params
-
-    def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
-        state = torch.as_tensor(env.student_state(), device=env.device)
-        with torch.set_grad_enabled(learn):
-            params = self.params_from_action(self(state))
-        self.params = [p.detach() for p in params]
-        if not learn:  # a frozen teacher needs no meta-gradient: first-order steps suffice
-            return {"diverged": float(env.train_with(env.loss_fn(self.params), teacher_set=True))}
-        result = env.functional_step(params)
-        if not result.diverged:
-            self.optimizer.zero_grad(set_to_none=True)
-            result.val_loss.backward()
-            self.optimizer.step()
-        return {"val_loss": result.val_loss.item(), "diverged": float(result.diverged)}
 
     def extra_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

@@ -18,7 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from agents.base import Teacher
+from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
+from l2t.teaching import EpisodeResult
 
 
 class ReinforceTeacher(Teacher):
@@ -129,7 +131,19 @@ class ReinforceTeacher(Teacher):
             history.append(episode_return)
         return history
 
-    # -- the Teacher interface used by l2t's episode loop ----------------------------------
+    # -- teaching through the environment (envs/episode.py) --------------------------------
+    def teach(
+        self,
+        env: StudentTrainingEnv,
+        seed: int,
+        eval_every: int,
+        test: tuple[Tensor, Tensor] | None = None,
+    ) -> EpisodeResult:
+        """Train a fresh student (seeded) in `env` with the policy's mean actions, frozen."""
+        self.start_episode(env)
+        step = lambda e: self.teacher_step(e, learn=False)  # noqa: E731
+        return run_episode(env, step, seed, eval_every, test)
+
     def start_episode(self, env: StudentTrainingEnv) -> None:
         self._reset_trajectory()
 

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from agents.base import Teacher
-from envs.student_training import StudentTrainingEnv
+from l2t.lifetime import Observation, TeacherState, Theta
 from l2t.schedule import Schedule
 
 
@@ -20,6 +20,7 @@ class ScheduleTeacher(Teacher):
         self.schedule = Schedule([tuple(s) for s in phi_shapes], list(progress))
         n_phi = sum(torch.Size(s).numel() for s in phi_shapes)
         self.register_buffer("phi", torch.zeros(len(progress), n_phi))
+        self.base: list[Tensor] = []  # the run's base loss: where a broken step is retaken
 
     @classmethod
     def from_schedule(cls, schedule: Schedule) -> ScheduleTeacher:
@@ -27,16 +28,24 @@ class ScheduleTeacher(Teacher):
         teacher.phi.copy_(torch.stack(schedule.phi))
         return teacher
 
-    def start_episode(self, env: StudentTrainingEnv) -> None:
-        shapes = [tuple(p.shape) for p in env.base_phi]
+    def around(self, base: list[Tensor]) -> ScheduleTeacher:
+        """This schedule over the run's base loss `base`; it replays only on the loss network
+        it was recorded for."""
+        shapes = [tuple(p.shape) for p in base]
         if shapes != self.schedule.phi_shapes:
             raise ValueError(
                 f"the schedule's loss parameters have shapes {self.schedule.phi_shapes}; "
-                f"this environment's have {shapes} (set loss.family / loss.hidden / "
+                f"this task's have {shapes} (set loss.family / loss.hidden / "
                 "loss.layers as in the teacher's run)"
             )
-        self.schedule.phi = list(self.phi.to(env.device))
+        self.base = list(base)
+        return self
 
-    def teacher_step(self, env: StudentTrainingEnv, learn: bool = True) -> dict[str, float]:
-        phi = self.schedule.phi_at(env.progress, env.device)
-        return {"diverged": float(env.train_with(env.loss_fn(phi), teacher_set=True))}
+    def propose(
+        self, theta: Theta, state: TeacherState, obs: Observation
+    ) -> tuple[list[Tensor], TeacherState]:
+        self.schedule.phi = list(self.phi)
+        return self.schedule.phi_at(obs.progress, self.phi.device), state
+
+    def base_params(self) -> list[Tensor]:
+        return self.base

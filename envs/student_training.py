@@ -43,12 +43,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from l2t.base_loss import base_loss_params
 from l2t.config import Config, from_dict
 from l2t.data import Splits, load_splits
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
-from l2t.loss_network import DynamicLossNetwork
-from l2t.parametric_loss import BASE_COEFFICIENTS
 from l2t.student_state import (
     SGD,
     LossFn,
@@ -78,21 +77,6 @@ class FunctionalStep:
     val_acc: float
     train_loss: float
     diverged: bool  # the loss made the student non-finite; it took the base loss instead
-
-
-def base_loss_params(cfg: Config) -> list[Tensor]:
-    """The loss parameters teachers start from: for `dln`, the weights `phi_0` fitted to
-    the pairwise logistic loss (seeded), followed by `distill.mix` when the teacher sets
-    the mix (`teacher.mix_range`); for `parametric`, cross-entropy's coefficients."""
-    if cfg.loss.family == "parametric":
-        return [torch.tensor(BASE_COEFFICIENTS)]
-    torch.manual_seed(cfg.seed)
-    network = DynamicLossNetwork(cfg.loss.hidden, cfg.loss.layers)
-    if cfg.loss.init != "random":  # with distillation: its pairwise KD form
-        soft = bool(cfg.distill.model)
-        network.fit(cfg.loss.init, cfg.loss.init_steps, seed=cfg.seed, soft_labels=soft)
-    mix = [torch.tensor(cfg.distill.mix)] if cfg.teacher.mix_range > 0 else []
-    return [w.detach().clone() for w in network.phi] + mix
 
 
 class StudentTrainingEnv(gym.Env):

@@ -103,7 +103,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
 
 
 def _train_model(args: argparse.Namespace) -> None:
-    from l2t.distill import train_model
+    from l2t.model_training import train_model
 
     overrides = args.overrides if _gave_out(args.overrides) else ["out=runs/model", *args.overrides]
     cfg = load_config(args.config, overrides)
@@ -160,14 +160,14 @@ def _output_dir(chosen: str | None, default: str, overwrite: str | None, marker:
 
 
 def _teach(args: argparse.Namespace) -> None:
-    from l2t.applying import teach
+    from l2t.applying import run_dir_of, teach
 
     picked, rest = _pop(args.overrides, ("teacher", "mode", "overwrite"))
     if "teacher" not in picked:
         raise ConfigError("teach needs teacher=RUN_DIR (a directory written by train-teacher)")
     mode = picked.get("mode", "online")
     cfg = _config_for(args, picked["teacher"], rest)
-    default_out = f"{picked['teacher']}/teach-{mode}-{cfg.dataset}-{cfg.student}"
+    default_out = f"{run_dir_of(picked['teacher'])}/teach-{mode}-{cfg.dataset}-{cfg.student}"
     chosen = cfg.out if _gave_out(rest) else None
     out = _output_dir(chosen, default_out, picked.get("overwrite"), "summary.json")
     summary = teach(picked["teacher"], mode, cfg, out)

@@ -22,14 +22,19 @@ from typing import Any
 import torch
 import yaml
 
+from agents import FixedLossTeacher, ReinforceTeacher, Teacher
 from l2t import progress, threads
+from l2t.applying import base_loss_of, load_teacher, make_task, teach_student, teacher_file
 from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
 from l2t.data import record_noise
 from l2t.device import resolve_device
-from l2t.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS, kd_baseline
+from l2t.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS
+from l2t.estimators.online import teach_while_learning
+from l2t.model_training import kd_baseline
 from l2t.seeds import student_seed
-from l2t.teaching import EpisodeResult
+from l2t.task import Task
+from l2t.teaching import EpisodeResult, run_student
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
 ROBUST_METHODS = ("gce", "sce", "bootstrap", "ce_early_stop")  # for noisy labels
@@ -71,52 +76,68 @@ def parse_methods(text: str, have_teacher: bool) -> list[str]:
     return methods
 
 
+@dataclass
+class Setting:
+    """What every method of a compare shares: the run's config, the task of the compared
+    students, the same students on train + val, the base loss and the teacher's run."""
+
+    cfg: Config
+    task: Task
+    trainval: Task
+    base: list[torch.Tensor]
+    run_dir: str | None = None
+
+    @property
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.task.splits.x_test, self.task.splits.y_test
+
+
 def _method_runner(
     name: str,
-    cfg: Config,
-    run_dir: str | None,
-    env: Any,
-    trainval_env: Any,
+    setting: Setting,
     tuned_lr: dict[str, float],
     chosen: dict[str, dict[str, float]],
 ) -> Callable[[int], EpisodeResult]:
     """A function seed -> the method's finished student; a tuned method's setting, chosen
-    on validation, goes into `chosen`."""
-    from agents import FixedLossTeacher
-    from l2t.applying import load_teacher
-
-    test = (env.splits.x_test, env.splits.y_test)
+    on validation, goes into `chosen`. Every method trains on the lifetime path
+    (l2t/teaching.py), the teacher's as the baselines'."""
+    cfg, test, device = setting.cfg, setting.test, setting.task.device
     if name == "teacher_learning":  # a fresh copy per student keeps learning on it (val only)
-        assert run_dir is not None
+        assert setting.run_dir is not None
+        run_dir = setting.run_dir
 
         def learning(seed: int) -> EpisodeResult:
-            teacher = load_teacher(run_dir, "online", env.device)
-            return teacher.teach(env, seed, cfg.eval_every, test, learn=True)
+            teacher = load_teacher(run_dir, "online", cfg, device)
+            if isinstance(teacher, ReinforceTeacher | FixedLossTeacher):
+                raise ValueError(f"teacher_learning needs an lstm or mlp teacher: {teacher.kind}")
+            return teach_while_learning(setting.task, teacher, seed, cfg.eval_every, test)
 
         return learning
     if name in TEACHER_METHODS:
-        assert run_dir is not None
+        assert setting.run_dir is not None
         mode = "online" if name == "teacher_online" else "schedule"
-        teacher = load_teacher(run_dir, mode, env.device)
-        return lambda seed: teacher.teach(env, seed, cfg.eval_every, test)
+        teacher = load_teacher(setting.run_dir, mode, cfg, device)
+        return lambda seed: teach_student(
+            cfg, setting.task, teacher, setting.base, seed, cfg.eval_every, test
+        )
     if name in DISTILL_METHODS:
-        distilling, kd_env = kd_baseline(name, cfg, env, tuning_seeds(cfg), chosen.get(name))
-        chosen[name] = {
-            "mix": kd_env.cfg.distill.mix,
-            "temperature": kd_env.cfg.distill.temperature,
-        }
-        return lambda seed: distilling.teach(kd_env, seed, cfg.eval_every, test)
+        splits = setting.task.splits
+        fixed, kd_task = kd_baseline(
+            name, cfg, splits, setting.base, tuning_seeds(cfg), chosen.get(name)
+        )
+        chosen[name] = {"mix": kd_task.mix, "temperature": kd_task.temperature}
+        return lambda seed: run_student(kd_task, fixed, {}, seed, cfg.eval_every, test)
     if name in TUNED_METHODS:
         loss = name.removesuffix("_tuned").removesuffix("_cosine")
         chosen[name] = {"lr": tuned_lr[loss]}
-        run = _fixed_run(cfg, env, loss, tuned_lr[loss], name.endswith("_cosine"))
+        run = _fixed_run(setting, loss, tuned_lr[loss], name.endswith("_cosine"))
         return lambda seed: run(seed, test)
     loss = {"ce_trainval": "ce", "ce_early_stop": "ce"}.get(name, name)
-    fixed = FixedLossTeacher(loss)
-    target = trainval_env if name == "ce_trainval" else env
+    fixed = FixedLossTeacher(loss, setting.base)
+    task = setting.trainval if name == "ce_trainval" else setting.task
     if name == "ce_early_stop":
-        return lambda seed: early_stopped(fixed.teach(target, seed, cfg.eval_every, test))
-    return lambda seed: fixed.teach(target, seed, cfg.eval_every, test)
+        return lambda seed: early_stopped(run_student(task, fixed, {}, seed, cfg.eval_every, test))
+    return lambda seed: run_student(task, fixed, {}, seed, cfg.eval_every, test)
 
 
 def early_stopped(result: EpisodeResult) -> EpisodeResult:
@@ -126,26 +147,17 @@ def early_stopped(result: EpisodeResult) -> EpisodeResult:
     return EpisodeResult(result.curve, best["val_acc"], best.get("test_acc"), result.diverged_steps)
 
 
-def _fixed_run(cfg: Config, env: Any, loss: str, lr: float, cosine: bool) -> Callable[..., Any]:
+def _fixed_run(setting: Setting, loss: str, lr: float, cosine: bool) -> Callable[..., Any]:
     """(seed, test) -> a student under the fixed `loss` at learning rate `lr`, constant or
     annealed to 0 along a cosine over the budget (set once per teacher step)."""
-    from agents import FixedLossTeacher
-    from l2t.applying import make_env
-    from l2t.teaching import run_student
-
-    changed = copy.deepcopy(cfg)
+    changed = copy.deepcopy(setting.cfg)
     changed.optim.lr = lr
-    target = make_env(changed, env.base_phi, env.splits)
-    fixed = FixedLossTeacher(loss)
-
-    def step(e: Any) -> dict[str, float]:
-        if cosine:
-            e.lr = lr * 0.5 * (1 + math.cos(math.pi * e.progress))
-        return fixed.teacher_step(e)
+    task = Task.from_config(changed, setting.task.splits)
+    task.cosine = cosine
+    fixed = FixedLossTeacher(loss, setting.base)
 
     def run(seed: int, test: tuple[Any, Any] | None = None) -> EpisodeResult:
-        fixed.start_episode(target)
-        return run_student(target, step, seed, cfg.eval_every, test)
+        return run_student(task, fixed, {}, seed, setting.cfg.eval_every, test)
 
     return run
 
@@ -155,13 +167,13 @@ def tuning_seeds(cfg: Config) -> list[int]:
     return [student_seed(cfg.seed, "tuning", i) for i in range(TUNING_STUDENTS)]
 
 
-def tune_lr(cfg: Config, env: Any, loss: str) -> float:
+def tune_lr(setting: Setting, loss: str) -> float:
     """The learning rate from `LR_GRID` with the best mean final validation accuracy over
     `TUNING_STUDENTS` students of their own (none of the compared ones)."""
-    seeds = tuning_seeds(cfg)
+    seeds = tuning_seeds(setting.cfg)
 
     def score(lr: float) -> float:
-        run = _fixed_run(cfg, env, loss, lr, cosine=False)
+        run = _fixed_run(setting, loss, lr, cosine=False)
         return statistics.fmean(run(seed).val_acc for seed in seeds)
 
     best = max(LR_GRID, key=score)
@@ -187,22 +199,20 @@ def compare(
     if workers < 1:
         raise ConfigError(f"workers must be >= 1; got {workers}")
     threads.configure(cfg.threads)
-    env, trainval_env, base_phi = _environments(cfg, run_dir)
+    setting = _setting(cfg, run_dir)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
-    record_noise(env.splits, out)
+    record_noise(setting.task.splits, out)
     results = {m: MethodResult(m) for m in methods}
     tuned = dict.fromkeys(
         m.removesuffix("_tuned").removesuffix("_cosine") for m in methods if m in TUNED_METHODS
     )
     progress.enable(cfg.progress)
     with progress.phase("compare", _students(methods, seeds, len(tuned)) * cfg.steps):
-        tuned_lr = {loss: tune_lr(cfg, env, loss) for loss in tuned}
+        tuned_lr = {loss: tune_lr(setting, loss) for loss in tuned}
         chosen: dict[str, dict[str, float]] = {}
-        runners = {
-            m: _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr, chosen) for m in methods
-        }
+        runners = {m: _method_runner(m, setting, tuned_lr, chosen) for m in methods}
         jobs = [(m, student_seed(cfg.seed, "evaluation", s)) for s in range(seeds) for m in methods]
         try:  # seed 0 is the run's final student
             setup = (run_dir, tuned_lr, chosen)
@@ -229,7 +239,7 @@ def compare(
     )
     if run_dir and (Path(run_dir) / "schedule.pt").is_file():
         schedule = Schedule.load(Path(run_dir) / "schedule.pt")
-        plot_schedule(schedule, base_phi, cfg.loss.family, out / "plots")
+        plot_schedule(schedule, setting.base, cfg.loss.family, out / "plots")
     print(table)
     return results
 
@@ -250,9 +260,9 @@ def _start_worker(
     cfg.threads = threads_each  # its share, kept by every env it makes
     threads.configure(threads_each)
     progress.enable(False)
-    env, trainval_env, _ = _environments(cfg, run_dir)
+    setting = _setting(cfg, run_dir)
     for m in methods:
-        _RUNNERS[m] = _method_runner(m, cfg, run_dir, env, trainval_env, tuned_lr, dict(chosen))
+        _RUNNERS[m] = _method_runner(m, setting, tuned_lr, dict(chosen))
 
 
 def _run_job(job: tuple[str, int]) -> tuple[EpisodeResult, int]:
@@ -293,15 +303,16 @@ def _run_jobs(
     return results
 
 
-def _environments(cfg: Config, run_dir: str | None) -> tuple[Any, Any, list[Any]]:
-    """The env of the compared students, one training on train+val, and the base loss."""
-    from envs.student_training import base_loss_params
-    from l2t.applying import base_phi_of, make_env
-
+def _setting(cfg: Config, run_dir: str | None) -> Setting:
+    """The compared students' task, the same on train + val, and the base loss."""
     device = resolve_device(cfg.device)
-    base_phi = base_phi_of(run_dir, cfg, device) if run_dir else base_loss_params(cfg)
-    env = make_env(cfg, base_phi)
-    return env, make_env(cfg, base_phi, env.splits.train_and_val()), base_phi
+    if run_dir:  # an LSTM teacher carries its own base loss
+        base = base_loss_of(Teacher.load(teacher_file(run_dir), device), cfg, device)
+    else:
+        base = base_loss_of(None, cfg, device)
+    task = make_task(cfg)
+    trainval = make_task(cfg, task.splits.train_and_val())
+    return Setting(cfg, task, trainval, base, run_dir)
 
 
 def _students(methods: list[str], seeds: int, tuned_losses: int) -> int:

@@ -27,12 +27,16 @@ TeacherState = dict[str, Tensor]  # what a policy carries from one teacher step 
 class Observation:
     student: Tensor  # student features (`student_state.features`), on the device
     grad: Tensor | None  # flat dL_val/dphi of the last step, for policies that observe it
+    progress: float = 0.0  # student steps taken / budget, exact on the host (schedules)
 
 
 class Policy(Protocol):
     """A teacher as a pure function of its parameters `theta` (agents/ implement it)."""
 
     observes_gradient: bool
+    # whether a loss it sets is judged broken by the validation loss too (teachers), or only
+    # by non-finite values (fixed losses: a baseline stays itself, docs/design.md §3)
+    teacher_set: bool
 
     def initial_state(self) -> TeacherState: ...
 
@@ -57,7 +61,7 @@ class Lifetime:
         return self.student.step >= task.steps
 
     def detach(self) -> Lifetime:
-        obs = Observation(self.obs.student.detach(), _detach(self.obs.grad))
+        obs = Observation(self.obs.student.detach(), _detach(self.obs.grad), self.obs.progress)
         teacher = {k: v.detach() for k, v in self.teacher.items()}
         return Lifetime(self.seed, self.t, self.student.detach(), teacher, obs)
 
@@ -108,7 +112,7 @@ def advance(
     outside the unroll: the divergence flag.
     """
     batches = task.batches(life.seed, life.t)
-    sgd = task.sgd
+    sgd = task.sgd_at(life.student.step)
     with torch.set_grad_enabled(differentiable):
         params, teacher = policy.propose(theta, life.teacher, life.obs)
     if policy.observes_gradient and not differentiable:
@@ -128,7 +132,7 @@ def advance(
         val_loss, val_acc = validate(
             task.model, student, batches.x_val, batches.y_val, task.criterion
         )
-    diverged = task.broken(student.finite, val_loss)
+    diverged = broken(task, policy, student, val_loss)
     if diverged:
         student, teacher, val_loss, val_acc = retake(task, policy, life, batches)
     grad, grads = None, None
@@ -139,7 +143,11 @@ def advance(
         grad = torch.zeros_like(torch.cat([p.flatten() for p in params])).detach()
     if not differentiable:
         student, val_loss = student.detach(), val_loss.detach()
-    obs = Observation(features(student, val_loss, val_acc, task.steps, task.num_classes), grad)
+    obs = Observation(
+        features(student, val_loss, val_acc, task.steps, task.num_classes),
+        grad,
+        student.step / task.steps,
+    )
     new = Lifetime(life.seed, life.t + 1, student, teacher, obs)
     detached = [p.detach() for p in params]
     return Step(
@@ -153,13 +161,23 @@ def advance(
     )
 
 
+def broken(task: Task, policy: Policy, student: StudentState, val_loss: Tensor) -> bool:
+    """The one divergence check (docs/design.md §3): a loss a teacher set is broken when the
+    student is not finite or its validation loss is above `Task.broken`'s limit; a fixed
+    loss only when not finite. One host sync."""
+    if policy.teacher_set:
+        return task.broken(student.finite, val_loss)
+    return not bool(student.finite)
+
+
 def retake(
     task: Task, policy: Policy, life: Lifetime, batches: Batches
 ) -> tuple[StudentState, TeacherState, Tensor, Tensor]:
     """The guard against a proposed loss that broke the student: the same K steps under the
     base loss instead, the policy restarted; the new student, teacher state and validation."""
     base = policy.loss_fn(task, policy.base_params())
-    student = unroll(task.model, life.student.detach(), base, batches.x, batches.y, task.sgd)
+    sgd = task.sgd_at(life.student.step)
+    student = unroll(task.model, life.student.detach(), base, batches.x, batches.y, sgd)
     with torch.no_grad():
         val_loss, val_acc = validate(
             task.model, student, batches.x_val, batches.y_val, task.criterion

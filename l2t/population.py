@@ -185,7 +185,8 @@ def _advance_group(
                 else torch.zeros(sum(sizes), device=task.device)
             )
         obs = features(student, v_loss, v_acc, task.steps, task.num_classes)
-        new = Lifetime(life.seed, life.t + 1, student, state, Observation(obs, grad))
+        observation = Observation(obs, grad, student.step / task.steps)
+        new = Lifetime(life.seed, life.t + 1, student, state, observation)
         mine = [p[j] for p in proposal]
         steps.append(
             Step(

@@ -24,7 +24,8 @@ from torch.func import functional_call
 LossFn = Callable[[Tensor, Tensor], Tensor]
 BACKENDS = ("func", "higher")
 
-N_FEATURES = 5  # progress, train loss / log C, val loss / log C, val accuracy, log(1+|update|)
+# progress, train loss / log C, val loss / log C, val accuracy, log(1 + update norm)
+FEATURE_NAMES = ("progress", "train_loss", "val_loss", "val_acc", "update_norm")
 FEATURE_HIGH = (1.0, 10.0, 10.0, 1.0, 10.0)
 
 

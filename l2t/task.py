@@ -9,6 +9,7 @@ paired, the two students of an antithetic pair share their data, and resume is e
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class Task:
         backend: str = "func",
         temperature: float = 1.0,
         mix: float = 0.0,
+        cosine: bool = False,
     ) -> None:
         self.splits = splits
         self.device = splits.x_train.device
@@ -90,6 +92,7 @@ class Task:
         self.criterion = criterion  # the validation loss: the meta-objective's term
         self.backend = backend  # second-order unrolls: func | higher
         self.temperature, self.mix = temperature, mix  # distillation's soft labels
+        self.cosine = cosine  # the learning rate annealed to 0 along a cosine (baselines)
         # a teaching model's logits travel with the labels (l2t.labels); else hard labels
         logits = splits.model_logits
         self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
@@ -117,6 +120,14 @@ class Task:
     @property
     def divergence_limit(self) -> float:
         return DIVERGENCE_FACTOR * math.log(self.num_classes)
+
+    def sgd_at(self, step: int) -> SGD:
+        """The SGD of the teacher step starting at student step `step`: with `cosine`, the
+        learning rate `lr (1 + cos(pi step / steps)) / 2`, set once per teacher step."""
+        if not self.cosine:
+            return self.sgd
+        lr = self.sgd.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
+        return dataclasses.replace(self.sgd, lr=lr)
 
     def broken(self, finite: Tensor, val_loss: Tensor) -> bool:
         """Whether a student is broken: not finite, or a validation cross-entropy above

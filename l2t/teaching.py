@@ -1,21 +1,22 @@
-"""One student lifetime under any teacher: the episode loop every method shares (meta-
-training episodes, frozen teachers, replayed schedules and fixed-loss baselines), so all of
-them get the same data, budget and evaluation."""
+"""One student's whole lifetime under a frozen policy, on the path meta-training uses
+(`lifetime.start` / `advance`, docs/design.md §3): selection, the final evaluation, `l2t
+teach`, every method of `l2t compare` and `train-model` train their students here, so a
+teacher is judged on the engine it was trained on and every method of a comparison gets
+the same data, budget, divergence guard and evaluation."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
 from l2t import progress, threads
-
-if TYPE_CHECKING:  # envs depends on l2t; importing it here at run time would be a cycle
-    from envs.student_training import StudentTrainingEnv
-
-StepFn = Callable[["StudentTrainingEnv"], dict[str, float] | None]
+from l2t.evaluation import accuracy
+from l2t.lifetime import Lifetime, Policy, Step, Theta, advance, start
+from l2t.student_state import StudentState, forward
+from l2t.task import Task
 
 
 @dataclass
@@ -27,45 +28,58 @@ class EpisodeResult:
     next_eval: int = 0  # the student step of the next evaluation (a run in progress)
 
 
+OnStep = Callable[[Step, Lifetime, EpisodeResult], None]  # (the step, the life before, so far)
+
+
 def run_student(
-    env: StudentTrainingEnv,
-    step_fn: StepFn,
+    task: Task,
+    policy: Policy,
+    theta: Theta,
     seed: int,
     eval_every: int,
     test: tuple[Tensor, Tensor] | None = None,
-    on_step: Callable[[dict[str, Any], EpisodeResult], None] | None = None,
-    resume: EpisodeResult | None = None,
+    on_step: OnStep | None = None,
 ) -> EpisodeResult:
-    """Train a fresh student (seeded) to the end of its budget, one teacher step at a time.
+    """Train the student of `seed` to the end of its budget under `policy` at `theta`.
 
-    Every `eval_every` student steps and at the end, the whole val split (and the test
-    split, when given, for reporting only) is evaluated into `curve`. `on_step` receives
-    each teacher step's record and the result so far. `resume`, the result of an episode
-    stopped part way (its env put back with `env.restore`), continues that episode.
+    Every `eval_every` student steps and at the end the whole val split (and the test
+    split, when given, for reporting only) is evaluated into the result's `curve`.
     """
-    if resume is None:
-        env.reset(seed=seed)
-    result = resume if resume is not None else EpisodeResult()
-
-    def evaluate_now() -> None:
-        point: dict[str, float] = {"step": env.t}
-        point["val_acc"] = env.evaluate(env.splits.x_val, env.splits.y_val)
-        if test is not None:
-            point["test_acc"] = env.evaluate(*test)
-        result.curve.append(point)
-
-    while not env.done:
-        if env.t >= result.next_eval:
-            evaluate_now()
+    life, result = start(task, policy, seed), EpisodeResult()
+    while not life.done(task):
+        if life.student.step >= result.next_eval:
+            result.curve.append(evaluate(task, life.student, test))
             result.next_eval += eval_every
         threads.rebalance()
-        before = env.t
-        info = step_fn(env) or {}
-        progress.tick(env.t - before)
-        result.diverged_steps += int(info.get("diverged", 0))
+        step = advance(task, policy, theta, life)
+        progress.tick(step.life.student.step - life.student.step)
+        result.diverged_steps += int(step.diverged)
         if on_step is not None:
-            on_step({"step": env.t, **env.state, **info}, result)
-    evaluate_now()
+            on_step(step, life, result)
+        life = step.life
+    result.curve.append(evaluate(task, life.student, test))
     result.val_acc = result.curve[-1]["val_acc"]
     result.test_acc = result.curve[-1].get("test_acc")
     return result
+
+
+def evaluate(
+    task: Task, student: StudentState, test: tuple[Tensor, Tensor] | None = None
+) -> dict[str, float]:
+    """The student's accuracy on the whole val split (and `test`), BatchNorm in eval mode."""
+    point: dict[str, float] = {"step": student.step}
+    point["val_acc"] = accuracy_of(task, student, task.splits.x_val, task.splits.y_val)
+    if test is not None:
+        point["test_acc"] = accuracy_of(task, student, *test)
+    return point
+
+
+def accuracy_of(
+    task: Task, student: StudentState, x: Tensor, y: Tensor, batch_size: int = 1000
+) -> float:
+    with torch.no_grad():
+        chunks = [
+            forward(task.model, student, x[i : i + batch_size])
+            for i in range(0, len(x), batch_size)
+        ]
+    return accuracy(torch.cat(chunks), y)

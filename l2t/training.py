@@ -1,12 +1,13 @@
 """Meta-training a teacher (`l2t train-teacher`), top to bottom.
 
-1. Resolve the run directory, data, the base loss `phi_0` and the environment.
-2. For each episode: a fresh student is trained for its whole budget while the teacher
-   sets its loss and learns (`teacher_step(learn=True)`). Then the teacher, frozen, teaches
-   `select_students` held-out students, and their mean final validation accuracy scores it
-   as it will be used; the best teacher is kept, the untrained one included (not the last:
-   a K-step meta-objective has a short-horizon bias that can make later teachers worse,
-   DESIGN.md §1). A checkpoint after every episode allows exact resume.
+1. Resolve the run directory, data, the base loss `phi_0` and the task.
+2. For each episode: the estimator's population of students each live one lifetime's worth
+   of teacher steps, one teacher update (estimate, Adam step) at a time (docs/design.md §4;
+   the REINFORCE agent instead learns from one student in the gymnasium environment). Then
+   the teacher, frozen, teaches `select_students` held-out students on the same lifetime
+   path, and their mean final validation accuracy scores it as it will be used; the best
+   teacher is kept, the untrained one included (a later teacher is not always a better
+   one, docs/design.md §5). A checkpoint after every episode allows exact resume.
 3. The kept teacher, frozen, teaches a new student (its loss schedule is recorded), and a
    cross-entropy student and a student under the fixed base loss `phi_0` with the same
    initialization, batches and budget are trained; all three are evaluated on the test
@@ -27,18 +28,24 @@ from typing import Any
 import torch
 import yaml
 
+from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher
+from envs.episode import run_episode
+from envs.student_training import StudentTrainingEnv
 from l2t import distributed, progress, stopping, threads
+from l2t.applying import teach_student
+from l2t.base_loss import base_loss_params
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError, mix_of
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorConfig
+from l2t.lifetime import Lifetime, Step
 from l2t.plots import plot_curves, plot_schedule
 from l2t.population import unbatchable
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
 from l2t.task import Task
-from l2t.teaching import EpisodeResult, run_student
+from l2t.teaching import EpisodeResult, OnStep, run_student
 from l2t.tracking import Tracker, read_metrics
 
 
@@ -54,15 +61,15 @@ class TrainResult:
     teacher_diverged_steps: int = 0  # the same, in the final evaluation student
 
 
-def make_teacher(cfg: Config, env: Any) -> Any:
-    """The teacher `teacher.agent` names, sized for `env`."""
-    from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher
-
+def make_teacher(cfg: Config, base: list[torch.Tensor], env: Any = None) -> Any:
+    """The teacher `teacher.agent` names, around the base loss parameters `base` (the
+    REINFORCE agent sized for the gymnasium environment `env` it acts in)."""
     t = cfg.teacher
     try:
         if t.agent == "lstm":
-            return LSTMTeacher.for_env(
-                env,
+            return LSTMTeacher.around(
+                base,
+                cfg.loss.family,
                 update=t.update,
                 param=t.param,
                 alpha=t.alpha,
@@ -75,10 +82,10 @@ def make_teacher(cfg: Config, env: Any) -> Any:
                 mix_range=t.mix_range,
             )
         if t.agent == "mlp":
-            return MLPTeacher.for_env(env, lr=t.lr, hidden=t.hidden)
+            return MLPTeacher.around(base, cfg.loss.family, t.beta, lr=t.lr, hidden=t.hidden)
         if t.agent == "reinforce":
             return ReinforceTeacher.for_env(env, lr=t.lr, hidden=t.hidden, init_std=t.init_std)
-        return FixedLossTeacher(t.fixed_loss)
+        return FixedLossTeacher(t.fixed_loss, base)
     except ValueError as exc:  # the agent does not fit the configured loss family
         raise ConfigError(str(exc)) from None
 
@@ -93,17 +100,25 @@ def _mixed(cfg: Config) -> list[Config]:
     return configs
 
 
-def _selection_score(cfg: Config, teacher: Any, envs: list[Any], episode_val_acc: float) -> float:
+def _selection_score(
+    cfg: Config, teacher: Any, tasks: list[Task], base: list[torch.Tensor], episode_val_acc: float
+) -> float:
     """Mean final val accuracy of `select_students` fresh students taught by the teacher
     as it is now, frozen — the way it will be used (student i of the architecture
     i mod n, as in the population); with 0, the learning episode's own."""
     if cfg.select_students == 0:
         return episode_val_acc
     mine = range(distributed.rank(), cfg.select_students, distributed.world())
+    configs = _mixed(cfg)
     with progress.phase("selection students", len(mine) * cfg.steps):
         scores = [
-            teacher.teach(
-                envs[i % len(envs)], student_seed(cfg.seed, "selection", i), cfg.steps
+            teach_student(
+                configs[i % len(tasks)],
+                tasks[i % len(tasks)],
+                teacher,
+                base,
+                student_seed(cfg.seed, "selection", i),
+                cfg.steps,
             ).val_acc
             for i in mine
         ]
@@ -326,9 +341,6 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult | None
 
 
 def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
-    from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher
-    from envs.student_training import StudentTrainingEnv, base_loss_params
-
     run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
     rank, world = distributed.init(device)
@@ -337,21 +349,22 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
     splits = load_splits(cfg, device)
     base_phi = base_loss_params(cfg)
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
-    env = StudentTrainingEnv(cfg, splits, base_phi)
-    selection_envs = [env]  # one per architecture of students_mix
-    if cfg.students_mix:
-        selection_envs = [StudentTrainingEnv(c, splits, base_phi) for c in _mixed(cfg)]
-    teacher = make_teacher(cfg, env)
+    base_phi = [p.to(device) for p in base_phi]
+    task = Task.from_config(cfg, splits)  # the final evaluation's students
+    tasks = [Task.from_config(c, splits) for c in _mixed(cfg)]  # one per students_mix entry
+    # the REINFORCE agent learns from one student at a time in the gymnasium environment
+    env = StudentTrainingEnv(cfg, splits, base_phi) if cfg.teacher.agent == "reinforce" else None
+    teacher = make_teacher(cfg, base_phi, env)
     distributed.from_first(list(teacher.state_dict().values()))
     # policies (LSTM, MLP) learn from an estimator's population of lifetimes, one update per
-    # call; the other agents learn by themselves, one teacher step at a time, in the env
-    estimator = None
-    per_episode = env.teacher_steps
+    # call; a fixed loss learns nothing
+    estimator, per_episode = None, 0
     if isinstance(teacher, LSTMTeacher | MLPTeacher):
-        tasks = [Task.from_config(c, splits) for c in _mixed(cfg)]
         estimator = make_estimator(cfg, tasks, teacher)
         per_episode = updates_per_episode(cfg, tasks[0])
-    elif world > 1:
+    elif env is not None:
+        per_episode = task.teacher_steps
+    if world > 1 and estimator is None:
         raise ConfigError(
             f"teacher.agent={cfg.teacher.agent} learns from one student at a time; only "
             "agent=lstm|mlp (a population) runs over several processes"
@@ -400,7 +413,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
         )
 
     if best_state is None:  # the untrained teacher (about the base loss) is a candidate too
-        best_val = _selection_score(cfg, teacher, selection_envs, -math.inf)
+        best_val = _selection_score(cfg, teacher, tasks, base_phi, -math.inf)
         best_state = copy.deepcopy(teacher.state_dict())
         tracker.log({"phase": "initial", "selection_val_acc": best_val})
 
@@ -418,8 +431,10 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
                 functools.partial(save, episode),
                 cfg.checkpoint_every,
             )
-            score = _selection_score(cfg, teacher, selection_envs, -math.inf)
-        else:  # one student, the teacher learning as it teaches it
+            score = _selection_score(cfg, teacher, tasks, base_phi, -math.inf)
+        elif env is None:  # a fixed loss: nothing to learn
+            score = -math.inf
+        else:  # one student in the environment, the REINFORCE agent learning as it goes
             resumed = None
             if episode == start and in_hand is not None:
                 resumed = _continue_episode(env, teacher, in_hand)
@@ -431,7 +446,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
             ) -> None:
                 params = teacher.current_params()
                 if params is not None:  # how far the teacher moved the loss from its base
-                    record["drift"] = _distance(params, env.base_phi)
+                    record["drift"] = _distance(params, base_phi)
                 tracker.log({"phase": "meta", "episode": episode, **record})
                 bar.update(1)
                 bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
@@ -445,7 +460,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
                 )
 
             with stopping.safe_points():
-                result = run_student(
+                result = run_episode(
                     env,
                     lambda e: teacher.teacher_step(e, learn=True),
                     student_seed(cfg.seed, "train", episode),
@@ -453,7 +468,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
                     on_step=log_step,
                     resume=resumed,
                 )
-            score = _selection_score(cfg, teacher, selection_envs, result.val_acc)
+            score = _selection_score(cfg, teacher, tasks, base_phi, result.val_acc)
             record.update(
                 val_acc=result.val_acc, diverged_steps=result.diverged_steps, curve=result.curve
             )
@@ -472,23 +487,25 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
 
     teacher.load_state_dict(best_state)
     teacher.save(run_dir / "teacher.pt", cfg.to_dict())
-    schedule = Schedule(env.phi_shapes)
-
-    def frozen_step(e: Any) -> dict[str, float]:
-        progress_before = e.progress
-        info = teacher.teacher_step(e, learn=False)
-        params = teacher.current_params()
-        if params is not None:
-            schedule.record(progress_before, params)
-        return info
-
+    schedule = Schedule([tuple(p.shape) for p in base_phi])
     eval_seed = student_seed(cfg.seed, "evaluation", 0)
     test = (splits.x_test, splits.y_test)
     with progress.phase("final evaluation", 3 * cfg.steps):
-        teacher.start_episode(env)
-        taught = run_student(env, frozen_step, eval_seed, cfg.eval_every, test)
-        baseline = FixedLossTeacher("ce").teach(env, eval_seed, cfg.eval_every, test)
-        fixed_base = FixedLossTeacher("base_dln").teach(env, eval_seed, cfg.eval_every, test)
+        if env is not None:  # the REINFORCE agent acts through the environment
+            teacher.start_episode(env)
+            taught = run_episode(
+                env, _recording(teacher, schedule), eval_seed, cfg.eval_every, test
+            )
+        else:
+            recorder = _record_into(schedule) if estimator is not None else None
+            theta = teacher.theta()
+            taught = run_student(task, teacher, theta, eval_seed, cfg.eval_every, test, recorder)
+        baseline = run_student(
+            task, FixedLossTeacher("ce", base_phi), {}, eval_seed, cfg.eval_every, test
+        )
+        fixed_base = run_student(
+            task, FixedLossTeacher("base_dln", base_phi), {}, eval_seed, cfg.eval_every, test
+        )
     if schedule.phi:  # fixed-loss teachers set no loss parameters
         schedule.save(run_dir / "schedule.pt")
     assert taught.test_acc is not None and baseline.test_acc is not None
@@ -526,7 +543,7 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
         ),
     ]
     if schedule.phi:
-        plots += plot_schedule(schedule, env.base_phi, cfg.loss.family, run_dir / "plots")
+        plots += plot_schedule(schedule, base_phi, cfg.loss.family, run_dir / "plots")
     tracker.summary(summary)
     tracker.log_images(plots)
     tracker.log_artifact(run_dir / "teacher.pt", f"teacher-{run_dir.name}", "teacher")
@@ -541,3 +558,26 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
         meta_diverged,
         taught.diverged_steps,
     )
+
+
+def _record_into(schedule: Schedule) -> OnStep:
+    """An `on_step` that records each teacher step's loss parameters by progress."""
+
+    def record(step: Step, before: Lifetime, so_far: EpisodeResult) -> None:
+        schedule.record(before.obs.progress, step.params)
+
+    return record
+
+
+def _recording(teacher: Any, schedule: Schedule) -> Callable[[Any], dict[str, float]]:
+    """A frozen REINFORCE step in its env that records the loss parameters it set."""
+
+    def step(env: Any) -> dict[str, float]:
+        progress_before = env.progress
+        info = teacher.teacher_step(env, learn=False)
+        params = teacher.current_params()
+        if params is not None:
+            schedule.record(progress_before, params)
+        return dict(info)
+
+    return step

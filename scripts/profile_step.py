@@ -23,7 +23,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 import envs.student_training as env_module
 import l2t.task as task_module
 from agents import LSTMTeacher
-from envs.student_training import StudentTrainingEnv, base_loss_params
+from envs.student_training import StudentTrainingEnv
+from l2t.base_loss import base_loss_params
 from l2t.config import load_config
 from l2t.threads import configure
 

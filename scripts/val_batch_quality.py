@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from envs.student_training import base_loss_params
+from l2t.base_loss import base_loss_params
 from l2t.config import load_config
 from l2t.data import load_splits
 from l2t.student_state import unroll, validate

@@ -9,6 +9,8 @@ from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher, 
 from envs.student_training import StudentTrainingEnv
 from l2t.cli import main
 from l2t.config import from_dict
+from l2t.lifetime import advance, start
+from l2t.teaching import run_student
 
 
 class TargetBandit(gym.Env):
@@ -46,13 +48,12 @@ def _env(tiny_cfg, **overrides):
 
 def test_mlp_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
     env = _env(tiny_cfg, loss={"family": "parametric"})
-    env.reset(seed=0)
-    teacher = MLPTeacher.for_env(env, lr=0.05)
-    state = torch.as_tensor(env.student_state())
+    teacher = MLPTeacher.around(env.base_phi, "parametric", 0.02, lr=0.05)
+    life = start(env.task, teacher, 0)
+    theta = dict(teacher.named_parameters())
     losses = []
     for _ in range(5):
-        params = teacher.params_from_action(teacher(state))
-        loss = env.functional_step(params, commit_result=False).val_loss
+        loss = advance(env.task, teacher, theta, life, differentiable=True).val_loss
         losses.append(loss.item())
         teacher.optimizer.zero_grad()
         loss.backward()
@@ -63,15 +64,15 @@ def test_mlp_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
 def test_fixed_teachers_train_the_student(tiny_cfg):
     env = _env(tiny_cfg)
     for loss in ("ce", "label_smoothing", "focal", "base_dln"):
-        result = FixedLossTeacher(loss).teach(env, seed=0, eval_every=30)
+        result = run_student(env.task, FixedLossTeacher(loss, env.base_phi), {}, 0, 30)
         assert result.curve[-1]["val_acc"] > result.curve[0]["val_acc"] + 0.05, loss
 
 
 @pytest.mark.parametrize(
     "make",
     [
-        lambda env: LSTMTeacher.for_env(env),
-        lambda env: MLPTeacher.for_env(env),
+        lambda env: LSTMTeacher.around(env.base_phi),
+        lambda env: MLPTeacher.around(env.base_phi, "dln", 0.02),
         lambda env: ReinforceTeacher.for_env(env),
         lambda env: FixedLossTeacher("focal"),
     ],

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-import envs.student_training
+import l2t.lifetime
 from l2t.cli import main
 from l2t.compare import METHODS
 from l2t.config import from_dict
 from l2t.distill import DISTILL_METHODS
+from l2t.tracking import read_metrics
 from l2t.training import train_teacher
 
 
@@ -36,14 +37,14 @@ def run_dir(tmp_path_factory) -> Path:
 def unroll_calls(monkeypatch) -> list[int]:
     """Counts second-order unrolls (the real function still runs)."""
     calls: list[int] = []
-    real = envs.student_training.unroll
+    real = l2t.lifetime.unroll
 
     def counting(*args, **kwargs):
         if kwargs.get("create_graph") or (len(args) > 6 and args[6]):
             calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(envs.student_training, "unroll", counting)
+    monkeypatch.setattr(l2t.lifetime, "unroll", counting)
     return calls
 
 
@@ -60,7 +61,7 @@ def test_teach_trains_a_new_student_and_schedule_mode_has_no_meta_gradients(
     if mode == "schedule":
         assert unroll_calls == []
     else:
-        assert len(unroll_calls) == 12  # 60 steps / K=5, one fused unroll per teacher step
+        assert len(unroll_calls) == 12  # 60 steps / K=5: dL_val/dphi, the teacher observes it
 
 
 def test_teach_transfers_to_another_student_and_dataset(run_dir, tmp_path):
@@ -104,6 +105,30 @@ def test_teacher_pt_alone_is_enough_to_teach(run_dir, tmp_path):
     assert main(["teach", f"teacher={alone}", f"out={copied}"]) == 0
     a, b = (json.loads((d / "summary.json").read_text()) for d in (full, copied))
     assert a["test_acc"] == b["test_acc"]
+
+
+def test_a_frozen_teacher_gives_the_same_student_on_every_path(run_dir, tmp_path):
+    """Training's final evaluation, `teach` (online and schedule) and `compare`'s first seed
+    train the student of one seed on one engine (l2t/teaching.py): the same curves."""
+    final = next(r for r in read_metrics(run_dir) if r.get("phase") == "final")
+    curves = {}
+    for mode in ("online", "schedule"):
+        out = tmp_path / mode
+        assert main(["teach", f"teacher={run_dir}", f"mode={mode}", f"out={out}"]) == 0
+        curves[mode] = next(r for r in read_metrics(out) if r.get("phase") == "final")["curve"]
+    cmp = tmp_path / "cmp"
+    methods = "methods=ce,base_dln,teacher_online,teacher_schedule"
+    assert main(["compare", f"teacher={run_dir}", "seeds=1", methods, f"out={cmp}"]) == 0
+    results = json.loads((cmp / "results.json").read_text())
+    assert final["teacher_curve"] == curves["online"] == results["teacher_online"]["curves"][0]
+    assert curves["online"][-1]["test_acc"] == final["teacher_test_acc"]
+    assert final["ce_curve"] == results["ce"]["curves"][0]
+    assert final["base_loss_test_acc"] == results["base_dln"]["test_acc"][0]
+    # the recorded schedule replays the frozen teacher's losses: a first-order unroll where
+    # the online teacher's was second order (it observes dL_val/dphi), so float-close only
+    replayed = [p["test_acc"] for p in curves["schedule"]]
+    assert replayed == [p["test_acc"] for p in results["teacher_schedule"]["curves"][0]]
+    assert abs(replayed[-1] - final["teacher_test_acc"]) <= 0.02
 
 
 def test_teach_needs_a_finished_run(tmp_path, capsys):

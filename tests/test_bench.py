@@ -21,7 +21,7 @@ def test_bench_writes_every_row_as_json(tmp_path, capsys):
     record = json.loads(out.read_text())
     assert {"command", "date", "machine", "torch", "threads", "dataset", "student"} <= set(record)
     rows = record["rows"]
-    for name in ("plain CE step", "schedule replay (fixed DLN)", "env meta-training, fused, func"):
+    for name in ("plain CE step", "schedule replay (fixed DLN)", "online learning, fused, func"):
         assert rows[name]["ms_per_student_step"] > 0 and rows[name]["x_plain_ce"] > 0
     assert rows["plain CE step"]["x_plain_ce"] == 1.0
     assert any(name.startswith("estimator pes") for name in rows)
@@ -47,15 +47,16 @@ def test_bench_refuses_an_out_that_is_not_a_json_file(tmp_path, capsys):
     assert "out=FILE.json" in capsys.readouterr().err
 
 
-def test_bench_env_rows_use_the_configured_teacher():
-    from envs.student_training import StudentTrainingEnv, base_loss_params
-    from l2t.bench import env_teacher
+def test_bench_online_rows_use_the_configured_teacher():
+    from envs.student_training import StudentTrainingEnv
+    from l2t.base_loss import base_loss_params
+    from l2t.bench import online_teacher
 
     cfg = from_dict(
         {"steps": 20, "teacher": {"hidden": 7, "beta": 0.05}, "loss": {"init_steps": 10}}
     )
     env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
-    bench_env, teacher = env_teacher(cfg, env, "higher", "three_stage")
-    assert bench_env.cfg.unroll.backend == "higher"
-    assert teacher.update == "three_stage" and teacher.observes_gradient
-    assert teacher.cells[0].hidden_size == 7 and teacher.beta == 0.05
+    task, teacher = online_teacher(cfg, env, "higher", "three_stage")
+    assert task.backend == "higher" and task.steps == 10 * cfg.unroll.steps
+    assert teacher.hparams["update"] == "three_stage" and teacher.observes_gradient
+    assert teacher.hparams["hidden"] == 7 and teacher.beta == 0.05

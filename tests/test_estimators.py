@@ -111,7 +111,8 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
     """With the teacher observing dL_val/dphi, greedy reuses that gradient and chains it to
     theta through the teacher alone; the result is the gradient of two full passes (float64:
     the two sum in different orders)."""
-    from envs.student_training import StudentTrainingEnv, base_loss_params
+    from envs.student_training import StudentTrainingEnv
+    from l2t.base_loss import base_loss_params
     from l2t.config import from_dict
     from l2t.data import load_splits
     from l2t.estimators.greedy import Greedy

@@ -6,7 +6,8 @@ import gc
 import pytest
 import torch
 
-from envs.student_training import StudentTrainingEnv, base_loss_params
+from envs.student_training import StudentTrainingEnv
+from l2t.base_loss import base_loss_params
 from l2t.config import from_dict
 from l2t.task import Task
 from l2t.training import make_estimator, make_teacher

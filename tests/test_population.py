@@ -13,7 +13,8 @@ import pytest
 import torch
 from precision import as_float64
 
-from envs.student_training import StudentTrainingEnv, base_loss_params
+from envs.student_training import StudentTrainingEnv
+from l2t.base_loss import base_loss_params
 from l2t.data import load_splits
 from l2t.estimators import ESTIMATORS, EstimatorConfig
 from l2t.lifetime import advance, start

@@ -1,11 +1,17 @@
 import copy
 
+import pytest
 import torch
 
 from agents import LSTMTeacher, Teacher
 from agents.lstm_teacher import preprocess_gradient
-from envs.student_training import StudentTrainingEnv, base_loss_params
+from l2t.base_loss import base_loss_params
 from l2t.config import from_dict
+from l2t.data import load_splits
+from l2t.estimators.online import _probed, teach_while_learning
+from l2t.lifetime import advance, start
+from l2t.task import Task
+from l2t.teaching import run_student
 
 
 def test_gradient_preprocessing_follows_andrychowicz():
@@ -18,28 +24,23 @@ def test_gradient_preprocessing_follows_andrychowicz():
     assert torch.equal(out[4], torch.tensor([-1.0, 0.0]))
 
 
-def _env(tiny_cfg, **overrides):
+def _setup(tiny_cfg, teacher=None, **overrides):
+    """A task and an LSTM teacher around its fitted base loss."""
     cfg = from_dict(overrides, copy.deepcopy(tiny_cfg))
-    return StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
+    splits = load_splits(cfg, torch.device("cpu"))
+    return Task.from_config(cfg, splits), LSTMTeacher.around(
+        base_loss_params(cfg), **(teacher or {})
+    )
 
 
 def test_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
     """One teacher (theta) step on a fixed student state lowers the val loss it optimizes."""
-    env = _env(tiny_cfg, loss={"init": "random"}, teacher={"beta": 0.5})
-    env.reset(seed=0)
-    teacher = LSTMTeacher.for_env(env, lr=0.05, beta=0.5)
-    teacher.start_episode(env)
-    state = torch.as_tensor(env.student_state())
-    grad = torch.zeros_like(teacher.base_phi)
-    start = teacher.initial_state()
-
-    def val_loss() -> torch.Tensor:
-        phi, _ = teacher(start, state, grad)
-        return env.functional_step(teacher.split(phi), commit_result=False).val_loss
-
+    task, teacher = _setup(tiny_cfg, {"lr": 0.05, "beta": 0.5}, loss={"init": "random"})
+    life = start(task, teacher, 0)
+    theta = dict(teacher.named_parameters())
     losses = []
     for _ in range(5):
-        loss = val_loss()
+        loss = advance(task, teacher, theta, life, differentiable=True).val_loss
         losses.append(loss.item())
         teacher.optimizer.zero_grad()
         loss.backward()
@@ -47,46 +48,44 @@ def test_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
     assert losses[-1] < losses[0] - 1e-3, losses
 
 
-def test_fused_teacher_step_commits_and_keeps_the_loss_bounded(tiny_cfg):
-    env = _env(tiny_cfg)
-    env.reset(seed=0)
-    teacher = LSTMTeacher.for_env(env, beta=0.02)
-    teacher.start_episode(env)
-    theta = [p.detach().clone() for p in teacher.learnable()]
-    weights_before = [p.detach().clone() for p in env.student.params.values()]
-    teacher.teacher_step(env, learn=True)
-    assert env.t == tiny_cfg.unroll.steps
-    assert any(not torch.equal(a, b) for a, b in zip(weights_before, env.student.params.values()))
-    assert any(not torch.equal(a, b) for a, b in zip(theta, teacher.learnable()))
-    assert teacher.grad_flat.abs().sum() > 0, "fused update keeps the next loss state"
-    bound = 0.02 * teacher.base_phi.numel() ** 0.5
-    drift = (teacher.phi_flat - teacher.base_phi).norm()
-    assert 0 < drift <= bound
+@pytest.mark.parametrize("update", ["fused", "three_stage"])
+def test_a_teacher_learning_while_it_teaches_trains_the_student_and_itself(tiny_cfg, update):
+    """The paper's procedure (l2t/estimators/online.py): the student trains, the teacher's
+    weights move, its offsets stay within beta of the base loss."""
+    task, teacher = _setup(tiny_cfg, {"update": update, "beta": 0.02})
+    theta = {k: v.clone() for k, v in teacher.theta().items()}
+    frozen = run_student(task, teacher, teacher.theta(), 5, 30)
+    learned = teach_while_learning(task, teacher, 5, 30)
+    assert learned.curve[-1]["val_acc"] > learned.curve[0]["val_acc"] + 0.05
+    assert any(not torch.equal(v, teacher.theta()[k]) for k, v in theta.items())
+    assert learned.curve != frozen.curve  # the teacher changed as it taught
+    life = start(task, teacher, 0)
+    phi, _ = teacher.propose(teacher.theta(), life.teacher, life.obs)
+    drift = torch.cat([(p - b).flatten() for p, b in zip(phi, teacher.base_params())])
+    assert 0 < drift.abs().max() <= 0.02
 
 
 def test_batchnorm_and_momentum_of_the_real_student_change_after_a_teacher_step(tiny_cfg):
-    env = StudentTrainingEnv(
+    task, teacher = _setup(
         tiny_cfg,
+        {"update": "three_stage"},
         student="resnet8",
         dataset="digits",
         val_size=300,
         optim={"momentum": 0.9},
         loss={"init_steps": 50},
     )
-    env.reset(seed=0)
-    assert env.student is not None
-    teacher = LSTMTeacher.for_env(env, update="three_stage")
-    teacher.start_episode(env)
-    stats = {k: v.clone() for k, v in env.student.buffers.items() if "running" in k}
-    teacher.teacher_step(env)
-    after = env.student.buffers
-    assert stats and all(not torch.equal(v, after[k]) for k, v in stats.items())
-    assert set(env.student.momentum) == set(env.student.params)
+    life = start(task, teacher, 0)
+    stats = {k: v.clone() for k, v in life.student.buffers.items() if "running" in k}
+    probed = _probed(task, teacher, life)  # the three-stage probe: dL_val/dphi at phi_0
+    assert probed.obs.grad is not None and probed.obs.grad.abs().sum() > 0
+    after = advance(task, teacher, teacher.theta(), probed).life.student
+    assert stats and all(not torch.equal(v, after.buffers[k]) for k, v in stats.items())
+    assert set(after.momentum) == set(after.params)
 
 
 def test_save_and_load_round_trip(tiny_cfg, tmp_path):
-    env = _env(tiny_cfg)
-    teacher = LSTMTeacher.for_env(env, update="three_stage", beta=0.03)
+    _, teacher = _setup(tiny_cfg, {"update": "three_stage", "beta": 0.03})
     teacher.save(tmp_path / "t.pt")
     loaded = Teacher.load(tmp_path / "t.pt")
     assert isinstance(loaded, LSTMTeacher)
@@ -95,23 +94,17 @@ def test_save_and_load_round_trip(tiny_cfg, tmp_path):
         assert torch.equal(a, b)
 
 
-def test_a_loss_that_diverges_never_reaches_the_student(tiny_cfg):
-    env = _env(tiny_cfg)
-    env.reset(seed=0)
-    bad = [p * float("nan") for p in env.base_phi]
-    result = env.functional_step(bad)
-    assert result.diverged
-    assert env.t == tiny_cfg.unroll.steps, "the student still took its steps, under phi_0"
-    assert all(torch.isfinite(p).all() for p in env.student.params.values())
-    env.train_with(lambda z, y: z.sum() * float("inf"))
-    assert all(torch.isfinite(p).all() for p in env.student.params.values())
-    teacher = LSTMTeacher.for_env(env)
-    teacher.start_episode(env)
-    teacher.base_phi.fill_(float("nan"))  # a teacher whose loss is broken
-    info = teacher.teacher_step(env, learn=True)
-    assert info["diverged"] == 1.0
-    assert all(torch.isfinite(p).all() for p in teacher.learnable())
-    assert all(torch.isfinite(p).all() for p in env.student.params.values())
+def test_a_loss_that_diverges_never_reaches_the_student_nor_the_teacher(tiny_cfg):
+    """A loss scale of e^12 breaks every student step: each is retaken under the base loss,
+    the learning teacher is never updated from it, and the student still learns."""
+    task, teacher = _setup(tiny_cfg, {"scale": 12.0})
+    with torch.no_grad():
+        teacher.scale_head.bias.fill_(50.0)
+    theta = {k: v.clone() for k, v in teacher.theta().items()}
+    result = teach_while_learning(task, teacher, 0, 30)
+    assert result.diverged_steps == task.teacher_steps
+    assert all(torch.equal(v, teacher.theta()[k]) for k, v in theta.items())
+    assert result.curve[-1]["val_acc"] > result.curve[0]["val_acc"] + 0.05
 
 
 def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
@@ -119,9 +112,9 @@ def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
     from l2t.lifetime import Observation
     from l2t.loss_network import dln_loss
 
-    env = _env(tiny_cfg)
-    plain = LSTMTeacher.for_env(env, observe="state").double()
-    scaled = LSTMTeacher.for_env(env, observe="state", scale=2.0).double()
+    _, plain = _setup(tiny_cfg, {"observe": "state"})
+    _, scaled = _setup(tiny_cfg, {"observe": "state", "scale": 2.0})
+    plain, scaled = plain.double(), scaled.double()
     scaled.load_state_dict(
         {
             **plain.state_dict(),

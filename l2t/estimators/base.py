@@ -206,11 +206,12 @@ def lifetime_to_dict(life: Lifetime) -> dict[str, Any]:
         "t": life.t,
         "student": state_to_dict(life.student),
         "teacher": life.teacher,
-        "obs": {"student": life.obs.student, "grad": life.obs.grad},
+        "obs": {"student": life.obs.student, "grad": life.obs.grad, "progress": life.obs.progress},
     }
 
 
 def lifetime_from_dict(data: dict[str, Any]) -> Lifetime:
     student = state_from_dict(data["student"])
-    obs = Observation(data["obs"]["student"], data["obs"]["grad"])
+    saved = data["obs"]
+    obs = Observation(saved["student"], saved["grad"], float(saved.get("progress", 0.0)))
     return Lifetime(int(data["seed"]), int(data["t"]), student, dict(data["teacher"]), obs)
