@@ -10,7 +10,7 @@ schedule the bounded offsets cannot express; with `mix_range > 0` (distillation)
 head sets the mix of the model's soft labels, `sigmoid(logit(mix_0) + mix_range * tanh(.))`,
 appended to the DLN weights as one 0-dim tensor (docs/design.md §6):
 - `param=offset` (default): `phi = phi_0 + beta * tanh(out)`, a bounded offset around the
-  base loss. Measured (DESIGN.md §1): the authors' increments accumulate and collapse
+  base loss. Measured (../shared/DESIGN.md §1): the authors' increments accumulate and collapse
   students; bounded offsets do not.
 - `param=increment` (the authors'): `phi <- phi - alpha * tanh(out)`, bounded per step,
   restarted from `phi_0` with every student.

@@ -3,7 +3,7 @@
 1-vs-1 transformation: for each sample and each non-target class j the DLN sees
 `[sigmoid(z_y), sigmoid(z_j), 1, 0]` and returns a scalar. Summing a sample's C-1 pair
 losses and averaging over samples keeps cross-entropy's gradient scale (the loss scale acts
-as a learning rate, DESIGN.md §1), and because the DLN only sees pairs one network serves
+as a learning rate, ../shared/DESIGN.md §1), and because the DLN only sees pairs one network serves
 any number of classes. Its weights `phi` are plain tensors so a teacher can produce them as
 a differentiable function of its own parameters.
 """

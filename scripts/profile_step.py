@@ -1,7 +1,8 @@
-"""Where the time of one fused meta-training teacher step goes (BENCHMARKS.md, issue 10).
+"""Where the time of one fused online teacher step goes (BENCHMARKS.md, issue 10).
 
-Profiles `steps` teacher steps of the LSTM teacher learning through the env (update=fused,
-the default path of `l2t bench`'s "env meta-training, fused") with torch.profiler, the
+Profiles `steps` teacher steps of the LSTM teacher learning while it teaches (update=fused,
+`l2t bench`'s "online learning, fused": `lifetime.advance` differentiably, then the
+backward to the teacher and its Adam step) with torch.profiler, the
 pieces marked by wrapping them in `record_function`: the teacher's forward, the student's
 forward, the DLN loss's forward, the unroll (its rest is the students' backward with
 create_graph and the SGD arithmetic), the validation pass, and the meta-gradient (the
@@ -20,12 +21,15 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-import envs.student_training as env_module
+import l2t.lifetime as lifetime_module
 import l2t.task as task_module
 from agents import LSTMTeacher
-from envs.student_training import StudentTrainingEnv
 from l2t.base_loss import base_loss_params
 from l2t.config import load_config
+from l2t.data import load_splits
+from l2t.device import resolve_device
+from l2t.lifetime import Lifetime, advance, start
+from l2t.task import Task
 from l2t.threads import configure
 
 RANGES = {
@@ -34,7 +38,7 @@ RANGES = {
     "dln": "DLN loss forward",
     "unroll": "unroll (K steps, inclusive)",
     "validate": "validation pass (inclusive)",
-    "functional_step": "env functional step (inclusive)",
+    "functional_step": "lifetime advance (inclusive)",
     "step": "teacher step (inclusive)",
 }
 
@@ -51,28 +55,36 @@ def main(argv: list[str]) -> None:
     cfg = load_config(None, argv)
     configure(cfg.threads)
     torch.manual_seed(cfg.seed)
-    env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
-    teacher = LSTMTeacher.for_env(env, update="fused")
+    task = Task.from_config(cfg, load_splits(cfg, resolve_device(cfg.device)))
+    teacher = LSTMTeacher.around(base_loss_params(cfg), update="fused")
     teacher.forward = marked(RANGES["teacher"], teacher.forward)  # type: ignore[method-assign]
-    model = env.task.model
+    model = task.model
     model.forward = marked(RANGES["student"], model.forward)  # type: ignore[method-assign]
     task_module.dln_loss = marked(RANGES["dln"], task_module.dln_loss)
-    env_module.unroll = marked(RANGES["unroll"], env_module.unroll)
-    env_module.validate = marked(RANGES["validate"], env_module.validate)
-    env.functional_step = marked(  # type: ignore[method-assign]
-        RANGES["functional_step"], env.functional_step
-    )
-    env.reset(seed=cfg.seed)
-    teacher.start_episode(env)
+    lifetime_module.unroll = marked(RANGES["unroll"], lifetime_module.unroll)
+    lifetime_module.validate = marked(RANGES["validate"], lifetime_module.validate)
+    theta = dict(teacher.named_parameters())
+    life = start(task, teacher, cfg.seed)
+
+    def teacher_step(life: Lifetime) -> Lifetime:
+        if life.done(task):
+            life = start(task, teacher, cfg.seed)
+        with record_function(RANGES["functional_step"]):
+            step = advance(task, teacher, theta, life, differentiable=True)
+        step.val_loss.backward()
+        teacher.optimizer.step()
+        teacher.optimizer.zero_grad(set_to_none=True)
+        return step.life.detach()
+
     for _ in range(5):  # warm
-        teacher.teacher_step(env)
+        life = teacher_step(life)
     steps = 20
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        start = time.perf_counter()
+        begin = time.perf_counter()
         for _ in range(steps):
             with record_function(RANGES["step"]):
-                teacher.teacher_step(env)
-        wall = (time.perf_counter() - start) * 1000 / steps
+                life = teacher_step(life)
+        wall = (time.perf_counter() - begin) * 1000 / steps
     events = prof.key_averages()
     total = {e.key: e.cpu_time_total / 1000 / steps for e in events}
     ops = sum(e.self_cpu_time_total for e in events if e.key.startswith("aten::")) / 1000 / steps
@@ -89,14 +101,14 @@ def main(argv: list[str]) -> None:
         "meta-gradient: second-order backward through the unroll": t["step"]
         - t["functional_step"]
         - t["teacher"],
-        "rest of the env step (features, checks)": t["functional_step"]
+        "rest of the teacher step (features, checks)": t["functional_step"]
         - t["unroll"]
         - t["validate"],
     }
     print(
         f"{cfg.dataset} {cfg.student}, K={cfg.unroll.steps}, batch {cfg.optim.batch_size}, "
         f"val_batch {cfg.val_batch}, {torch.get_num_threads()} thread(s): "
-        f"{wall:.2f} ms per teacher step ({wall / env.task.k:.3f} ms per student step), "
+        f"{wall:.2f} ms per teacher step ({wall / task.k:.3f} ms per student step), "
         f"profiled {t['step']:.2f} ms"
     )
     print("| piece | ms per teacher step | share |")

@@ -111,7 +111,6 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
     """With the teacher observing dL_val/dphi, greedy reuses that gradient and chains it to
     theta through the teacher alone; the result is the gradient of two full passes (float64:
     the two sum in different orders)."""
-    from envs.student_training import StudentTrainingEnv
     from l2t.base_loss import base_loss_params
     from l2t.config import from_dict
     from l2t.data import load_splits
@@ -132,9 +131,8 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
         }
     )
     splits = as_float64(load_splits(cfg, torch.device("cpu")))
-    env = StudentTrainingEnv(cfg, splits, [p.double() for p in base_loss_params(cfg)])
-    teacher = make_teacher(cfg, env)
-    task = Task.from_config(cfg, env.splits)
+    teacher = make_teacher(cfg, [p.double() for p in base_loss_params(cfg)])
+    task = Task.from_config(cfg, splits)
     chained = make_estimator(cfg, task, teacher)
     assert chained.chain
     two = TwoPasses(task, teacher, chained.cfg)

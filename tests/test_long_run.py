@@ -6,9 +6,9 @@ import gc
 import pytest
 import torch
 
-from envs.student_training import StudentTrainingEnv
 from l2t.base_loss import base_loss_params
 from l2t.config import from_dict
+from l2t.data import load_splits
 from l2t.task import Task
 from l2t.training import make_estimator, make_teacher
 
@@ -29,9 +29,8 @@ def test_live_tensors_stay_flat_over_hundreds_of_teacher_steps(estimator):
             "teacher": {"estimator": estimator, "population": 1, "horizon": 2},
         }
     )
-    env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
-    teacher = make_teacher(cfg, env)
-    est = make_estimator(cfg, Task.from_config(cfg, env.splits), teacher)
+    teacher = make_teacher(cfg, base_loss_params(cfg))
+    est = make_estimator(cfg, Task.from_config(cfg, load_splits(cfg)), teacher)
 
     def updates(n: int) -> None:
         for _ in range(n):

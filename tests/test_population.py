@@ -13,7 +13,6 @@ import pytest
 import torch
 from precision import as_float64
 
-from envs.student_training import StudentTrainingEnv
 from l2t.base_loss import base_loss_params
 from l2t.data import load_splits
 from l2t.estimators import ESTIMATORS, EstimatorConfig
@@ -28,8 +27,7 @@ def _setup(cfg, **teacher):
     cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, **teacher))
     splits = as_float64(load_splits(cfg, torch.device("cpu")))
     base = [p.double() for p in base_loss_params(cfg)]
-    env = StudentTrainingEnv(cfg, splits, base)
-    return Task.from_config(cfg, splits), make_teacher(cfg, env)
+    return Task.from_config(cfg, splits), make_teacher(cfg, base)
 
 
 def _perturbed(theta, members, scale=0.01):

@@ -50,6 +50,7 @@ class LossScalePolicy(nn.Module):
     """theta = {log_scale}: the student's loss is exp(log_scale) * MSE."""
 
     observes_gradient = False
+    teacher_set = True
 
     def __init__(self) -> None:
         super().__init__()
