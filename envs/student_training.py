@@ -19,8 +19,9 @@ Two ways to drive it:
   tensors that may require grad in, the validation loss after a differentiable K-step
   unroll out (second order through the steps), for gradient-based teachers.
 
-Observation (a flat `Box`): the student state `[progress, train loss / log C, val loss /
-log C, val accuracy, log(1 + gradient norm)]`, then, with `observe_loss_state` (default),
+Observation (a flat `Box`): the student features every teacher observes
+(`l2t.student_state.features`: `[progress, train loss / log C, val loss / log C, val
+accuracy, log(1 + update norm)]`), then, with `observe_loss_state` (default),
 the loss state, statistics of the validation gradient g w.r.t. the loss parameters through
 the last of the step's K student updates (the others first order, so a step costs about K
 plain updates): `[mean(g) / rms(g), log10 rms(g), fraction of g > 0, log10 max|g|]`.
@@ -34,7 +35,6 @@ The test split is not reachable from here: teachers never see it.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,13 +45,17 @@ from torch import Tensor
 
 from l2t.base_loss import base_loss_params
 from l2t.config import Config, from_dict
-from l2t.data import Splits, load_splits
+from l2t.data import load_splits
 from l2t.device import resolve_device
 from l2t.evaluation import accuracy
+from l2t.splits import Splits
 from l2t.student_state import (
+    FEATURE_HIGH,
+    FEATURE_NAMES,
     SGD,
     LossFn,
     StudentState,
+    features,
     forward,
     state_from_dict,
     state_to_dict,
@@ -61,10 +65,9 @@ from l2t.student_state import (
 from l2t.students import build_student
 from l2t.task import Task, params_from_action
 
-STATE_NAMES = ("progress", "train_loss", "val_loss", "val_acc", "grad_norm")
 LOSS_STATE_NAMES = ("g_mean_over_rms", "g_log10_rms", "g_frac_positive", "g_log10_max")
-_STATE_LOW = np.zeros(len(STATE_NAMES), dtype=np.float32)
-_STATE_HIGH = np.array([1.0, 10.0, 10.0, 1.0, 10.0], dtype=np.float32)
+_STATE_LOW = np.zeros(len(FEATURE_NAMES), dtype=np.float32)
+_STATE_HIGH = np.array(FEATURE_HIGH, dtype=np.float32)
 _LOSS_LOW = np.array([-1.0, -12.0, 0.0, -12.0], dtype=np.float32)
 _LOSS_HIGH = np.array([1.0, 4.0, 1.0, 4.0], dtype=np.float32)
 
@@ -136,8 +139,9 @@ class StudentTrainingEnv(gym.Env):
         self._draw_batches()
         val_loss, val_acc = (x.item() for x in self._validate(self.student))
         # before any step the train loss is unknown; the val loss is its best estimate
+        self.student.train_loss = torch.tensor(val_loss, device=self.device)
         self.state = {"train_loss": val_loss, "val_loss": val_loss, "val_acc": val_acc}
-        self.state["grad_norm"] = 0.0
+        self.state["update_norm"] = 0.0
         self.loss_state = np.zeros(len(LOSS_STATE_NAMES), dtype=np.float32)
         return self._observation(), self._info()
 
@@ -196,17 +200,12 @@ class StudentTrainingEnv(gym.Env):
         return accuracy(torch.cat(chunks), y)
 
     def student_state(self) -> np.ndarray:
-        """Normalized features of the student's training state (see the module docstring)."""
-        log_c = math.log(self.splits.num_classes)
-        raw = [
-            self.progress,
-            self.state["train_loss"] / log_c,
-            self.state["val_loss"] / log_c,
-            self.state["val_acc"],
-            math.log1p(self.state["grad_norm"]),
-        ]
-        state = np.nan_to_num(np.array(raw, dtype=np.float32), nan=10.0)
-        return np.clip(state, _STATE_LOW, _STATE_HIGH)
+        """The student features every teacher observes (`l2t.student_state.features`)."""
+        if self.student is None:
+            raise RuntimeError("call reset() before student_state()")
+        val_loss, val_acc = (torch.tensor(self.state[k]) for k in ("val_loss", "val_acc"))
+        obs = features(self.student, val_loss, val_acc, self.cfg.steps, self.splits.num_classes)
+        return obs.cpu().numpy()
 
     def observation(self) -> np.ndarray:
         """The current observation (the one the last `reset` or `step` returned)."""
@@ -344,7 +343,7 @@ class StudentTrainingEnv(gym.Env):
             "train_loss": new.train_loss.item(),
             "val_loss": val_loss,
             "val_acc": val_acc,
-            "grad_norm": new.update_norm.item(),
+            "update_norm": new.update_norm.item(),
         }
         if not self.done:
             self._draw_batches()

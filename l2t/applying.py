@@ -17,11 +17,12 @@ from l2t import progress, threads
 from l2t.base_loss import base_loss_params
 from l2t.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
 from l2t.config import Config, ConfigError, from_dict, read_yaml
-from l2t.data import Splits, load_splits, record_noise
+from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.plots import plot_curves
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
+from l2t.splits import Splits
 from l2t.task import Task
 from l2t.teaching import EpisodeResult, OnStep, run_student
 

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,14 +19,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from l2t import threads
+from envs.student_training import StudentTrainingEnv
+from l2t import distributed, threads
+from l2t.base_loss import base_loss_params
 from l2t.config import Config, from_dict
+from l2t.estimators.online import teach_while_learning
 from l2t.loss_network import dln_loss
+from l2t.population import unbatchable
+from l2t.task import Task
+from l2t.tracking import Tracker
+from l2t.training import make_estimator, make_teacher, teacher_update
 
 
 def _time_per_student_step(env: object, step: Callable[[], object], budget_s: float) -> float:
     """Median-free but warm: one warm-up episode slice, then as many steps as fit in budget."""
-    from envs.student_training import StudentTrainingEnv
 
     assert isinstance(env, StudentTrainingEnv)
     env.reset(seed=0)
@@ -43,7 +50,6 @@ def _time_per_student_step(env: object, step: Callable[[], object], budget_s: fl
 
 def saved_tensor_bytes(cfg: Config, k: int) -> int:
     """Bytes autograd saves for the meta-gradient of one K-step unroll (CPU-measurable)."""
-    from envs.student_training import StudentTrainingEnv
 
     env = StudentTrainingEnv(
         from_dict({"unroll": {"steps": k}, "steps": max(k, cfg.steps)}, copy.deepcopy(cfg))
@@ -76,9 +82,6 @@ ESTIMATOR_BENCH = {  # name: (estimator, observe, population or students, horizo
 def _estimator(cfg: Config, env: Any, changes: dict[str, Any]) -> tuple[Any, Any, Any] | None:
     """(estimator, teacher, task) of the default teacher with `teacher.*` changes, or None
     (said) when they ask for a vmapped population the student cannot have."""
-    from l2t.population import unbatchable
-    from l2t.task import Task
-    from l2t.training import make_estimator, make_teacher
 
     run_cfg = from_dict({"teacher": changes}, copy.deepcopy(cfg))
     teacher = make_teacher(run_cfg, env.base_phi)
@@ -136,7 +139,6 @@ def vmap_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
 
 def _ce_steps_worker(cfg_dict: dict[str, Any], steps: int, start: Any, times: Any) -> None:
     """A process that trains `steps` plain CE student steps once every process is ready."""
-    from envs.student_training import StudentTrainingEnv
 
     cfg = from_dict(cfg_dict)
     threads.configure(cfg.threads)
@@ -181,15 +183,10 @@ def _updates_worker(
     rank: int, world: int, port: int, settings: dict[str, Any], updates: int, times: Any
 ) -> None:
     """One process of a run over `world`: `updates` teacher updates of its share of the
-    population, the estimates summed over the processes (l2t.training._teacher_update)."""
+    population, the estimates summed over the processes (l2t.training.teacher_update)."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    from envs.student_training import StudentTrainingEnv
-    from l2t import distributed
-    from l2t.task import Task
-    from l2t.tracking import Tracker
-    from l2t.training import _teacher_update, make_estimator, make_teacher
 
     cfg = from_dict(settings)
     distributed.init(torch.device("cpu"))
@@ -200,10 +197,10 @@ def _updates_worker(
     distributed.from_first(list(teacher.state_dict().values()))
     estimator = make_estimator(cfg, Task.from_config(cfg, env.splits), teacher)
     tracker = Tracker(None, cfg)
-    _teacher_update(teacher, estimator, tracker, 0)  # warm, and the population started
+    teacher_update(teacher, estimator, tracker, 0)  # warm, and the population started
     begin = time.perf_counter()
     for _ in range(updates):
-        _teacher_update(teacher, estimator, tracker, 0)
+        teacher_update(teacher, estimator, tracker, 0)
     times.put(time.perf_counter() - begin)
     distributed.close()
 
@@ -211,7 +208,6 @@ def _updates_worker(
 def updates_per_second(cfg: Config, processes: int, updates: int) -> float:
     """Teacher updates per second of one run whose population is spread over `processes`
     (gloo on 127.0.0.1), each process holding `cores // processes` threads."""
-    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -264,8 +260,6 @@ def online_teacher(cfg: Config, env: Any, backend: str, update: str) -> tuple[An
     """A task of 10 teacher steps with the unroll `backend`, and the paper's LSTM teacher
     (observing dL_val/dphi, learning by `update` while it teaches) sized by the config's
     `teacher.*`: what the "online learning" rows time (l2t/estimators/online.py)."""
-    from l2t.task import Task
-    from l2t.training import make_teacher
 
     changes = {"agent": "lstm", "update": update, "observe": "grad"}
     run_cfg = from_dict(
@@ -277,7 +271,6 @@ def online_teacher(cfg: Config, env: Any, backend: str, update: str) -> tuple[An
 
 def _online_ms(task: Any, teacher: Any, budget_s: float) -> float:
     """Milliseconds per student step of a teacher learning while it teaches (warm)."""
-    from l2t.estimators.online import teach_while_learning
 
     teach_while_learning(task, teacher, 0, task.steps)
     start, steps = time.perf_counter(), 0
@@ -288,8 +281,6 @@ def _online_ms(task: Any, teacher: Any, budget_s: float) -> float:
 
 
 def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
-    from envs.student_training import StudentTrainingEnv
-    from l2t.base_loss import base_loss_params
 
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)

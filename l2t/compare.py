@@ -32,6 +32,8 @@ from l2t.device import resolve_device
 from l2t.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS
 from l2t.estimators.online import teach_while_learning
 from l2t.model_training import kd_baseline
+from l2t.plots import plot_curves, plot_schedule
+from l2t.schedule import Schedule
 from l2t.seeds import student_seed
 from l2t.task import Task
 from l2t.teaching import EpisodeResult, run_student
@@ -191,8 +193,6 @@ def compare(
 ) -> dict[str, MethodResult]:
     """Train `seeds` students per method (in `workers` processes); write results.md,
     results.csv and plots to `out`."""
-    from l2t.plots import plot_curves, plot_schedule
-    from l2t.schedule import Schedule
 
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1; got {seeds}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,73 +16,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from l2t.checkpoint import atomic_write_json
 from l2t.config import Config, ConfigError
+from l2t.distill import attach_model
+from l2t.splits import LabelNoise, Splits
 
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100", "mnist", "fashion-mnist")
 NOISE_KINDS = ("symmetric", "pairflip")
 _TEST_SPLIT_SEED = 12345  # datasets without a published test split get one fixed test set
 _NOISE_STREAM = 0x4E015E  # the noise draw's own random stream beside the split's (same seed)
-
-
-@dataclass
-class LabelNoise:
-    """Which training labels a run corrupted (docs/design.md §6): positions in the train
-    split, the true and the given labels. Recorded in every run directory."""
-
-    rate: float
-    kind: str
-    seed: int
-    train_size: int
-    index: np.ndarray  # positions in the train split whose label was changed
-    clean: np.ndarray  # their true labels
-    noisy: np.ndarray  # the labels the students are given
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "rate": self.rate,
-            "kind": self.kind,
-            "seed": self.seed,
-            "train_size": self.train_size,
-            "changed": len(self.index),
-            "index": self.index.tolist(),
-            "clean": self.clean.tolist(),
-            "noisy": self.noisy.tolist(),
-        }
-
-
-@dataclass
-class Splits:
-    """Train / val / test tensors of one dataset, already on the target device."""
-
-    name: str
-    num_classes: int
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor
-    y_val: Tensor
-    x_test: Tensor
-    y_test: Tensor
-    noise: LabelNoise | None = None  # the training labels changed by `label_noise`
-    model_logits: Tensor | None = None  # a teaching model's logits on x_train (distill.model)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    def train_and_val(self) -> Splits:
-        """The split a user without a teacher would train on: train + val together (hard
-        labels only: the val samples have no model logits)."""
-        return Splits(
-            self.name,
-            self.num_classes,
-            torch.cat([self.x_train, self.x_val]),
-            torch.cat([self.y_train, self.y_val]),
-            self.x_val,
-            self.y_val,
-            self.x_test,
-            self.y_test,
-            self.noise,
-        )
 
 
 @lru_cache(maxsize=1)
@@ -280,8 +221,6 @@ def corrupt_labels(
 
 def load_splits(cfg: Config, device: str | torch.device = "cpu") -> Splits:
     """The data a run configures: its dataset, split, label noise and distillation model."""
-    from l2t.distill import attach_model
-
     splits = load_data(
         cfg.dataset,
         cfg.seed,
@@ -297,7 +236,5 @@ def load_splits(cfg: Config, device: str | torch.device = "cpu") -> Splits:
 
 def record_noise(splits: Splits, run_dir: str | Path) -> None:
     """Write which training labels are wrong to `run_dir/label_noise.json` (if any are)."""
-    from l2t.checkpoint import atomic_write_json
-
     if splits.noise is not None:
         atomic_write_json(splits.noise.to_dict(), Path(run_dir) / "label_noise.json")

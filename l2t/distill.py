@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from l2t.checkpoint import load_checkpoint
 from l2t.config import Config, ConfigError
-from l2t.data import Splits
 from l2t.labels import labels_of, model_logits_of
+from l2t.splits import Splits
 from l2t.students import build_student
 
 KD_WEIGHTS = (0.25, 0.5, 0.75, 0.9)  # the grid vanilla KD's a is chosen from

@@ -15,7 +15,7 @@ from agents import FixedLossTeacher
 from l2t import threads
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
-from l2t.data import Splits, load_splits, record_noise
+from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.distill import (
     DISTILL_LOSS,
@@ -29,6 +29,7 @@ from l2t.lifetime import Lifetime, Step
 from l2t.loss_network import weights_and_mix
 from l2t.plots import plot_curves
 from l2t.seeds import student_seed
+from l2t.splits import Splits
 from l2t.task import Task
 from l2t.teaching import EpisodeResult, run_student
 

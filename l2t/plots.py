@@ -8,9 +8,12 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+import torch
 from torch import Tensor
 
-from l2t.loss_network import gradient_scale, loss_surface
+from l2t.fixed_losses import cross_entropy, generalized_ce, soft_bootstrap, symmetric_ce
+from l2t.loss_network import dln_loss, gradient_scale, loss_surface
+from l2t.parametric_loss import TERMS
 from l2t.schedule import Schedule
 
 matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
@@ -107,8 +110,6 @@ def plot_learned_loss(schedule: Schedule, base_phi: Sequence[Tensor], out: Path)
 
 def plot_coefficients(schedule: Schedule, out: Path) -> Path:
     """The parametric family's coefficients against training progress."""
-    from l2t.parametric_loss import TERMS
-
     values = np.stack([p.numpy() for p in schedule.phi])
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, term in enumerate(TERMS):
@@ -154,8 +155,6 @@ def label_pull(loss: Any, classes: int = 10, points: int = 60) -> tuple[np.ndarr
     from confidently wrong to confidently right (the other logits one fixed N(0, 1.5^2)
     draw). Under label noise the confidently wrong samples are mostly the mislabelled ones:
     cross-entropy pulls them hardest, noise-robust losses hardly at all."""
-    import torch
-
     generator = torch.Generator().manual_seed(0)
     others = 1.5 * torch.randn(classes, generator=generator)
     logits = others.repeat(points, 1)
@@ -220,8 +219,6 @@ def plot_schedule(
 
 def label_pull_losses(schedule: Schedule, base_phi: Sequence[Tensor]) -> dict[str, Any]:
     """The fixed losses and the learned one at the start, middle and end of training."""
-    from l2t.fixed_losses import cross_entropy, generalized_ce, soft_bootstrap, symmetric_ce
-    from l2t.loss_network import dln_loss
 
     def dln(phi: Sequence[Tensor]) -> Any:
         weights = [w.detach().cpu() for w in phi]

@@ -157,8 +157,7 @@ def _advance_group(
         )
     val_loss, params, momentum, train_loss, norm, finite, val_acc = out[:7]
     val_grad = out[7] if second_order else None
-    limit = task.divergence_limit
-    broken = (~(finite & (val_loss < limit))).tolist()  # the population's one host sync
+    broken = task.broken_mask(finite, val_loss).tolist()  # the population's one host sync
     steps = []
     for j, life in enumerate(lives):
         grads: tuple[Tensor, ...] | None = None

@@ -174,8 +174,8 @@ def _unroll_first_order(
     y_batches: Tensor,
     sgd: SGD,
 ) -> StudentState:
-    """The same steps with no graph: the state is loaded into the template module, trained
-    in place as torch.optim.SGD would, and read back (measured: `functional_call`'s
+    """The same steps with no graph: the state is loaded into the template module, each
+    step's `sgd_update` copied into it, and read back (measured: `functional_call`'s
     re-parametrisation per step costs more than a small student's whole step)."""
     named = dict(model.named_parameters())
     for name, p in named.items():
@@ -191,13 +191,8 @@ def _unroll_first_order(
             loss = loss_fn(model(x), y)
             grads = torch.autograd.grad(loss, params)
         for i, (p, g) in enumerate(zip(params, grads)):
-            if sgd.weight_decay:
-                g = g + sgd.weight_decay * p
-            if sgd.momentum:
-                previous = momentum[i]
-                g = g.clone() if previous is None else previous.mul_(sgd.momentum).add_(g)
-                momentum[i] = g
-            p.sub_(sgd.lr * g)
+            new, momentum[i] = sgd_update(p, g, momentum[i], sgd)
+            p.copy_(new)
         total += loss.detach()
     params_out = {n: p.detach().clone() for n, p in named.items()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}

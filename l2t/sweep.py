@@ -33,6 +33,8 @@ import yaml
 from l2t import progress, threads
 from l2t.checkpoint import atomic_write_text
 from l2t.config import Config, ConfigError, allowed_keys, from_dict, read_yaml
+from l2t.tracking import wandb_mode
+from l2t.training import train_teacher
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("maximize", "minimize")
@@ -176,8 +178,6 @@ def trial_name(index: int, params: dict[str, Any]) -> str:
 
 def _run_trial(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     """One trial in a worker process: an ordinary train-teacher run, wandb offline."""
-    from l2t.training import train_teacher
-
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     cfg = from_dict(cfg_dict)
@@ -267,8 +267,6 @@ def run_online(spec: SweepSpec, base: Config, count: int | None) -> None:
     """Create the sweep on the W&B server and run an agent here."""
     import wandb
 
-    from l2t.training import train_teacher
-
     project = spec.raw.get("project") or base.wandb.project
     config = {k: v for k, v in spec.raw.items() if k != "project"}
     sweep_id = wandb.sweep(config, project=project, entity=spec.raw.get("entity"))
@@ -294,8 +292,6 @@ def sweep(
     seed: int = 0,
     out: str | Path | None = None,
 ) -> list[dict[str, Any]] | None:
-    from l2t.tracking import wandb_mode
-
     if count is not None and count < 1:
         raise ConfigError(f"--count must be >= 1; got {count}")
     if workers < 1:

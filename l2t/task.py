@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2t.config import Config
-from l2t.data import Splits
 from l2t.labels import pack
 from l2t.loss_network import dln_loss
 from l2t.parametric_loss import coefficients_from_unit, parametric_loss
+from l2t.splits import Splits
 from l2t.student_state import SGD, LossFn, StudentState, state_of
 from l2t.students import build_student
 
@@ -129,11 +129,15 @@ class Task:
         lr = self.sgd.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
         return dataclasses.replace(self.sgd, lr=lr)
 
+    def broken_mask(self, finite: Tensor, val_loss: Tensor) -> Tensor:
+        """Which students are broken (any batch shape, on the device): not finite, or a
+        validation cross-entropy above 10 ln C, ten times chance level, far above any
+        start (docs/design.md §3). NaN compares False: broken."""
+        return ~(finite & (val_loss.detach() < self.divergence_limit))
+
     def broken(self, finite: Tensor, val_loss: Tensor) -> bool:
-        """Whether a student is broken: not finite, or a validation cross-entropy above
-        10 ln C, ten times chance level, far above any start (docs/design.md §3). The one
-        host sync of a teacher step."""
-        return not bool(finite & (val_loss.detach() < self.divergence_limit))  # NaN: False
+        """Whether one student is broken: the one host sync of a teacher step."""
+        return bool(self.broken_mask(finite, val_loss))
 
     def init(self, seed: int) -> StudentState:
         """A fresh student, initialized from `seed` (the global RNG is left as it was)."""

@@ -222,7 +222,7 @@ def _estimator_episode(
     updates, and when a stop is requested, `save(updates done)` writes a checkpoint."""
     with stopping.safe_points():
         for update in updates:
-            stop = _teacher_update(teacher, estimator, tracker, episode)
+            stop = teacher_update(teacher, estimator, tracker, episode)
             bar.update(1)
             done = update + 1
             _after_update(done, stop, every, done == updates.stop, functools.partial(save, done))
@@ -237,7 +237,7 @@ def _after_update(done: int, stop: bool, every: int, last: bool, save: Callable[
         raise KeyboardInterrupt
 
 
-def _teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode: int) -> bool:
+def teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode: int) -> bool:
     """One estimate (summed over the processes that share the population) and the teacher's
     Adam step; a non-finite estimate is skipped. Returns whether any process was asked to
     stop: all of them stop after the same update."""

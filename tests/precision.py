@@ -3,7 +3,7 @@
 
 import dataclasses
 
-from l2t.data import Splits
+from l2t.splits import Splits
 
 
 def as_float64(splits: Splits) -> Splits:

@@ -125,7 +125,7 @@ def test_observing_the_loss_state_trains_the_student_as_a_plain_step_would():
         env.step(action)
     for name, p in plain.student.params.items():
         torch.testing.assert_close(observing.student.params[name], p, rtol=1e-4, atol=1e-6)
-    assert observing.state["grad_norm"] == pytest.approx(plain.state["grad_norm"], rel=1e-4)
+    assert observing.state["update_norm"] == pytest.approx(plain.state["update_norm"], rel=1e-4)
     assert observing.state["train_loss"] == pytest.approx(plain.state["train_loss"], rel=1e-4)
     assert np.all(np.isfinite(observing.loss_state)) and observing.loss_state[1] > -12
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from l2t.data import Splits
 from l2t.lifetime import Observation, TeacherState, Theta
+from l2t.splits import Splits
 from l2t.student_state import SGD, LossFn
 from l2t.task import Task
 

@@ -1,0 +1,71 @@
+"""The data of a run as tensors on the device: train / val (the teacher's) / test (never
+seen by the teacher), and which training labels a run corrupted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class LabelNoise:
+    """Which training labels a run corrupted (docs/design.md §6): positions in the train
+    split, the true and the given labels. Recorded in every run directory."""
+
+    rate: float
+    kind: str
+    seed: int
+    train_size: int
+    index: np.ndarray  # positions in the train split whose label was changed
+    clean: np.ndarray  # their true labels
+    noisy: np.ndarray  # the labels the students are given
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rate": self.rate,
+            "kind": self.kind,
+            "seed": self.seed,
+            "train_size": self.train_size,
+            "changed": len(self.index),
+            "index": self.index.tolist(),
+            "clean": self.clean.tolist(),
+            "noisy": self.noisy.tolist(),
+        }
+
+
+@dataclass
+class Splits:
+    """Train / val / test tensors of one dataset, already on the target device."""
+
+    name: str
+    num_classes: int
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    noise: LabelNoise | None = None  # the training labels changed by `label_noise`
+    model_logits: Tensor | None = None  # a teaching model's logits on x_train (distill.model)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def train_and_val(self) -> Splits:
+        """The split a user without a teacher would train on: train + val together (hard
+        labels only: the val samples have no model logits)."""
+        return Splits(
+            self.name,
+            self.num_classes,
+            torch.cat([self.x_train, self.x_val]),
+            torch.cat([self.y_train, self.y_val]),
+            self.x_val,
+            self.y_val,
+            self.x_test,
+            self.y_test,
+            self.noise,
+        )
