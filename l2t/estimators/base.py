@@ -196,6 +196,23 @@ class Estimator(ABC):
         }
 
 
+def antithetic(
+    theta: Theta, losses: Sequence[Tensor], directions: Sequence[Theta], sigma: float, n: int
+) -> tuple[Theta, dict[str, float]]:
+    """ES and PES's one combine: `sum_j (L+_j - L-_j) d_j / (2 sigma^2) / n` over this
+    process's pairs (losses in +, - order; `n` the whole population, so processes' sums
+    add up), and the mean |L+ - L-| to log."""
+    total = {name: torch.zeros_like(p) for name, p in theta.items()}
+    differences = []
+    for j, direction in enumerate(directions):
+        difference = losses[2 * j] - losses[2 * j + 1]
+        for name, value in direction.items():
+            total[name] += difference / (2 * sigma**2) * value
+        differences.append(abs(difference.item()))
+    spread = sum(differences) / n
+    return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}
+
+
 def shifted(theta: Theta, eps: Theta, sign: float) -> Theta:
     return {name: p + sign * eps[name] for name, p in theta.items()}
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from l2t.estimators.base import Estimator, shifted
+from l2t.estimators.base import Estimator, antithetic, shifted
 from l2t.lifetime import Theta
 
 
@@ -25,16 +23,8 @@ class ES(Estimator):
         fresh = [self.new_student(theta, self.updates * n + i) for i in members]
         lives = [life for life in fresh for _ in (1.0, -1.0)]
         _, losses = self.run_all(thetas, lives, self.task.teacher_steps)
-        total = {name: torch.zeros_like(p) for name, p in theta.items()}
-        differences = []
-        for j, e in enumerate(eps):
-            difference = losses[2 * j] - losses[2 * j + 1]
-            for name, value in e.items():
-                total[name] += difference / (2 * self.cfg.sigma**2) * value
-            differences.append(difference.item())
         self.updates += 1
-        spread = sum(abs(d) for d in differences) / n
-        return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}
+        return antithetic(theta, losses, eps, self.cfg.sigma, n)
 
     def state_dict(self) -> dict[str, Any]:
         return self.counters()

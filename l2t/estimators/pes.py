@@ -17,7 +17,13 @@ from typing import Any
 
 import torch
 
-from l2t.estimators.base import Estimator, lifetime_from_dict, lifetime_to_dict, shifted
+from l2t.estimators.base import (
+    Estimator,
+    antithetic,
+    lifetime_from_dict,
+    lifetime_to_dict,
+    shifted,
+)
 from l2t.lifetime import Lifetime, Theta
 
 
@@ -33,22 +39,19 @@ class PES(Estimator):
         thetas = [shifted(theta, e, sign) for e in eps for sign in (1.0, -1.0)]
         lives = [life for plus, minus, _ in self.pairs for life in (plus, minus)]
         lives, losses = self.run_all(thetas, lives, self.cfg.horizon)
-        total = {name: torch.zeros_like(p) for name, p in theta.items()}
-        differences = []
-        for j, ((_, _, accumulated), e) in enumerate(zip(self.pairs, eps)):
-            accumulated = {name: a + e[name] for name, a in accumulated.items()}
+        accumulated = [
+            {name: a + e[name] for name, a in acc.items()}
+            for (_, _, acc), e in zip(self.pairs, eps)
+        ]
+        estimate = antithetic(theta, losses, accumulated, self.cfg.sigma, n)
+        for j, acc in enumerate(accumulated):
             plus, minus = lives[2 * j], lives[2 * j + 1]
-            difference = losses[2 * j] - losses[2 * j + 1]
-            for name, a in accumulated.items():
-                total[name] += difference / (2 * self.cfg.sigma**2) * a
-            differences.append(difference.item())
-            if plus.done(self.task):
+            if plus.done(self.task):  # a fresh pair of students and a zero accumulator
                 plus = minus = self.successor(theta, plus)
-                accumulated = {name: torch.zeros_like(a) for name, a in accumulated.items()}
-            self.pairs[j] = (plus, minus, accumulated)
+                acc = {name: torch.zeros_like(a) for name, a in acc.items()}
+            self.pairs[j] = (plus, minus, acc)
         self.updates += 1
-        spread = sum(abs(d) for d in differences) / n
-        return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}
+        return estimate
 
     def state_dict(self) -> dict[str, Any]:
         pairs = [
