@@ -44,6 +44,7 @@ from l2t.plots import plot_curves, plot_schedule
 from l2t.population import unbatchable
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
+from l2t.splits import Splits
 from l2t.task import Task
 from l2t.teaching import EpisodeResult, OnStep, run_student
 from l2t.tracking import Tracker, read_metrics
@@ -98,32 +99,6 @@ def _mixed(cfg: Config) -> list[Config]:
         changed.student = architecture
         configs.append(changed)
     return configs
-
-
-def _selection_score(
-    cfg: Config, teacher: Any, tasks: list[Task], base: list[torch.Tensor], episode_val_acc: float
-) -> float:
-    """Mean final val accuracy of `select_students` fresh students taught by the teacher
-    as it is now, frozen — the way it will be used (student i of the architecture
-    i mod n, as in the population); with 0, the learning episode's own."""
-    if cfg.select_students == 0:
-        return episode_val_acc
-    mine = range(distributed.rank(), cfg.select_students, distributed.world())
-    configs = _mixed(cfg)
-    with progress.phase("selection students", len(mine) * cfg.steps):
-        scores = [
-            teach_student(
-                configs[i % len(tasks)],
-                tasks[i % len(tasks)],
-                teacher,
-                base,
-                student_seed(cfg.seed, "selection", i),
-                cfg.steps,
-            ).val_acc
-            for i in mine
-        ]
-    (total,) = distributed.sum_([torch.tensor(sum(scores), dtype=torch.float64)])
-    return float(total) / cfg.select_students
 
 
 def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -207,27 +182,6 @@ def updates_per_episode(cfg: Config, task: Task) -> int:
     return math.ceil(task.teacher_steps / horizon)
 
 
-def _estimator_episode(
-    teacher: Any,
-    estimator: Estimator,
-    updates: range,
-    tracker: Tracker,
-    bar: Any,
-    episode: int,
-    save: Callable[[int], None],
-    every: int,
-) -> None:
-    """Teacher updates `updates` of `episode`: the estimator's gradient, then the teacher's
-    Adam step (the one place where a later all-reduce across processes goes). Every `every`
-    updates, and when a stop is requested, `save(updates done)` writes a checkpoint."""
-    with stopping.safe_points():
-        for update in updates:
-            stop = teacher_update(teacher, estimator, tracker, episode)
-            bar.update(1)
-            done = update + 1
-            _after_update(done, stop, every, done == updates.stop, functools.partial(save, done))
-
-
 def _after_update(done: int, stop: bool, every: int, last: bool, save: Callable[[], None]) -> None:
     """A checkpoint every `every` updates of an episode (its end is saved by the episode
     loop) and on a stop, which then ends the run."""
@@ -274,43 +228,115 @@ def teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode
     return bool(stop)
 
 
-def _save_checkpoint(
-    run_dir: Path,
-    cfg: Config,
-    teacher: Any,
-    estimator: Estimator | None,
-    episode: int,
-    update: int,
-    best_state: Any,
-    best_val: float,
-    best_episode: int,
-    tracker: Tracker,
-    in_hand: dict[str, Any] | None = None,
-) -> None:
-    """Everything to continue exactly from `update` teacher updates into `episode`
-    (`in_hand`: the env-path student part way through its episode, `_episode_in_hand`).
-    Every process calls it: each one's share of the population is gathered, and rank 0
-    writes the one file."""
+@dataclass
+class Checkpoint:
+    """Everything to continue a run exactly from `update` teacher updates into `episode`:
+    written as a plain dict (`vars`), read back field by field (docs/design.md §4)."""
+
+    episode: int  # episodes finished
+    update: int  # teacher updates into `episode`
+    teacher: dict[str, Any]  # its state_dict
+    teacher_extra: dict[str, Any]  # its optimizer's state
+    estimators: list[Any]  # each process's share of the population, in rank order
+    best_teacher: Any  # the kept teacher's state_dict (None before the untrained one scored)
+    best_val_acc: float
+    best_episode: int
+    metrics_lines: int  # lines of metrics.jsonl written so far (a resume drops the rest)
+    config: dict[str, Any]
+    episode_in_hand: dict[str, Any] | None = None  # the REINFORCE agent's student part way
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device) -> Checkpoint:
+        data = load_checkpoint(path, device)
+        data.setdefault("update", 0)  # before checkpoints inside an episode
+        if "estimators" not in data:  # before runs over several processes
+            data["estimators"] = [data.pop("estimator", None)]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+@dataclass
+class Run:
+    """A meta-training run as set up: what the loop, the checkpoints and the final
+    evaluation share."""
+
+    cfg: Config
+    run_dir: Path
+    rank: int
+    world: int
+    splits: Splits
+    base_phi: list[torch.Tensor]
+    task: Task  # the final evaluation's students
+    tasks: list[Task]  # one per architecture of students_mix (the population's, selection's)
+    teacher: Any
+    estimator: Estimator | None  # LSTM and MLP teachers: a population of lifetimes
+    env: StudentTrainingEnv | None  # the REINFORCE agent: one student at a time, in the env
+    per_episode: int  # teacher updates in an episode
+    state: Checkpoint  # where the run stands
+    tracker: Tracker = dataclasses.field(init=False)
+
+
+def _setup(cfg: Config) -> Run:
+    """Data, base loss, teacher and estimator; the checkpoint of a resumed run loaded."""
+    run_dir = _check_run_dir(cfg)
+    device = resolve_device(cfg.device)
+    rank, world = distributed.init(device)
+    threads.configure(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    splits = load_splits(cfg, device)
+    base_phi = base_loss_params(cfg)
+    distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
+    base_phi = [p.to(device) for p in base_phi]
+    tasks = [Task.from_config(c, splits) for c in _mixed(cfg)]
+    env = StudentTrainingEnv(cfg, splits, base_phi) if cfg.teacher.agent == "reinforce" else None
+    teacher = make_teacher(cfg, base_phi, env)
+    distributed.from_first(list(teacher.state_dict().values()))
+    estimator, per_episode = None, 0  # a fixed loss learns nothing
+    if isinstance(teacher, LSTMTeacher | MLPTeacher):
+        estimator = make_estimator(cfg, tasks, teacher)
+        per_episode = updates_per_episode(cfg, tasks[0])
+    elif env is not None:
+        per_episode = env.teacher_steps
+    if world > 1 and estimator is None:
+        raise ConfigError(
+            f"teacher.agent={cfg.teacher.agent} learns from one student at a time; only "
+            "agent=lstm|mlp (a population) runs over several processes"
+        )
+    state = Checkpoint(0, 0, {}, {}, [], None, -math.inf, -1, 0, cfg.to_dict())
+    if cfg.resume:
+        state = Checkpoint.load(run_dir / "checkpoint.pt", device)
+        _check_same_run(state.config, cfg.to_dict())
+        teacher.load_state_dict(state.teacher)
+        teacher.load_extra_state(state.teacher_extra)
+        if estimator is not None:
+            if len(state.estimators) != world:
+                raise ConfigError(
+                    f"'{run_dir}' was trained by {len(state.estimators)} process(es); resume it "
+                    f"with as many (torchrun --nproc_per_node={len(state.estimators)}), not {world}"
+                )
+            estimator.load_state_dict(state.estimators[rank])
+    task = Task.from_config(cfg, splits)
+    return Run(
+        cfg, run_dir, rank, world, splits, base_phi, task, tasks, teacher, estimator, env,
+        per_episode, state,
+    )  # fmt: skip
+
+
+def _save(run: Run, episode: int, update: int, in_hand: dict[str, Any] | None = None) -> None:
+    """A checkpoint at `update` teacher updates into `episode` (`in_hand`: the env-path
+    student part way through its episode). Every process calls it: each one's share of
+    the population is gathered, and rank 0 writes the one file."""
+    teacher = run.teacher
     distributed.check_same(list(teacher.state_dict().values()), "teachers")
-    shares = distributed.gather(estimator.state_dict() if estimator is not None else None)
-    if distributed.rank() != 0:
+    shares = distributed.gather(run.estimator.state_dict() if run.estimator else None)
+    if run.rank != 0:
         return
-    atomic_save(
-        {
-            "episode": episode,
-            "update": update,
-            "episode_in_hand": in_hand,
-            "teacher": teacher.state_dict(),
-            "teacher_extra": teacher.extra_state(),
-            "estimators": shares,  # one per process, in rank order
-            "best_teacher": best_state,
-            "best_val_acc": best_val,
-            "best_episode": best_episode,
-            "metrics_lines": tracker.lines,
-            "config": cfg.to_dict(),
-        },
-        run_dir / "checkpoint.pt",
-    )
+    state = run.state
+    state.episode, state.update, state.episode_in_hand = episode, update, in_hand
+    state.teacher, state.teacher_extra = teacher.state_dict(), teacher.extra_state()
+    state.estimators, state.metrics_lines = shares, run.tracker.lines
+    state.config = run.cfg.to_dict()
+    atomic_save(dict(vars(state)), run.run_dir / "checkpoint.pt")
 
 
 def _episode_in_hand(env: Any, teacher: Any, result: EpisodeResult) -> dict[str, Any]:
@@ -335,189 +361,157 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult | None
     """Meta-train a teacher as configured; write the run directory; return the test results
     (None in the processes other than rank 0 of a run over several: rank 0 reports)."""
     try:
-        return _train_teacher(cfg, show_progress)
+        run = _setup(cfg)
+        if run.rank == 0:  # the inputs are valid: start; one process writes the run directory
+            (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+            config_text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+            atomic_write_text(config_text, run.run_dir / "config.yaml")
+            record_noise(run.splits, run.run_dir)
+        kept = run.state.metrics_lines if cfg.resume else None
+        run.tracker = Tracker(run.run_dir if run.rank == 0 else None, cfg, kept)
+        progress.enable(show_progress and cfg.progress and run.rank == 0)
+        diverged = meta_train(run)
+        if run.rank != 0:  # rank 0 evaluates the kept teacher and writes the results
+            run.tracker.close()
+            return None
+        return final_evaluation(run, diverged)
     finally:  # a process that stops leaves the group, so the others stop instead of waiting
         distributed.close()
 
 
-def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
-    run_dir = _check_run_dir(cfg)
-    device = resolve_device(cfg.device)
-    rank, world = distributed.init(device)
-    threads.configure(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    splits = load_splits(cfg, device)
-    base_phi = base_loss_params(cfg)
-    distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
-    base_phi = [p.to(device) for p in base_phi]
-    task = Task.from_config(cfg, splits)  # the final evaluation's students
-    tasks = [Task.from_config(c, splits) for c in _mixed(cfg)]  # one per students_mix entry
-    # the REINFORCE agent learns from one student at a time in the gymnasium environment
-    env = StudentTrainingEnv(cfg, splits, base_phi) if cfg.teacher.agent == "reinforce" else None
-    teacher = make_teacher(cfg, base_phi, env)
-    distributed.from_first(list(teacher.state_dict().values()))
-    # policies (LSTM, MLP) learn from an estimator's population of lifetimes, one update per
-    # call; a fixed loss learns nothing
-    estimator, per_episode = None, 0
-    if isinstance(teacher, LSTMTeacher | MLPTeacher):
-        estimator = make_estimator(cfg, tasks, teacher)
-        per_episode = updates_per_episode(cfg, tasks[0])
-    elif env is not None:
-        per_episode = task.teacher_steps
-    if world > 1 and estimator is None:
-        raise ConfigError(
-            f"teacher.agent={cfg.teacher.agent} learns from one student at a time; only "
-            "agent=lstm|mlp (a population) runs over several processes"
-        )
-    start, first_update, best_val, best_episode, best_state = 0, 0, -math.inf, -1, None
-    keep_lines, in_hand = None, None
-    if cfg.resume:
-        ckpt = load_checkpoint(run_dir / "checkpoint.pt", device)
-        _check_same_run(ckpt["config"], cfg.to_dict())
-        teacher.load_state_dict(ckpt["teacher"])
-        teacher.load_extra_state(ckpt["teacher_extra"])
-        start, best_val, best_episode = ckpt["episode"], ckpt["best_val_acc"], ckpt["best_episode"]
-        first_update = ckpt.get("update", 0)  # checkpoints inside an episode
-        best_state, keep_lines = ckpt["best_teacher"], ckpt["metrics_lines"]
-        in_hand = ckpt.get("episode_in_hand")
-        if estimator is not None:
-            shares = ckpt.get("estimators") or [ckpt["estimator"]]  # (before several)
-            if len(shares) != world:
-                raise ConfigError(
-                    f"'{run_dir}' was trained by {len(shares)} process(es); resume it with "
-                    f"as many (torchrun --nproc_per_node={len(shares)}), not {world}"
-                )
-            estimator.load_state_dict(shares[rank])
-    if rank == 0:  # the inputs are valid: start; one process writes the run directory
-        (run_dir / "plots").mkdir(parents=True, exist_ok=True)
-        atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run_dir / "config.yaml")
-        record_noise(splits, run_dir)
-    tracker = Tracker(run_dir if rank == 0 else None, cfg, keep_lines)
-    progress.enable(show_progress and cfg.progress and rank == 0)
-    done = start * per_episode + first_update
-    bar = progress.bar("meta-training", cfg.episodes * per_episode, "update", done)
-
-    def save(episode: int, update: int, in_hand: dict[str, Any] | None = None) -> None:
-        _save_checkpoint(
-            run_dir,
-            cfg,
-            teacher,
-            estimator,
-            episode,
-            update,
-            best_state,
-            best_val,
-            best_episode,
-            tracker,
-            in_hand,
-        )
-
-    if best_state is None:  # the untrained teacher (about the base loss) is a candidate too
-        best_val = _selection_score(cfg, teacher, tasks, base_phi, -math.inf)
-        best_state = copy.deepcopy(teacher.state_dict())
-        tracker.log({"phase": "initial", "selection_val_acc": best_val})
-
-    for episode in range(start, cfg.episodes):
+def meta_train(run: Run) -> int:
+    """The outer loop: episodes of teacher updates, each followed by selection; returns
+    the teacher steps retaken under the base loss, over every process."""
+    cfg, state, teacher = run.cfg, run.state, run.teacher
+    total = cfg.episodes * run.per_episode
+    done = state.episode * run.per_episode + state.update
+    bar = progress.bar("meta-training", total, "update", done)
+    if state.best_teacher is None:  # the untrained teacher (about the base loss) competes
+        state.best_val_acc = _selection_score(run, -math.inf)
+        state.best_teacher = copy.deepcopy(teacher.state_dict())
+        run.tracker.log({"phase": "initial", "selection_val_acc": state.best_val_acc})
+    for episode in range(state.episode, cfg.episodes):
         record: dict[str, Any] = {"phase": "episode", "episode": episode}
-        if estimator is not None:  # a population of lifetimes, one estimate per update
-            updates = range(first_update if episode == start else 0, per_episode)
-            _estimator_episode(
-                teacher,
-                estimator,
-                updates,
-                tracker,
-                bar,
-                episode,
-                functools.partial(save, episode),
-                cfg.checkpoint_every,
-            )
-            score = _selection_score(cfg, teacher, tasks, base_phi, -math.inf)
-        elif env is None:  # a fixed loss: nothing to learn
-            score = -math.inf
-        else:  # one student in the environment, the REINFORCE agent learning as it goes
-            resumed = None
-            if episode == start and in_hand is not None:
-                resumed = _continue_episode(env, teacher, in_hand)
-            else:
-                teacher.start_episode(env)
-
-            def log_step(
-                record: dict[str, Any], so_far: EpisodeResult, episode: int = episode
-            ) -> None:
-                params = teacher.current_params()
-                if params is not None:  # how far the teacher moved the loss from its base
-                    record["drift"] = _distance(params, base_phi)
-                tracker.log({"phase": "meta", "episode": episode, **record})
-                bar.update(1)
-                bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
-                done = math.ceil(env.t / env.task.k)
-                _after_update(
-                    done,
-                    stopping.requested(),
-                    cfg.checkpoint_every,
-                    env.done,
-                    lambda: save(episode, done, _episode_in_hand(env, teacher, so_far)),
-                )
-
+        first = state.update if episode == state.episode else 0
+        if run.estimator is not None:  # a population of lifetimes, one estimate per update
             with stopping.safe_points():
-                result = run_episode(
-                    env,
-                    lambda e: teacher.teacher_step(e, learn=True),
-                    student_seed(cfg.seed, "train", episode),
-                    cfg.eval_every,
-                    on_step=log_step,
-                    resume=resumed,
-                )
-            score = _selection_score(cfg, teacher, tasks, base_phi, result.val_acc)
+                for update in range(first, run.per_episode):
+                    stop = teacher_update(teacher, run.estimator, run.tracker, episode)
+                    bar.update(1)
+                    last = update + 1 == run.per_episode
+                    save = functools.partial(_save, run, episode, update + 1)
+                    _after_update(update + 1, stop, cfg.checkpoint_every, last, save)
+            score = _selection_score(run, -math.inf)
+        elif run.env is not None:  # one student in the env, the REINFORCE agent learning
+            result = _reinforce_episode(run, episode, bar)
+            score = _selection_score(run, result.val_acc)
             record.update(
                 val_acc=result.val_acc, diverged_steps=result.diverged_steps, curve=result.curve
             )
-        if score > best_val:
-            best_val, best_episode = score, episode
-            best_state = copy.deepcopy(teacher.state_dict())
-        tracker.log({**record, "selection_val_acc": score, "best_episode": best_episode})
-        save(episode + 1, 0)
+        else:  # a fixed loss: nothing to learn
+            score = -math.inf
+        if score > state.best_val_acc:
+            state.best_val_acc, state.best_episode = score, episode
+            state.best_teacher = copy.deepcopy(teacher.state_dict())
+        run.tracker.log({**record, "selection_val_acc": score, "best_episode": state.best_episode})
+        _save(run, episode + 1, 0)
     bar.close()
-    own = float(estimator.diverged) if estimator is not None else 0.0
-    (diverged_total,) = distributed.sum_([torch.tensor(own, dtype=torch.float64)])
+    own = float(run.estimator.diverged) if run.estimator is not None else 0.0
+    (diverged,) = distributed.sum_([torch.tensor(own, dtype=torch.float64)])
     distributed.close()  # the last exchange: the processes part here
-    if rank != 0:  # rank 0 evaluates the kept teacher and writes the results
-        tracker.close()
-        return None
+    return int(diverged)
 
-    teacher.load_state_dict(best_state)
+
+def _selection_score(run: Run, episode_val_acc: float) -> float:
+    """Mean final val accuracy of `select_students` fresh students taught by the teacher
+    as it is now, frozen — the way it will be used (student i of the architecture
+    i mod n, as in the population); with 0, the learning episode's own."""
+    cfg = run.cfg
+    if cfg.select_students == 0:
+        return episode_val_acc
+    mine = range(run.rank, cfg.select_students, run.world)
+    configs = _mixed(cfg)
+    with progress.phase("selection students", len(mine) * cfg.steps):
+        scores = [
+            teach_student(
+                configs[i % len(run.tasks)],
+                run.tasks[i % len(run.tasks)],
+                run.teacher,
+                run.base_phi,
+                student_seed(cfg.seed, "selection", i),
+                cfg.steps,
+            ).val_acc
+            for i in mine
+        ]
+    (total,) = distributed.sum_([torch.tensor(sum(scores), dtype=torch.float64)])
+    return float(total) / cfg.select_students
+
+
+def _reinforce_episode(run: Run, episode: int, bar: Any) -> EpisodeResult:
+    """One student in the environment while the REINFORCE agent learns from it; a stop
+    part way checkpoints the student in hand."""
+    cfg, env, teacher = run.cfg, run.env, run.teacher
+    assert env is not None
+    resumed = None
+    if episode == run.state.episode and run.state.episode_in_hand is not None:
+        resumed = _continue_episode(env, teacher, run.state.episode_in_hand)
+    else:
+        teacher.start_episode(env)
+
+    def log_step(record: dict[str, Any], so_far: EpisodeResult) -> None:
+        params = teacher.current_params()
+        if params is not None:  # how far the teacher moved the loss from its base
+            record["drift"] = _distance(params, run.base_phi)
+        run.tracker.log({"phase": "meta", "episode": episode, **record})
+        bar.update(1)
+        bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
+        done = math.ceil(env.t / env.task.k)
+        in_hand = functools.partial(_episode_in_hand, env, teacher, so_far)
+        save = lambda: _save(run, episode, done, in_hand())  # noqa: E731
+        _after_update(done, stopping.requested(), cfg.checkpoint_every, env.done, save)
+
+    with stopping.safe_points():
+        return run_episode(
+            env,
+            lambda e: teacher.teacher_step(e, learn=True),
+            student_seed(cfg.seed, "train", episode),
+            cfg.eval_every,
+            on_step=log_step,
+            resume=resumed,
+        )
+
+
+def final_evaluation(run: Run, meta_diverged: int) -> TrainResult:
+    """The kept teacher, frozen, teaches the run's evaluation student (its loss schedule
+    recorded), beside a cross-entropy and a base-loss student of the same seed; all three
+    are evaluated on the test split."""
+    cfg, run_dir, teacher, base_phi = run.cfg, run.run_dir, run.teacher, run.base_phi
+    teacher.load_state_dict(run.state.best_teacher)
     teacher.save(run_dir / "teacher.pt", cfg.to_dict())
     schedule = Schedule([tuple(p.shape) for p in base_phi])
-    eval_seed = student_seed(cfg.seed, "evaluation", 0)
-    test = (splits.x_test, splits.y_test)
+    seed, every = student_seed(cfg.seed, "evaluation", 0), cfg.eval_every
+    test = (run.splits.x_test, run.splits.y_test)
     with progress.phase("final evaluation", 3 * cfg.steps):
-        if env is not None:  # the REINFORCE agent acts through the environment
-            teacher.start_episode(env)
-            taught = run_episode(
-                env, _recording(teacher, schedule), eval_seed, cfg.eval_every, test
-            )
+        if run.env is not None:  # the REINFORCE agent acts through the environment
+            teacher.start_episode(run.env)
+            taught = run_episode(run.env, _recording(teacher, schedule), seed, every, test)
         else:
-            recorder = _record_into(schedule) if estimator is not None else None
-            theta = teacher.theta()
-            taught = run_student(task, teacher, theta, eval_seed, cfg.eval_every, test, recorder)
-        baseline = run_student(
-            task, FixedLossTeacher("ce", base_phi), {}, eval_seed, cfg.eval_every, test
-        )
-        fixed_base = run_student(
-            task, FixedLossTeacher("base_dln", base_phi), {}, eval_seed, cfg.eval_every, test
-        )
+            recorder = _record_into(schedule) if run.estimator is not None else None
+            taught = run_student(run.task, teacher, teacher.theta(), seed, every, test, recorder)
+        ce, base = (FixedLossTeacher(loss, base_phi) for loss in ("ce", "base_dln"))
+        baseline = run_student(run.task, ce, {}, seed, every, test)
+        fixed_base = run_student(run.task, base, {}, seed, every, test)
     if schedule.phi:  # fixed-loss teachers set no loss parameters
         schedule.save(run_dir / "schedule.pt")
     assert taught.test_acc is not None and baseline.test_acc is not None
     assert fixed_base.test_acc is not None
     episodes = [r for r in read_metrics(run_dir) if r.get("phase") == "episode"]
-    if estimator is not None:
-        meta_diverged = int(diverged_total)
-    else:
+    if run.estimator is None:
         meta_diverged = sum(int(r.get("diverged_steps", 0)) for r in episodes)
+    state = run.state
     summary = {
-        "best_episode": best_episode,
-        "best_val_acc": best_val,
+        "best_episode": state.best_episode,
+        "best_val_acc": state.best_val_acc,
         "teacher_test_acc": taught.test_acc,
         "ce_test_acc": baseline.test_acc,
         "base_loss_test_acc": fixed_base.test_acc,
@@ -527,21 +521,15 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
         "meta_training_diverged_steps": meta_diverged,
         "teacher_diverged_steps": taught.diverged_steps,
     }
+    tracker = run.tracker
     tracker.log(
         {"phase": "final", **summary, "teacher_curve": taught.curve, "ce_curve": baseline.curve}
     )
     atomic_write_json(summary, run_dir / "summary.json")
-    plots = [
-        plot_curves(
-            {
-                "teacher": [taught.curve],
-                "cross-entropy": [baseline.curve],
-                "base loss": [fixed_base.curve],
-            },
-            run_dir / "plots" / "curves.png",
-            background=[r["curve"] for r in episodes if "curve" in r],
-        ),
-    ]
+    curves = {"teacher": [taught.curve], "cross-entropy": [baseline.curve]}
+    curves["base loss"] = [fixed_base.curve]
+    background = [r["curve"] for r in episodes if "curve" in r]
+    plots = [plot_curves(curves, run_dir / "plots" / "curves.png", background=background)]
     if schedule.phi:
         plots += plot_schedule(schedule, base_phi, cfg.loss.family, run_dir / "plots")
     tracker.summary(summary)
@@ -550,8 +538,8 @@ def _train_teacher(cfg: Config, show_progress: bool) -> TrainResult | None:
     tracker.close()
     return TrainResult(
         run_dir,
-        best_episode,
-        best_val,
+        state.best_episode,
+        state.best_val_acc,
         taught.test_acc,
         baseline.test_acc,
         fixed_base.test_acc,
