@@ -16,7 +16,7 @@ from agents import FixedLossTeacher, LSTMTeacher, ReinforceTeacher, ScheduleTeac
 from l2t import progress, threads
 from l2t.base_loss import base_loss_params
 from l2t.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
-from l2t.config import Config, ConfigError, from_dict, read_yaml
+from l2t.config import Config, ConfigError, from_dict, migrate, read_yaml
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.plots import plot_curves
@@ -55,6 +55,7 @@ def run_config(run: str | Path, overrides: dict[str, Any]) -> Config:
         )
     if not isinstance(saved, dict):
         raise ConfigError(f"'{run}' holds no run config; is it a run of l2t train-teacher?")
+    saved = migrate(saved)
     for key in ("out", "resume", "tracking"):
         saved.pop(key, None)
     trained, applied = from_dict(saved), from_dict(overrides, from_dict(saved))

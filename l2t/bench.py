@@ -79,14 +79,18 @@ ESTIMATOR_BENCH = {  # name: (estimator, observe, population or students, horizo
 }
 
 
-def _estimator(cfg: Config, env: Any, changes: dict[str, Any]) -> tuple[Any, Any, Any] | None:
-    """(estimator, teacher, task) of the default teacher with `teacher.*` changes, or None
-    (said) when they ask for a vmapped population the student cannot have."""
+def _estimator(
+    cfg: Config, env: Any, observe: str, changes: dict[str, Any]
+) -> tuple[Any, Any, Any] | None:
+    """(estimator, teacher, task) of the default teacher observing `observe`, with
+    `estimator.*` changes, or None (said) when they ask for a vmapped population the
+    student cannot have."""
 
-    run_cfg = from_dict({"teacher": changes}, copy.deepcopy(cfg))
+    changed = {"teacher": {"observe": observe}, "estimator": changes}
+    run_cfg = from_dict(changed, copy.deepcopy(cfg))
     teacher = make_teacher(run_cfg, env.base_phi)
     task = Task.from_config(run_cfg, env.splits)
-    reason = unbatchable(task, teacher) if run_cfg.teacher.vmap else None
+    reason = unbatchable(task, teacher) if run_cfg.estimator.vmap else None
     if reason:
         print(f"(a vmapped row is left out: {reason})")
         return None
@@ -98,9 +102,8 @@ def estimator_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float
     (teacher, validation, second-order passes); es costs what pes does per step."""
     rows = {}
     for name, (estimator, observe, members, horizon, vmap) in ESTIMATOR_BENCH.items():
-        changes = {"estimator": estimator, "observe": observe, "horizon": horizon, "vmap": vmap}
-        changes["population" if estimator in ("pes", "es") else "students"] = members
-        built = _estimator(cfg, env, changes)
+        changes = {"kind": estimator, "horizon": horizon, "population": members, "vmap": vmap}
+        built = _estimator(cfg, env, observe, changes)
         if built is not None:
             est, teacher, task = built
             per_update = members * horizon * task.k * (2 if estimator in ("pes", "es") else 1)
@@ -130,8 +133,8 @@ def vmap_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
     pair, and with eight advanced one after another or together (l2t/population.py)."""
     rows: dict[str, float] = {}
     for name, (population, vmap) in VMAP_BENCH.items():
-        changes = {"estimator": "pes", "observe": "state", "horizon": 2}
-        built = _estimator(cfg, env, {**changes, "population": population, "vmap": vmap})
+        changes = {"kind": "pes", "horizon": 2, "population": population, "vmap": vmap}
+        built = _estimator(cfg, env, "state", changes)
         if built is not None:
             rows[name] = _estimates_per_second(built[0], built[1].theta(), budget_s)
     return rows
@@ -328,7 +331,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
         f"{two:.2f} s ({two / one:.2f}x; threads={chosen})"
     )
     spread = from_dict(
-        {"teacher": {"estimator": "pes", "population": 4, "horizon": 2}}, copy.deepcopy(cfg)
+        {"estimator": {"kind": "pes", "population": 4, "horizon": 2}}, copy.deepcopy(cfg)
     )
     updates = max(2, round(budget_s))
     for processes in (1, 2):

@@ -16,6 +16,7 @@ from l2t.config import (
     describe_keys,
     from_dict,
     load_config,
+    migrate,
     parse_overrides,
     read_yaml,
 )
@@ -78,7 +79,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
     saved = Path(cfg.out) / "config.yaml"
     if cfg.resume and not args.config and saved.is_file():  # the run's config, then overrides
         overrides = {**parse_overrides(args.overrides), "out": cfg.out, "resume": "true"}
-        cfg = from_dict(overrides, from_dict(read_yaml(saved, "the run's config")))
+        cfg = from_dict(overrides, from_dict(migrate(read_yaml(saved, "the run's config"))))
     try:
         result = train_teacher(cfg)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say how to go on

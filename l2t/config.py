@@ -56,7 +56,7 @@ class LossNetConfig:
 @dataclass
 class TeacherConfig:
     agent: str = _choice("lstm", "lstm", "mlp", "reinforce", "fixed")  # the teacher (agents/)
-    update: str = _choice("fused", "fused", "three_stage")  # env-path learning: 1 or 2 unrolls
+    update: str = _choice("fused", "fused", "three_stage")  # learning online: 1 or 2 unrolls
     param: str = _choice("offset", "offset", "increment")  # phi = phi0 + beta*tanh | phi -= ...
     alpha: float = 1e-3  # step size of `increment` updates: phi <- phi - alpha*tanh(out)
     beta: float = 0.02  # bound of `offset` updates: phi = phi0 + beta*tanh(out)
@@ -67,22 +67,31 @@ class TeacherConfig:
         "ce", "ce", "label_smoothing", "focal", "gce", "sce", "bootstrap", "kd", "base_dln"
     )  # agent=fixed: the loss it keeps (l2t/fixed_losses.py)
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
-    estimator: str = _choice(
-        "pes", "pes", "greedy", "tbptt", "es"
-    )  # agent=lstm|mlp: outer-gradient estimator (l2t/estimators/; docs/design.md §4)
-    horizon: int = 10  # tbptt, pes: teacher steps per truncation (x unroll.steps student steps)
-    students: int = 1  # greedy, tbptt: student lifetimes per teacher update, averaged
-    population: int = 4  # pes, es: antithetic pairs of students per teacher update
-    sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
-    vmap: bool = False  # pes, es, greedy: train the population's students together (torch.func)
-    objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
-    objective_from: float = 0.5  # pes, es: training progress from which val metrics count
     observe: str = _choice(
         "state", "state", "grad"
     )  # lstm: student state only (first order), or also dL_val/dphi (the paper's; 2nd order)
     scale: float = 0.0  # lstm: log-range of a learned global loss scale (0: none; 2.3: 0.1-10x)
     mix_range: float = 0.0  # lstm, distill.model: the teacher sets the soft labels' mix,
     # sigmoid(logit(distill.mix) + mix_range * tanh(.)) (0: distill.mix fixed; 3: 0.05-0.95)
+
+
+@dataclass
+class EstimatorConfig:
+    kind: str = _choice(
+        "pes", "pes", "greedy", "tbptt", "es"
+    )  # teacher.agent=lstm|mlp: outer-gradient estimator (l2t/estimators/; docs/design.md §3)
+    horizon: int = 10  # tbptt, pes: teacher steps per truncation (x unroll.steps student steps)
+    population: int = 0  # students per teacher update: greedy, tbptt average this many
+    # lifetimes; pes, es run this many antithetic pairs (0: 1 for greedy, tbptt; 4 for pes, es)
+    sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
+    vmap: bool = False  # pes, es, greedy: train the population's students together (torch.func)
+    objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
+    objective_from: float = 0.5  # pes, es: training progress from which val metrics count
+
+    @property
+    def size(self) -> int:
+        """The population this kind runs: `population`, or the kind's default for 0."""
+        return self.population or (4 if self.kind in ("pes", "es") else 1)
 
 
 @dataclass
@@ -140,6 +149,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossNetConfig = field(default_factory=LossNetConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
@@ -193,7 +203,42 @@ def allowed_keys(cls: type = Config, prefix: str = "") -> list[str]:
     return keys
 
 
+# keys that moved to the `estimator` section (issue 22): refused with the new name, and
+# renamed in the configs of runs saved before (`migrate`)
+MOVED = {
+    "teacher.estimator": "estimator.kind",
+    "teacher.horizon": "estimator.horizon",
+    "teacher.students": "estimator.population",
+    "teacher.population": "estimator.population",
+    "teacher.sigma": "estimator.sigma",
+    "teacher.vmap": "estimator.vmap",
+    "teacher.objective": "estimator.objective",
+    "teacher.objective_from": "estimator.objective_from",
+}
+
+
+def migrate(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved run's config (config.yaml, a checkpoint's or teacher.pt's) with the keys of
+    older versions renamed: `teacher.students` (greedy, tbptt) and `teacher.population` (pes,
+    es) become the one `estimator.population` of the run's kind."""
+    teacher = dict(saved.get("teacher") or {})
+    if not any(key.split(".")[1] in teacher for key in MOVED):
+        return saved
+    estimator = dict(saved.get("estimator") or {})
+    kind = teacher.get("estimator", EstimatorConfig.kind)
+    size = teacher.pop("population", None), teacher.pop("students", None)
+    estimator["population"] = size[0] if kind in ("pes", "es") else size[1]
+    if estimator["population"] is None:
+        del estimator["population"]
+    for old, new in MOVED.items():
+        if old.split(".")[1] in teacher:
+            estimator[new.split(".")[1]] = teacher.pop(old.split(".")[1])
+    return {**saved, "teacher": teacher, "estimator": estimator}
+
+
 def _set(cfg: Any, key: str, value: Any) -> None:
+    if key in MOVED:
+        raise ConfigError(f"config key '{key}' is now '{MOVED[key]}'")
     obj: Any = cfg
     parts = key.split(".")
     for part in parts[:-1]:
@@ -375,19 +420,19 @@ def _check_ranges(cfg: Config) -> None:
     for key, value in {
         "optim.momentum": cfg.optim.momentum,
         "label_noise": cfg.label_noise,
-        "teacher.objective_from": cfg.teacher.objective_from,
+        "estimator.objective_from": cfg.estimator.objective_from,
     }.items():
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"config key '{key}' must be in [0, 1); got {value}")
-    t = cfg.teacher
-    for key, value in {
-        "teacher.horizon": t.horizon,
-        "teacher.students": t.students,
-        "teacher.population": t.population,
-        "teacher.sigma": t.sigma,
-    }.items():
+    t, e = cfg.teacher, cfg.estimator
+    for key, value in {"estimator.horizon": e.horizon, "estimator.sigma": e.sigma}.items():
         if not value > 0:
             raise ConfigError(f"config key '{key}' must be > 0; got {value}")
+    if e.population < 0:
+        raise ConfigError(
+            f"config key 'estimator.population' must be >= 0 (0: the kind's default); "
+            f"got {e.population}"
+        )
     if not cfg.distill.temperature > 0:
         raise ConfigError(
             f"config key 'distill.temperature' must be > 0; got {cfg.distill.temperature}"
@@ -428,15 +473,15 @@ def _check_ranges(cfg: Config) -> None:
             "students_mix spreads a population of students over architectures; "
             f"teacher.agent={t.agent} learns from one student: use agent=lstm|mlp"
         )
-    if t.vmap and t.estimator == "tbptt":
+    if e.vmap and e.kind == "tbptt":
         raise ConfigError(
-            "teacher.vmap=true advances students one teacher step at a time (teacher.estimator"
+            "estimator.vmap=true advances students one teacher step at a time (estimator.kind"
             "=pes|es|greedy); tbptt differentiates through several steps of each student: use "
-            "teacher.vmap=false"
+            "estimator.vmap=false"
         )
-    if t.objective == "val_acc" and t.estimator in ("greedy", "tbptt"):
+    if e.objective == "val_acc" and e.kind in ("greedy", "tbptt"):
         raise ConfigError(
-            f"teacher.objective=val_acc has no gradient; teacher.estimator={t.estimator} needs "
+            f"estimator.objective=val_acc has no gradient; estimator.kind={e.kind} needs "
             "val_loss (pes and es can use either)"
         )
     if cfg.unroll.steps > cfg.steps:

@@ -35,10 +35,10 @@ from l2t import distributed, progress, stopping, threads
 from l2t.applying import teach_student
 from l2t.base_loss import base_loss_params
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
-from l2t.config import Config, ConfigError, mix_of
+from l2t.config import Config, ConfigError, migrate, mix_of
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
-from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorConfig
+from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorSettings
 from l2t.lifetime import Lifetime, Step
 from l2t.plots import plot_curves, plot_schedule
 from l2t.population import unbatchable
@@ -149,36 +149,34 @@ def _check_run_dir(cfg: Config) -> Path:
 
 
 def make_estimator(cfg: Config, tasks: Task | list[Task], policy: Any) -> Estimator:
-    """The outer-gradient estimator `teacher.estimator` names (l2t/estimators/), running
-    this process's share of the population (over the architectures of `tasks`)."""
-    t = cfg.teacher
-    evolution = t.estimator in ("pes", "es")
-    settings = EstimatorConfig(
-        students=t.population if evolution else t.students,
-        horizon=t.horizon,
-        sigma=t.sigma,
-        objective=t.objective,
-        objective_from=t.objective_from,
+    """The outer-gradient estimator `estimator.kind` names (l2t/estimators/), running this
+    process's share of the population (over the architectures of `tasks`)."""
+    e = cfg.estimator
+    settings = EstimatorSettings(
+        population=e.size,
+        horizon=e.horizon,
+        sigma=e.sigma,
+        objective=e.objective,
+        objective_from=e.objective_from,
         seed=cfg.seed,
         max_divergences=cfg.max_divergences,
         rank=distributed.rank(),
         world=distributed.world(),
-        vmap=t.vmap,
+        vmap=e.vmap,
     )
     for task in [tasks] if isinstance(tasks, Task) else tasks:
-        reason = unbatchable(task, policy) if t.vmap else None
+        reason = unbatchable(task, policy) if e.vmap else None
         if reason:
             raise ConfigError(
-                f"teacher.vmap=true cannot batch these students: {reason}; use teacher.vmap=false"
+                f"estimator.vmap=true cannot batch these students: {reason}; "
+                "use estimator.vmap=false"
             )
-    return ESTIMATORS[t.estimator](tasks, policy, settings)
+    return ESTIMATORS[e.kind](tasks, policy, settings)
 
 
 def updates_per_episode(cfg: Config, task: Task) -> int:
     """Teacher updates in which each student of the population lives one lifetime."""
-    horizon = {"greedy": 1, "es": task.teacher_steps}.get(
-        cfg.teacher.estimator, cfg.teacher.horizon
-    )
+    horizon = {"greedy": 1, "es": task.teacher_steps}.get(cfg.estimator.kind, cfg.estimator.horizon)
     return math.ceil(task.teacher_steps / horizon)
 
 
@@ -248,6 +246,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: Path, device: torch.device) -> Checkpoint:
         data = load_checkpoint(path, device)
+        data["config"] = migrate(data["config"])
         data.setdefault("update", 0)  # before checkpoints inside an episode
         if "estimators" not in data:  # before runs over several processes
             data["estimators"] = [data.pop("estimator", None)]

@@ -29,26 +29,26 @@ compare mlp60_baselines label_noise=0.6 "$baselines"
 compare mlp30pf_baselines label_noise=0.3 label_noise_kind=pairflip "$baselines"
 cnn_baselines=methods=ce,ce_early_stop,gce,sce,bootstrap,base_dln,ce_cosine
 compare cnn40_baselines --config $cnn label_noise=0.4 "$cnn_baselines"
-teacher mlp40_greedy label_noise=0.4 teacher.estimator=greedy
-teacher mlp40_greedy10 label_noise=0.4 teacher.estimator=greedy episodes=10
+teacher mlp40_greedy label_noise=0.4 estimator.kind=greedy
+teacher mlp40_greedy10 label_noise=0.4 estimator.kind=greedy episodes=10
 teacher mlp40_pes label_noise=0.4
 for s in 1 2; do  # teachers from other training seeds, applied to the same seed-0 students
   name=mlp40_greedy_seed$s
   [ -f "$runs/$name/summary.json" ] || \
-    $l2t train-teacher "out=$runs/$name" label_noise=0.4 teacher.estimator=greedy seed=$s
+    $l2t train-teacher "out=$runs/$name" label_noise=0.4 estimator.kind=greedy seed=$s
   compare "$name/compare" "teacher=$runs/$name" seed=0 "$teachers"
 done
-teacher mlp20_greedy label_noise=0.2 teacher.estimator=greedy
-teacher mlp60_greedy label_noise=0.6 teacher.estimator=greedy
-teacher mlp30pf_greedy label_noise=0.3 label_noise_kind=pairflip teacher.estimator=greedy
-teacher cnn40_greedy --config $cnn label_noise=0.4 episodes=3 teacher.estimator=greedy
+teacher mlp20_greedy label_noise=0.2 estimator.kind=greedy
+teacher mlp60_greedy label_noise=0.6 estimator.kind=greedy
+teacher mlp30pf_greedy label_noise=0.3 label_noise_kind=pairflip estimator.kind=greedy
+teacher cnn40_greedy --config $cnn label_noise=0.4 episodes=3 estimator.kind=greedy
 compare cnn20_baselines --config $cnn label_noise=0.2 "$cnn_baselines"
 compare cnn60_baselines --config $cnn label_noise=0.6 "$cnn_baselines"
 compare cnn30pf_baselines --config $cnn label_noise=0.3 label_noise_kind=pairflip "$cnn_baselines"
-teacher cnn20_greedy --config $cnn label_noise=0.2 episodes=3 teacher.estimator=greedy
-teacher cnn60_greedy --config $cnn label_noise=0.6 episodes=3 teacher.estimator=greedy
+teacher cnn20_greedy --config $cnn label_noise=0.2 episodes=3 estimator.kind=greedy
+teacher cnn60_greedy --config $cnn label_noise=0.6 episodes=3 estimator.kind=greedy
 teacher cnn30pf_greedy --config $cnn label_noise=0.3 label_noise_kind=pairflip episodes=3 \
-  teacher.estimator=greedy
+  estimator.kind=greedy
 # the default teacher (PES) in every other noise setting
 teacher mlp20_pes label_noise=0.2
 teacher mlp60_pes label_noise=0.6
@@ -81,7 +81,7 @@ tuned=$(chosen "$runs/distill_tuned")
 teacher distill_tuned_pes "$distill" $tuned
 teacher distill_mix_pes "$distill" $tuned teacher.mix_range=3
 teacher distill_mix_pes_lr01 "$distill" $tuned teacher.mix_range=3 teacher.lr=0.01
-teacher distill_greedy "$distill" teacher.estimator=greedy
+teacher distill_greedy "$distill" estimator.kind=greedy
 
 table() { $python scripts/estimator_table.py "$@"; echo; }
 table "baselines=$runs/mlp40_baselines" "greedy=$runs/mlp40_greedy/compare" \
@@ -106,6 +106,6 @@ digits="distill.model=$runs/digits_lenet/model.pt"
 compare digits_baselines --config configs/digits_mlp.yaml "$digits" \
   methods=ce,kd,self_distill,random_teacher_kd,base_dln,ce_cosine
 teacher digits_pes --config configs/digits_mlp.yaml "$digits" episodes=3
-teacher digits_greedy --config configs/digits_mlp.yaml "$digits" episodes=3 teacher.estimator=greedy
+teacher digits_greedy --config configs/digits_mlp.yaml "$digits" episodes=3 estimator.kind=greedy
 table "baselines=$runs/digits_baselines" "pes=$runs/digits_pes/compare"
 cat "$runs/digits_greedy/compare/results.md"  # today's students: paired with its own CE and base

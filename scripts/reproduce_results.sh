@@ -21,18 +21,18 @@ run() {  # name, config, args...: train (resuming a cut-off run), then compare o
   $l2t compare "teacher=$runs/$name" seeds=10 "methods=$methods" "out=$runs/$name/compare"
 }
 
-pes="teacher.estimator=pes teacher.observe=state teacher.horizon=10"
+pes="estimator.kind=pes teacher.observe=state estimator.horizon=10"
 mlp=configs/mnist1d_mlp.yaml cnn=configs/mnist1d_cnn1d.yaml digits=configs/digits_lenet.yaml
-run greedy $mlp teacher.estimator=greedy teacher.observe=grad
-run tbptt $mlp teacher.estimator=tbptt teacher.observe=grad teacher.horizon=10 episodes=3
-run pes_state $mlp $pes teacher.population=8 teacher.objective_from=0.5 episodes=6
-run pes_acc_end $mlp $pes teacher.population=8 teacher.objective=val_acc \
-  teacher.objective_from=0.8 episodes=6
-run pes_scale $mlp $pes teacher.scale=2.3 teacher.population=8 teacher.objective_from=0.5 episodes=6
-run cnn_greedy $cnn teacher.estimator=greedy teacher.observe=grad episodes=4
-run cnn_pes_state $cnn $pes teacher.population=4 teacher.objective_from=0.5 episodes=4
-run digits_greedy $digits teacher.estimator=greedy teacher.observe=grad episodes=4
-run digits_pes_state $digits $pes teacher.population=4 teacher.objective_from=0.5 episodes=4
+run greedy $mlp estimator.kind=greedy teacher.observe=grad
+run tbptt $mlp estimator.kind=tbptt teacher.observe=grad estimator.horizon=10 episodes=3
+run pes_state $mlp $pes estimator.population=8 estimator.objective_from=0.5 episodes=6
+run pes_acc_end $mlp $pes estimator.population=8 estimator.objective=val_acc \
+  estimator.objective_from=0.8 episodes=6
+run pes_scale $mlp $pes teacher.scale=2.3 estimator.population=8 estimator.objective_from=0.5 episodes=6
+run cnn_greedy $cnn estimator.kind=greedy teacher.observe=grad episodes=4
+run cnn_pes_state $cnn $pes estimator.population=4 estimator.objective_from=0.5 episodes=4
+run digits_greedy $digits estimator.kind=greedy teacher.observe=grad episodes=4
+run digits_pes_state $digits $pes estimator.population=4 estimator.objective_from=0.5 episodes=4
 
 table() { $python scripts/estimator_table.py "$@"; }
 table "greedy=$runs/greedy/compare" "tbptt=$runs/tbptt/compare" \

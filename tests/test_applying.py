@@ -26,7 +26,8 @@ def run_dir(tmp_path_factory) -> Path:
             "out": str(out),
             "loss": {"init_steps": 100},
             "unroll": {"steps": 5},
-            "teacher": {"estimator": "greedy", "observe": "grad"},  # the paper's teacher
+            "teacher": {"observe": "grad"},  # the paper's teacher
+            "estimator": {"kind": "greedy"},
         }
     )
     train_teacher(cfg, show_progress=False)
@@ -231,7 +232,7 @@ def test_a_file_that_would_run_code_is_refused(run_dir, tmp_path, name, capsys):
             "val_batch=200",
             "loss.init_steps=100",
             "unroll.steps=5",
-            "teacher.estimator=greedy",
+            "estimator.kind=greedy",
             "teacher.observe=grad",
         ]
     assert main(args) == 2

@@ -49,21 +49,21 @@ def test_train_teacher_writes_the_whole_run_directory(tiny_cfg, capsys):
 
 
 ESTIMATOR_ARGS = {
-    "greedy": ["teacher.estimator=greedy", "teacher.observe=grad"],
+    "greedy": ["estimator.kind=greedy", "teacher.observe=grad"],
     "tbptt": [
-        "teacher.estimator=tbptt",
-        "teacher.horizon=3",
-        "teacher.students=2",
+        "estimator.kind=tbptt",
+        "estimator.horizon=3",
+        "estimator.population=2",
         "teacher.observe=grad",
     ],
     "pes": [
-        "teacher.estimator=pes",
-        "teacher.horizon=4",
-        "teacher.population=2",
+        "estimator.kind=pes",
+        "estimator.horizon=4",
+        "estimator.population=2",
         "teacher.observe=state",
-        "teacher.objective=val_acc",
+        "estimator.objective=val_acc",
     ],
-    "es": ["teacher.estimator=es", "teacher.population=1", "teacher.observe=state"],
+    "es": ["estimator.kind=es", "estimator.population=1", "teacher.observe=state"],
 }
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from l2t.config import ConfigError, allowed_keys, load_config
+from l2t.config import Config, ConfigError, allowed_keys, from_dict, load_config, migrate
 
 
 def test_file_then_overrides_with_types(tmp_path):
@@ -22,14 +22,42 @@ def test_file_then_overrides_with_types(tmp_path):
         (["optim.lr=fast"], "'optim.lr' expects float"),
         (["select_students=-1"], "'select_students' must be >= 0"),
         (["select_students=0"], "use select_students>=1"),
-        (["teacher.estimator=tbptt", "teacher.objective=val_acc"], "has no gradient"),
-        (["teacher.objective_from=1"], "must be in \\[0, 1\\)"),
-        (["teacher.population=0"], "'teacher.population' must be > 0"),
+        (["estimator.kind=tbptt", "estimator.objective=val_acc"], "has no gradient"),
+        (["estimator.objective_from=1"], "must be in \\[0, 1\\)"),
+        (["estimator.population=-1"], "'estimator.population' must be >= 0"),
+        (["teacher.population=8"], "'teacher.population' is now 'estimator.population'"),
+        (["teacher.estimator=greedy"], "'teacher.estimator' is now 'estimator.kind'"),
     ],
 )
 def test_bad_values_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_an_old_key_in_a_config_file_is_refused_with_its_new_name(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("teacher:\n  estimator: greedy\n")
+    with pytest.raises(ConfigError, match=r"'teacher.estimator' is now 'estimator.kind'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("kind", "size"), [("pes", 8), ("greedy", 2)])
+def test_a_run_saved_with_the_old_keys_reads_as_the_same_run(kind, size):
+    """Before the estimator section, greedy and tbptt counted `teacher.students` and pes and es
+    `teacher.population`: a saved config keeps the count its kind used."""
+    saved = Config().to_dict()
+    del saved["estimator"]
+    saved["teacher"].update(estimator=kind, horizon=3, students=2, population=8, sigma=0.1)
+    cfg = from_dict(migrate(saved))
+    assert (cfg.estimator.kind, cfg.estimator.horizon, cfg.estimator.sigma) == (kind, 3, 0.1)
+    assert cfg.estimator.size == size
+    assert migrate(Config().to_dict()) == Config().to_dict()  # today's configs are left alone
+
+
+def test_the_population_defaults_to_what_each_kind_ran_before():
+    kinds = ("pes", "es", "greedy", "tbptt")
+    sizes = {k: load_config(None, [f"estimator.kind={k}"]).estimator.size for k in kinds}
+    assert sizes == {"pes": 4, "es": 4, "greedy": 1, "tbptt": 1}
 
 
 def test_unknown_key_names_the_closest_and_where_all_are_listed():
@@ -74,7 +102,7 @@ def test_help_lists_every_key_with_default_and_comment(capsys):
     for key in allowed_keys():
         assert f"\n  {key} (" in text
     assert all(doc.comment for doc in describe_keys()), "every key has a comment in config.py"
-    assert "teacher.estimator (str, default 'pes'; one of pes|greedy|tbptt|es)" in text
+    assert "estimator.kind (str, default 'pes'; one of pes|greedy|tbptt|es)" in text
     assert "+ mix_range * tanh(.)) (0: distill.mix fixed" in text  # a comment's second line
 
 

@@ -161,7 +161,7 @@ def test_a_teacher_learns_the_mix_over_training_and_its_schedule_replays_it(mode
 
     run = tmp_path / "run"
     args = ["train-teacher", f"distill.model={model_path}", "teacher.mix_range=3", "episodes=2"]
-    assert main([*args, "teacher.horizon=2", "teacher.lr=0.05", f"out={run}", *TINY]) == 0
+    assert main([*args, "estimator.horizon=2", "teacher.lr=0.05", f"out={run}", *TINY]) == 0
     mixes = [float(phi[-1]) for phi in Schedule.load(run / "schedule.pt").phi_sets()]
     assert all(0.0 < m < 1.0 for m in mixes)
     # the teacher as meta-training left it (kept or not) sets another mix than it started with

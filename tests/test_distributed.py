@@ -16,7 +16,7 @@ from l2t.cli import main
 
 RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=3", "val_batch=100"]
 RUN += ["unroll.steps=5", "loss.init_steps=20", "progress=false"]
-RUN += ["teacher.estimator=pes", "teacher.population=3", "teacher.horizon=2"]
+RUN += ["estimator.kind=pes", "estimator.population=3", "estimator.horizon=2"]
 
 
 def _torchrun(out, *args, processes=2, start=subprocess.run):
@@ -78,7 +78,7 @@ def test_a_killed_two_process_run_resumes_with_two_and_ends_byte_identical(tmp_p
 
 
 def test_a_population_of_two_architectures_trains_one_teacher_that_teaches_both(tmp_path):
-    mix = ["students_mix=mlp,cnn1d", "teacher.population=2", "episodes=1"]
+    mix = ["students_mix=mlp,cnn1d", "estimator.population=2", "episodes=1"]
     run = _torchrun(tmp_path / "run", *mix)  # member 0 on process 0, member 1 on process 1
     assert run.returncode == 0, run.stderr
     shares = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["estimators"]

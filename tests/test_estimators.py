@@ -5,18 +5,18 @@ import torch
 from precision import as_float64
 from toy import LossScalePolicy, quadratic_task
 
-from l2t.estimators import ESTIMATORS, EstimatorConfig
+from l2t.estimators import ESTIMATORS, EstimatorSettings
 
 
-def _config(**changes) -> EstimatorConfig:
+def _config(**changes) -> EstimatorSettings:
     values = dict(
-        students=4, horizon=10, sigma=0.1, objective="val_loss", objective_from=0.8, seed=0
+        population=4, horizon=10, sigma=0.1, objective="val_loss", objective_from=0.8, seed=0
     )
     values.update(changes)
-    return EstimatorConfig(**values)
+    return EstimatorSettings(**values)
 
 
-def _train(name: str, cfg: EstimatorConfig, updates: int = 8) -> float:
+def _train(name: str, cfg: EstimatorSettings, updates: int = 8) -> float:
     task, policy = quadratic_task(steps=200), LossScalePolicy()
     estimator = ESTIMATORS[name](task, policy, cfg)
     theta = torch.zeros((), requires_grad=True)
@@ -74,10 +74,10 @@ def test_pes_is_unbiased_for_the_whole_lifetime_gradient():
     task, policy = quadratic_task(steps=100, noise=0.3), LossScalePolicy()
     theta = {"log_scale": torch.tensor(0.0)}
     pairs = 64
-    exact_cfg = _config(students=pairs, horizon=task.teacher_steps, objective_from=0.0)
+    exact_cfg = _config(population=pairs, horizon=task.teacher_steps, objective_from=0.0)
     exact = ESTIMATORS["tbptt"](task, policy, exact_cfg).estimate(theta)[0]["log_scale"]
     pes_cfg = _config(
-        students=pairs,
+        population=pairs,
         horizon=task.teacher_steps // 2,
         objective_from=0.0,
         sigma=0.01,
@@ -94,7 +94,7 @@ def test_a_population_split_over_processes_sums_to_the_whole_populations_estimat
     """Two processes running members {0, 2} and {1} of a population of three: their estimates
     add up to the population's, over updates in which students finish and are replaced."""
     task, policy = quadratic_task(steps=60), LossScalePolicy()
-    base = dict(students=3, horizon=2, objective_from=0.0)
+    base = dict(population=3, horizon=2, objective_from=0.0)
     whole = ESTIMATORS[name](task, policy, _config(**base))
     shards = [ESTIMATORS[name](task, policy, _config(**base, rank=r, world=2)) for r in (0, 1)]
     assert [list(s.members()) for s in shards] == [[0, 2], [1]]
@@ -127,7 +127,8 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
             "val_batch": 50,
             "unroll": {"steps": 3},
             "loss": {"init_steps": 10, "hidden": 8, "layers": 2},
-            "teacher": {"estimator": "greedy", "observe": "grad", "students": 2, "scale": 1.0},
+            "teacher": {"observe": "grad", "scale": 1.0},
+            "estimator": {"kind": "greedy", "population": 2},
         }
     )
     splits = as_float64(load_splits(cfg, torch.device("cpu")))

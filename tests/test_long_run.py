@@ -26,7 +26,7 @@ def test_live_tensors_stay_flat_over_hundreds_of_teacher_steps(estimator):
             "val_batch": 50,
             "unroll": {"steps": 2},
             "loss": {"init_steps": 10, "hidden": 8, "layers": 2},
-            "teacher": {"estimator": estimator, "population": 1, "horizon": 2},
+            "estimator": {"kind": estimator, "population": 1, "horizon": 2},
         }
     )
     teacher = make_teacher(cfg, base_loss_params(cfg))

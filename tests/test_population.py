@@ -15,7 +15,7 @@ from precision import as_float64
 
 from l2t.base_loss import base_loss_params
 from l2t.data import load_splits
-from l2t.estimators import ESTIMATORS, EstimatorConfig
+from l2t.estimators import ESTIMATORS, EstimatorSettings
 from l2t.lifetime import advance, start
 from l2t.population import advance_together
 from l2t.seeds import student_index
@@ -115,8 +115,8 @@ def test_pes_and_es_estimate_the_same_gradient_vmapped(tiny_cfg, name, float64):
     the way) give the same gradients and students with and without vmap."""
     cfg = dataclasses.replace(tiny_cfg, steps=30) if name == "es" else tiny_cfg
     task, policy = _setup(cfg)
-    settings = EstimatorConfig(
-        students=3, horizon=2, sigma=0.01, objective="val_loss", objective_from=0.0, seed=0
+    settings = EstimatorSettings(
+        population=3, horizon=2, sigma=0.01, objective="val_loss", objective_from=0.0, seed=0
     )
     one = ESTIMATORS[name](task, policy, settings)
     together = ESTIMATORS[name](task, policy, dataclasses.replace(settings, vmap=True))
@@ -139,8 +139,8 @@ def test_a_population_of_two_architectures_is_vmapped_one_architecture_at_a_time
     batched call, and the estimate is the one-at-a-time estimate."""
     mlp, policy = _setup(tiny_cfg)
     cnn, _ = _setup(dataclasses.replace(tiny_cfg, student="cnn1d"))
-    settings = EstimatorConfig(
-        students=3, horizon=2, sigma=0.01, objective="val_loss", objective_from=0.0, seed=0
+    settings = EstimatorSettings(
+        population=3, horizon=2, sigma=0.01, objective="val_loss", objective_from=0.0, seed=0
     )
     one = ESTIMATORS["pes"]([mlp, cnn], policy, settings)
     together = ESTIMATORS["pes"]([mlp, cnn], policy, dataclasses.replace(settings, vmap=True))
@@ -158,8 +158,8 @@ def test_greedy_estimates_the_same_gradient_vmapped(tiny_cfg, observe, float64):
     """Five greedy updates of three students (one ends and its successor starts): the same
     gradients with the students' dL_val/dphi from one vmapped pass and one backward."""
     task, policy = _setup(tiny_cfg, observe=observe)
-    settings = EstimatorConfig(
-        students=3, horizon=1, sigma=0.0, objective="val_loss", objective_from=0.0, seed=0
+    settings = EstimatorSettings(
+        population=3, horizon=1, sigma=0.0, objective="val_loss", objective_from=0.0, seed=0
     )
     one = ESTIMATORS["greedy"](task, policy, settings)
     together = ESTIMATORS["greedy"](task, policy, dataclasses.replace(settings, vmap=True))

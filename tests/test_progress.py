@@ -9,7 +9,7 @@ from l2t import progress
 from l2t.cli import main
 
 TINY = ["steps=20", "eval_every=10", "episodes=1", "select_students=1", "val_batch=100"]
-TINY += ["unroll.steps=5", "teacher.population=2", "teacher.horizon=2", "loss.init_steps=20"]
+TINY += ["unroll.steps=5", "estimator.population=2", "estimator.horizon=2", "loss.init_steps=20"]
 
 
 class Recorder:

@@ -11,7 +11,7 @@ from l2t.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["steps=30", "eval_every=15", "episodes=1", "select_students=1", "val_batch=100"]
-TINY += ["unroll.steps=5", "teacher.population=2", "teacher.horizon=2", "optim.batch_size=10"]
+TINY += ["unroll.steps=5", "estimator.population=2", "estimator.horizon=2", "optim.batch_size=10"]
 
 
 def readme_commands() -> list[list[str]]:

@@ -37,7 +37,7 @@ def test_every_student_a_run_and_its_comparison_train_is_named_by_the_scheme(
 
     monkeypatch.setattr(Task, "init", init)
     tiny = ["steps=10", "eval_every=10", "episodes=1", "unroll.steps=5", "loss.init_steps=10"]
-    tiny += ["val_batch=50", "teacher.population=1", "teacher.horizon=1", "select_students=2"]
+    tiny += ["val_batch=50", "estimator.population=1", "estimator.horizon=1", "select_students=2"]
     run = tmp_path / "run"
     assert main(["train-teacher", f"out={run}", "seed=7", *tiny]) == 0
     assert main(["compare", f"teacher={run}", "seeds=3", "methods=ce,ce_tuned,teacher_online"]) == 0

@@ -13,7 +13,7 @@ import pytest
 from l2t.cli import main
 
 RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=1", "val_batch=100"]
-RUN += ["unroll.steps=5", "loss.init_steps=20", "teacher.population=1", "teacher.horizon=2"]
+RUN += ["unroll.steps=5", "loss.init_steps=20", "estimator.population=1", "estimator.horizon=2"]
 
 
 def _start(out, *extra):
@@ -98,10 +98,10 @@ def test_sigkill_then_resume_ends_byte_identical(tmp_path, point, capsys):
 
 
 TEACHERS = {  # each estimator, and the agent that learns inside the env (one student)
-    "greedy": ["teacher.estimator=greedy"],
-    "tbptt": ["teacher.estimator=tbptt"],
-    "pes": ["teacher.estimator=pes"],
-    "es": ["teacher.estimator=es"],
+    "greedy": ["estimator.kind=greedy"],
+    "tbptt": ["estimator.kind=tbptt"],
+    "pes": ["estimator.kind=pes"],
+    "es": ["estimator.kind=es"],
     "reinforce": ["teacher.agent=reinforce"],
 }
 

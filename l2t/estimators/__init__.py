@@ -1,7 +1,7 @@
-"""Outer-gradient estimators, one file each (docs/design.md §3): `teacher.estimator=`
+"""Outer-gradient estimators, one file each (docs/design.md §3): `estimator.kind=`
 greedy | tbptt | pes | es."""
 
-from l2t.estimators.base import Diverged, Estimator, EstimatorConfig
+from l2t.estimators.base import Diverged, Estimator, EstimatorSettings
 from l2t.estimators.es import ES
 from l2t.estimators.greedy import Greedy
 from l2t.estimators.pes import PES
@@ -20,7 +20,7 @@ __all__ = [
     "PES",
     "Diverged",
     "Estimator",
-    "EstimatorConfig",
+    "EstimatorSettings",
     "Greedy",
     "TruncatedBackprop",
 ]

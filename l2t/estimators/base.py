@@ -23,8 +23,8 @@ from l2t.task import Task
 
 
 @dataclass
-class EstimatorConfig:
-    students: int  # lifetimes (greedy, tbptt) or antithetic pairs (pes, es) per estimate
+class EstimatorSettings:
+    population: int  # lifetimes (greedy, tbptt) or antithetic pairs (pes, es) per estimate
     horizon: int  # teacher steps per truncation (tbptt, pes)
     sigma: float  # perturbation scale (pes, es)
     objective: str  # val_loss | val_acc
@@ -42,7 +42,7 @@ class Diverged(RuntimeError):
 
 
 class Estimator(ABC):
-    def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorConfig) -> None:
+    def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorSettings) -> None:
         # several tasks: one teacher for several student architectures (`students_mix`);
         # they share the budget, so `self.task` answers for all but the architecture
         self.tasks = [task] if isinstance(task, Task) else list(task)
@@ -94,19 +94,19 @@ class Estimator(ABC):
     def members(self) -> range:
         """The population members this process runs; the population's estimate is the sum of
         every process's (each divides by the whole population's size)."""
-        return range(self.cfg.rank, self.cfg.students, self.cfg.world)
+        return range(self.cfg.rank, self.cfg.population, self.cfg.world)
 
     def task_of(self, seed: int) -> Task:
         """The task of a training student: population member i teaches the (i mod n)-th of
         the n architectures, whichever process runs it."""
-        member = student_index(seed) % self.cfg.students
+        member = student_index(seed) % self.cfg.population
         return self.tasks[member % len(self.tasks)]
 
     def staggered(self, theta: Theta) -> list[Lifetime]:
         """This process's first members: spread over the budget unless one window spans it
         (member i first advanced, first order and unperturbed, through i / n of its budget),
         so a population spans early, middle and late training from the first update."""
-        n = self.cfg.students
+        n = self.cfg.population
         spread = self.cfg.stagger and self.cfg.horizon < self.task.teacher_steps
         lives = [self.new_student(theta, i) for i in self.members()]
         steps = [int(i / n * self.task.teacher_steps) if spread else 0 for i in self.members()]
@@ -120,7 +120,7 @@ class Estimator(ABC):
 
     def successor(self, theta: Theta, life: Lifetime) -> Lifetime:
         """The next student of the member whose student `life` finished its budget."""
-        return self.new_student(theta, student_index(life.seed) + self.cfg.students)
+        return self.new_student(theta, student_index(life.seed) + self.cfg.population)
 
     def weight(self, life: Lifetime) -> float:
         """How much the step that brought `life` where it is counts in the meta-objective:

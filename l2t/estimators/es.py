@@ -16,7 +16,7 @@ from l2t.lifetime import Theta
 
 class ES(Estimator):
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
-        n = self.cfg.students
+        n = self.cfg.population
         members = list(self.members())
         eps = [self.perturbation(theta, i) for i in members]
         thetas = [shifted(theta, e, sign) for e in eps for sign in (1.0, -1.0)]

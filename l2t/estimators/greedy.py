@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from l2t.estimators.base import EstimatorConfig
+from l2t.estimators.base import EstimatorSettings
 from l2t.estimators.tbptt import TruncatedBackprop
 from l2t.lifetime import Policy
 from l2t.task import Task
 
 
 class Greedy(TruncatedBackprop):
-    def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorConfig) -> None:
+    def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorSettings) -> None:
         super().__init__(task, policy, replace(cfg, horizon=1))

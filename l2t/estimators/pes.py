@@ -31,7 +31,7 @@ class PES(Estimator):
     pairs: list[tuple[Lifetime, Lifetime, Theta]] | None = None
 
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
-        n = self.cfg.students
+        n = self.cfg.population
         if self.pairs is None:
             zero = {name: torch.zeros_like(p) for name, p in theta.items()}
             self.pairs = [(life, life, dict(zero)) for life in self.staggered(theta)]

@@ -33,7 +33,7 @@ class TruncatedBackprop(Estimator):
         )
 
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
-        n = self.cfg.students
+        n = self.cfg.population
         if self.lives is None:
             self.lives = self.staggered(theta)
         if self.cfg.vmap:
@@ -92,7 +92,7 @@ class TruncatedBackprop(Estimator):
             if proposals
             else [None] * len(leaves)
         )
-        n = self.cfg.students
+        n = self.cfg.population
         total = {
             name: torch.zeros_like(p) if g is None else g / n
             for (name, p), g in zip(leaves.items(), grads)
