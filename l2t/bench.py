@@ -17,46 +17,60 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from envs.student_training import StudentTrainingEnv
+from agents.fixed_loss import FixedLossTeacher
 from l2t import distributed, threads
+from l2t.applying import make_task
 from l2t.base_loss import base_loss_params
 from l2t.config import Config, from_dict
 from l2t.estimators.online import teach_while_learning
-from l2t.loss_network import dln_loss
+from l2t.lifetime import Policy, advance, start
 from l2t.population import unbatchable
+from l2t.splits import Splits
+from l2t.student_state import unroll, validate
 from l2t.task import Task
 from l2t.tracking import Tracker
 from l2t.training import make_estimator, make_teacher, teacher_update
 
 
-def _time_per_student_step(env: object, step: Callable[[], object], budget_s: float) -> float:
-    """Median-free but warm: one warm-up episode slice, then as many steps as fit in budget."""
+def _fixed_steps(task: Task, policy: Policy) -> Callable[[], int]:
+    """A function that trains one teacher step of the student of seed 0 under `policy` on
+    the lifetime path (a new student when one's budget is spent); returns student steps."""
+    life = start(task, policy, 0)
 
-    assert isinstance(env, StudentTrainingEnv)
-    env.reset(seed=0)
+    def step() -> int:
+        nonlocal life
+        if life.done(task):
+            life = start(task, policy, 0)
+        before = life.student.step
+        life = advance(task, policy, {}, life).life
+        return life.student.step - before
+
+    return step
+
+
+def _time_per_student_step(task: Task, policy: Policy, budget_s: float) -> float:
+    """Warm (three teacher steps first), then as many teacher steps as fit in the budget."""
+    step = _fixed_steps(task, policy)
     for _ in range(3):
         step()
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < budget_s:
-        if env.done:
-            env.reset(seed=0)
-        before = env.t
-        step()
-        steps += env.t - before
-    return (time.perf_counter() - start) / steps * 1000.0
+    begin, steps = time.perf_counter(), 0
+    while time.perf_counter() - begin < budget_s:
+        steps += step()
+    return (time.perf_counter() - begin) / steps * 1000.0
 
 
-def saved_tensor_bytes(cfg: Config, k: int) -> int:
+def _base(cfg: Config, task: Task) -> list[torch.Tensor]:
+    return [p.to(task.device) for p in base_loss_params(cfg)]
+
+
+def saved_tensor_bytes(cfg: Config, splits: Splits, k: int) -> int:
     """Bytes autograd saves for the meta-gradient of one K-step unroll (CPU-measurable)."""
 
-    env = StudentTrainingEnv(
-        from_dict({"unroll": {"steps": k}, "steps": max(k, cfg.steps)}, copy.deepcopy(cfg))
-    )
-    env.reset(seed=0)
-    assert env.student is not None
-    phi = [p.clone().requires_grad_() for p in env.base_phi]
+    changed = from_dict({"unroll": {"steps": k}, "steps": max(k, cfg.steps)}, copy.deepcopy(cfg))
+    task = make_task(changed, splits)
+    phi = [p.clone().requires_grad_() for p in _base(cfg, task)]
+    student, batches = task.init(0), task.batches(0, 0)
     total = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -65,7 +79,18 @@ def saved_tensor_bytes(cfg: Config, k: int) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        env.functional_step(phi, commit_result=False)
+        loss = task.loss_fn(phi)
+        end = unroll(
+            task.model,
+            student,
+            loss,
+            batches.x,
+            batches.y,
+            task.sgd,
+            create_graph=True,
+            backend=task.backend,
+        )
+        validate(task.model, end, batches.x_val, batches.y_val)
     return total
 
 
@@ -80,7 +105,7 @@ ESTIMATOR_BENCH = {  # name: (estimator, observe, population or students, horizo
 
 
 def _estimator(
-    cfg: Config, env: Any, observe: str, changes: dict[str, Any]
+    cfg: Config, task: Task, observe: str, changes: dict[str, Any]
 ) -> tuple[Any, Any, Any] | None:
     """(estimator, teacher, task) of the default teacher observing `observe`, with
     `estimator.*` changes, or None (said) when they ask for a vmapped population the
@@ -88,8 +113,8 @@ def _estimator(
 
     changed = {"teacher": {"observe": observe}, "estimator": changes}
     run_cfg = from_dict(changed, copy.deepcopy(cfg))
-    teacher = make_teacher(run_cfg, env.base_phi)
-    task = Task.from_config(run_cfg, env.splits)
+    teacher = make_teacher(run_cfg, _base(cfg, task))
+    task = make_task(run_cfg, task.splits)
     reason = unbatchable(task, teacher) if run_cfg.estimator.vmap else None
     if reason:
         print(f"(a vmapped row is left out: {reason})")
@@ -97,15 +122,15 @@ def _estimator(
     return make_estimator(run_cfg, task, teacher), teacher, task
 
 
-def estimator_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
+def estimator_rows(cfg: Config, task: Task, budget_s: float) -> dict[str, float]:
     """Milliseconds per student step advanced by each estimator, everything included
     (teacher, validation, second-order passes); es costs what pes does per step."""
     rows = {}
     for name, (estimator, observe, members, horizon, vmap) in ESTIMATOR_BENCH.items():
         changes = {"kind": estimator, "horizon": horizon, "population": members, "vmap": vmap}
-        built = _estimator(cfg, env, observe, changes)
+        built = _estimator(cfg, task, observe, changes)
         if built is not None:
-            est, teacher, task = built
+            est, teacher, _ = built
             per_update = members * horizon * task.k * (2 if estimator in ("pes", "es") else 1)
             rate = _estimates_per_second(est, teacher.theta(), budget_s)
             rows[name] = 1000.0 / (rate * per_update)
@@ -128,34 +153,30 @@ VMAP_BENCH = {  # name: (population, vmap)
 }
 
 
-def vmap_rows(cfg: Config, env: object, budget_s: float) -> dict[str, float]:
+def vmap_rows(cfg: Config, task: Task, budget_s: float) -> dict[str, float]:
     """Teacher updates per second of PES (horizon 2, observing the state) with one student
     pair, and with eight advanced one after another or together (l2t/population.py)."""
     rows: dict[str, float] = {}
     for name, (population, vmap) in VMAP_BENCH.items():
         changes = {"kind": "pes", "horizon": 2, "population": population, "vmap": vmap}
-        built = _estimator(cfg, env, "state", changes)
+        built = _estimator(cfg, task, "state", changes)
         if built is not None:
             rows[name] = _estimates_per_second(built[0], built[1].theta(), budget_s)
     return rows
 
 
-def _ce_steps_worker(cfg_dict: dict[str, Any], steps: int, start: Any, times: Any) -> None:
+def _ce_steps_worker(cfg_dict: dict[str, Any], steps: int, ready: Any, times: Any) -> None:
     """A process that trains `steps` plain CE student steps once every process is ready."""
 
     cfg = from_dict(cfg_dict)
     threads.configure(cfg.threads)
-    env = StudentTrainingEnv(cfg)
-    env.reset(seed=0)
-    start.wait()
+    task = make_task(cfg)
+    step = _fixed_steps(task, FixedLossTeacher("ce"))
+    ready.wait()
     threads.configure(cfg.threads)  # every process is registered now: take the final share
     begin, done = time.perf_counter(), 0
     while done < steps:
-        if env.done:
-            env.reset(seed=0)
-        before = env.t
-        env.train_with(F.cross_entropy)
-        done += env.t - before
+        done += step()
     times.put(time.perf_counter() - begin)
 
 
@@ -163,9 +184,9 @@ def concurrent_seconds(cfg: Config, processes: int, steps: int) -> float:
     """Wall seconds until `processes` l2t processes, started together, have each trained
     `steps` plain CE student steps (threads chosen as `threads=` says: auto by default)."""
     context = multiprocessing.get_context("spawn")
-    start, times = context.Barrier(processes), context.Queue()
+    ready, times = context.Barrier(processes), context.Queue()
     workers = [
-        context.Process(target=_ce_steps_worker, args=(cfg.to_dict(), steps, start, times))
+        context.Process(target=_ce_steps_worker, args=(cfg.to_dict(), steps, ready, times))
         for _ in range(processes)
     ]
     for w in workers:
@@ -195,10 +216,10 @@ def _updates_worker(
     distributed.init(torch.device("cpu"))
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
-    env = StudentTrainingEnv(cfg)
-    teacher = make_teacher(cfg, env.base_phi)
+    task = make_task(cfg)
+    teacher = make_teacher(cfg, _base(cfg, task))
     distributed.from_first(list(teacher.state_dict().values()))
-    estimator = make_estimator(cfg, Task.from_config(cfg, env.splits), teacher)
+    estimator = make_estimator(cfg, task, teacher)
     tracker = Tracker(None, cfg)
     teacher_update(teacher, estimator, tracker, 0)  # warm, and the population started
     begin = time.perf_counter()
@@ -259,7 +280,7 @@ def bench_record(cfg: Config, rows: dict[str, float], command: list[str]) -> dic
     }
 
 
-def online_teacher(cfg: Config, env: Any, backend: str, update: str) -> tuple[Any, Any]:
+def online_teacher(cfg: Config, task: Task, backend: str, update: str) -> tuple[Any, Any]:
     """A task of 10 teacher steps with the unroll `backend`, and the paper's LSTM teacher
     (observing dL_val/dphi, learning by `update` while it teaches) sized by the config's
     `teacher.*`: what the "online learning" rows time (l2t/estimators/online.py)."""
@@ -269,7 +290,7 @@ def online_teacher(cfg: Config, env: Any, backend: str, update: str) -> tuple[An
         {"steps": 10 * cfg.unroll.steps, "unroll": {"backend": backend}, "teacher": changes},
         copy.deepcopy(cfg),
     )
-    return Task.from_config(run_cfg, env.splits), make_teacher(run_cfg, env.base_phi)
+    return make_task(run_cfg, task.splits), make_teacher(run_cfg, _base(cfg, task))
 
 
 def _online_ms(task: Any, teacher: Any, budget_s: float) -> float:
@@ -287,25 +308,21 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
 
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
-    env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
-    phi = env.base_phi
+    task = make_task(cfg)
     rows: dict[str, float] = {}
-    rows["plain CE step"] = _time_per_student_step(
-        env, lambda: env.train_with(F.cross_entropy), budget_s
-    )
-    rows["schedule replay (fixed DLN)"] = _time_per_student_step(
-        env, lambda: env.train_with(lambda z, y: dln_loss(phi, z, y)), budget_s
-    )
+    ce, dln = FixedLossTeacher("ce"), FixedLossTeacher("base_dln", _base(cfg, task))
+    rows["plain CE step"] = _time_per_student_step(task, ce, budget_s)
+    rows["schedule replay (fixed DLN)"] = _time_per_student_step(task, dln, budget_s)
     for backend in ("higher", "func"):
         for update in ("fused", "three_stage"):
-            task, teacher = online_teacher(cfg, env, backend, update)
-            rows[f"online learning, {update}, {backend}"] = _online_ms(task, teacher, budget_s)
-    rows.update(estimator_rows(cfg, env, budget_s))
-    rows.update(vmap_rows(cfg, env, budget_s))
+            online, teacher = online_teacher(cfg, task, backend, update)
+            rows[f"online learning, {update}, {backend}"] = _online_ms(online, teacher, budget_s)
+    rows.update(estimator_rows(cfg, task, budget_s))
+    rows.update(vmap_rows(cfg, task, budget_s))
     base = rows["plain CE step"]
     print(
         f"l2t bench: dataset={cfg.dataset} student={cfg.student} K={cfg.unroll.steps} "
-        f"batch={cfg.optim.batch_size} device={env.device} torch={torch.__version__} "
+        f"batch={cfg.optim.batch_size} device={task.device} torch={torch.__version__} "
         f"threads={torch.get_num_threads()} ({platform.processor() or platform.machine()})"
     )
     print(f"| {'mode':<36} | ms / student step | x plain CE |")
@@ -319,7 +336,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
             print(f"  {name.removesuffix(', updates/s'):<40} {rows[name]:8.3f}")
     print("\nmemory kept for the meta-gradient of one unroll (autograd saved tensors):")
     for k in (5, 10, 20, 40):
-        mib = saved_tensor_bytes(cfg, k) / 2**20
+        mib = saved_tensor_bytes(cfg, task.splits, k) / 2**20
         rows[f"saved MiB, K={k}"] = mib
         print(f"  K={k:<3} {mib:8.2f} MiB  ({mib / k:.3f} MiB per step)")
     steps = max(cfg.unroll.steps, round(budget_s * 1000 / base))  # ~budget_s alone

@@ -3,8 +3,11 @@ from l2t.config import from_dict
 
 
 def test_unroll_memory_grows_linearly_in_k():
+    from l2t.applying import make_task
+
     cfg = from_dict({"steps": 40, "loss": {"init_steps": 10}})
-    b5, b10, b20 = (saved_tensor_bytes(cfg, k) for k in (5, 10, 20))
+    splits = make_task(cfg).splits
+    b5, b10, b20 = (saved_tensor_bytes(cfg, splits, k) for k in (5, 10, 20))
     per_step_low, per_step_high = (b10 - b5) / 5, (b20 - b10) / 10
     assert b5 < b10 < b20
     assert abs(per_step_high - per_step_low) / per_step_low < 0.05
@@ -48,15 +51,13 @@ def test_bench_refuses_an_out_that_is_not_a_json_file(tmp_path, capsys):
 
 
 def test_bench_online_rows_use_the_configured_teacher():
-    from envs.student_training import StudentTrainingEnv
-    from l2t.base_loss import base_loss_params
+    from l2t.applying import make_task
     from l2t.bench import online_teacher
 
     cfg = from_dict(
         {"steps": 20, "teacher": {"hidden": 7, "beta": 0.05}, "loss": {"init_steps": 10}}
     )
-    env = StudentTrainingEnv(cfg, base_phi=base_loss_params(cfg))
-    task, teacher = online_teacher(cfg, env, "higher", "three_stage")
+    task, teacher = online_teacher(cfg, make_task(cfg), "higher", "three_stage")
     assert task.backend == "higher" and task.steps == 10 * cfg.unroll.steps
     assert teacher.hparams["update"] == "three_stage" and teacher.observes_gradient
     assert teacher.hparams["hidden"] == 7 and teacher.beta == 0.05
