@@ -98,7 +98,7 @@ def unroll(
     `higher`'s monkey-patched module (`higher`); both give the same numbers (a test).
     """
     if not create_graph:
-        return _unroll_first_order(model, state, loss_fn, x_batches, y_batches, sgd)
+        return _unroll_first_order(model, state, loss_fn, (x_batches, y_batches), sgd)
     if backend not in BACKENDS:
         raise ValueError(f"unknown unroll backend '{backend}'; allowed: {', '.join(BACKENDS)}")
     names = list(state.params)
@@ -167,16 +167,12 @@ def _functional(
 
 @torch.no_grad()
 def _unroll_first_order(
-    model: nn.Module,
-    state: StudentState,
-    loss_fn: LossFn,
-    x_batches: Tensor,
-    y_batches: Tensor,
-    sgd: SGD,
+    model: nn.Module, state: StudentState, loss_fn: LossFn, data: tuple[Tensor, Tensor], sgd: SGD
 ) -> StudentState:
     """The same steps with no graph: the state is loaded into the template module, each
     step's `sgd_update` copied into it, and read back (measured: `functional_call`'s
     re-parametrisation per step costs more than a small student's whole step)."""
+    x_batches, y_batches = data
     named = dict(model.named_parameters())
     for name, p in named.items():
         p.copy_(state.params[name])

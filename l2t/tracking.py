@@ -212,16 +212,3 @@ def wait_for_wandb_file(run_dir: Path, timeout: float = 30.0) -> list[Any]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no complete offline wandb run under '{run_dir}' in {timeout} s")
         time.sleep(0.1)
-
-
-def wandb_offline_summary(run_dir: Path) -> dict[str, Any]:
-    """The summary an offline wandb run under `run_dir` logged (last value per key)."""
-    if not list(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
-        raise FileNotFoundError(f"no offline wandb run under '{run_dir}'")
-    summary: dict[str, Any] = {}
-    for record in wait_for_wandb_file(run_dir):
-        if record.WhichOneof("record_type") == "summary":
-            for item in record.summary.update:
-                key = item.key or "/".join(item.nested_key)
-                summary[key] = json.loads(item.value_json)
-    return summary

@@ -1,12 +1,27 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from l2t.cli import main
 from l2t.sweep import load_sweep, random_trials
-from l2t.tracking import wait_for_wandb_file, wandb_offline_summary
+from l2t.tracking import wait_for_wandb_file
+
+
+def wandb_offline_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary an offline wandb run under `run_dir` logged (last value per key)."""
+    if not list(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
+        raise FileNotFoundError(f"no offline wandb run under '{run_dir}'")
+    summary: dict[str, Any] = {}
+    for record in wait_for_wandb_file(run_dir):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                key = item.key or "/".join(item.nested_key)
+                summary[key] = json.loads(item.value_json)
+    return summary
+
 
 TINY = [
     "steps=10",
