@@ -1,6 +1,7 @@
 """Teachers that act in the student-training environment."""
 
 from agents.base import Teacher
+from agents.control_teacher import ControlTeacher
 from agents.fixed_loss import FIXED_LOSSES, FixedLossTeacher
 from agents.lstm_teacher import LSTMTeacher
 from agents.mlp_teacher import MLPTeacher
@@ -9,6 +10,7 @@ from agents.schedule_teacher import ScheduleTeacher
 
 __all__ = [
     "FIXED_LOSSES",
+    "ControlTeacher",
     "FixedLossTeacher",
     "LSTMTeacher",
     "MLPTeacher",

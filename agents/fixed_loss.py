@@ -14,14 +14,15 @@ from l2t.lifetime import Observation, TeacherState, Theta
 from l2t.student_state import LossFn
 from l2t.task import Task
 
-FIXED_LOSSES = (*LOSSES, "kd", "base_dln")
+FIXED_LOSSES = (*LOSSES, "kd", "base_dln", "base")
 
 
 class FixedLossTeacher(Teacher):
     """A loss of `l2t.fixed_losses` (cross-entropy, its variants, the noise-robust losses),
-    `kd` (vanilla distillation at the task's `mix` and `temperature`), or `base_dln` (the
-    DLN at its base weights `base`). Only a non-finite student counts as broken; it is then
-    retaken under `base`, the base loss (docs/design.md §3)."""
+    `kd` (vanilla distillation at the task's `mix` and `temperature`), `base_dln` (the
+    DLN at its base weights `base`) or `base` (the loss family at its base point `base`:
+    for the composite family, the point chosen on validation). Only a non-finite student
+    counts as broken; it is then retaken under `base`, the base loss (docs/design.md §3)."""
 
     kind = "fixed"
     teacher_set = False
@@ -36,7 +37,7 @@ class FixedLossTeacher(Teacher):
     def propose(
         self, theta: Theta, state: TeacherState, obs: Observation
     ) -> tuple[list[Tensor], TeacherState]:
-        return (self.base_params() if self.loss == "base_dln" else []), state
+        return (self.base_params() if self.loss in ("base_dln", "base") else []), state
 
     def base_params(self) -> list[Tensor]:
         if not self.base:

@@ -40,13 +40,21 @@ class OptimConfig:
     momentum: float = 0.0  # SGD momentum; its buffer is carried through the unroll
     weight_decay: float = 0.0  # L2 weight decay inside the SGD step
     batch_size: int = 25  # training samples per student step (the authors' default)
+    cosine: bool = False  # the learning rate annealed to 0 along a cosine over the budget
 
 
 @dataclass
 class LossNetConfig:
     hidden: int = 40  # width of the DLN's hidden layers (paper: 40)
     layers: int = 4  # number of hidden layers (paper: 4)
-    family: str = _choice("dln", "dln", "parametric")  # a loss network, or 4 loss coefficients
+    family: str = _choice(
+        "dln", "dln", "parametric", "composite"
+    )  # a loss network, 4 loss coefficients, or the composite of the fixed losses
+    base: str = _choice(
+        "auto", "auto", "ce", "label_smoothing", "sce", "gce", "kd", "base_dln"
+    )  # composite: the point the teacher starts at (auto: the best on validation)
+    ranges: str = "log_scale=0.5,ce=0.5,rce=0.5,smoothing=0.1,reweight=2"  # composite: how
+    # far the teacher moves each control from the base point (l2t/composite_loss.py)
     init: str = _choice(
         "pairwise_logistic", "pairwise_logistic", "pairwise_sce", "random"
     )  # the pair loss the DLN starts as (l2t/loss_network.py PAIR_LOSSES), or random
@@ -55,7 +63,9 @@ class LossNetConfig:
 
 @dataclass
 class TeacherConfig:
-    agent: str = _choice("lstm", "lstm", "mlp", "reinforce", "fixed")  # the teacher (agents/)
+    agent: str = _choice(
+        "lstm", "lstm", "mlp", "reinforce", "fixed", "control"
+    )  # the teacher (agents/; control: the composite family's)
     update: str = _choice("fused", "fused", "three_stage")  # learning online: 1 or 2 unrolls
     param: str = _choice("offset", "offset", "increment")  # phi = phi0 + beta*tanh | phi -= ...
     alpha: float = 1e-3  # step size of `increment` updates: phi <- phi - alpha*tanh(out)

@@ -70,7 +70,18 @@ def dln_loss(
     temperature: float = 1.0,
     mix: float | Tensor = 0.0,
 ) -> Tensor:
-    """Mean over samples of the summed pair losses over the sample's non-target classes.
+    """Mean over samples of the summed pair losses over the sample's non-target classes."""
+    return dln_per_sample(phi, logits, targets, temperature, mix).mean()
+
+
+def dln_per_sample(
+    phi: Sequence[Tensor],
+    logits: Tensor,
+    targets: Tensor,
+    temperature: float = 1.0,
+    mix: float | Tensor = 0.0,
+) -> Tensor:
+    """(B,): each sample's summed pair losses over its non-target classes.
 
     The same function as `dln_apply(phi, pair_features(...))` summed over the non-target
     pairs, computed on the B·(C-1) non-target pairs only; with hard labels the constant
@@ -97,7 +108,7 @@ def dln_loss(
         hidden, rest = hidden.view(-1, 4), phi
     for weight in rest[:-1]:  # the pairs as one (B·(C-1), width) matrix: one mm a layer
         hidden = F.leaky_relu(F.linear(hidden, weight), NEGATIVE_SLOPE)
-    return F.linear(hidden, rest[-1]).view(others.shape).sum(dim=1).mean()
+    return F.linear(hidden, rest[-1]).view(others.shape).sum(dim=1)
 
 
 def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.config import Config
+from l2t.composite_loss import CompositeLoss, parse_ranges, point
+from l2t.config import Config, ConfigError
 from l2t.labels import pack
 from l2t.loss_network import dln_loss
 from l2t.parametric_loss import coefficients_from_unit, parametric_loss
@@ -40,11 +41,18 @@ class Batches:
 
 
 def loss_fn(
-    family: str, params: Sequence[Tensor], temperature: float = 1.0, mix: float = 0.0
+    family: str,
+    params: Sequence[Tensor],
+    temperature: float = 1.0,
+    mix: float = 0.0,
+    composite: CompositeLoss | None = None,
 ) -> LossFn:
-    """The student's loss for loss parameters of `family` (`dln` weights or the four
-    `parametric` coefficients); with distillation the DLN's label slots carry soft labels
-    of `temperature` and `mix` (the parametric family uses the hard labels)."""
+    """The student's loss for loss parameters of `family` (`dln` weights, the four
+    `parametric` coefficients, or the `composite` family's controls of the shape
+    `composite`); with distillation the DLN's label slots carry soft labels of
+    `temperature` and `mix` (the parametric family uses the hard labels)."""
+    if composite is not None:
+        return lambda z, y: composite(params, z, y)
     if family == "parametric":
         return lambda z, y: parametric_loss(params[0], z, y)
     return lambda z, y: dln_loss(params, z, y, temperature, mix)
@@ -57,6 +65,8 @@ def params_from_action(
     `phi_0 + beta * a`, for `parametric` the coefficients `max([1, 0, 0, 0] + a, 0)`."""
     if family == "parametric":
         return [coefficients_from_unit(action)]
+    if family == "composite":
+        raise ValueError("the composite family is set by teacher.agent=control, not by actions")
     chunks = action.split([p.numel() for p in base])
     return [b + beta * c.view_as(b) for b, c in zip(base, chunks)]
 
@@ -77,6 +87,7 @@ class Task:
         temperature: float = 1.0,
         mix: float = 0.0,
         cosine: bool = False,
+        composite: CompositeLoss | None = None,
     ) -> None:
         self.splits = splits
         self.device = splits.x_train.device
@@ -93,6 +104,7 @@ class Task:
         self.backend = backend  # second-order unrolls: func | higher
         self.temperature, self.mix = temperature, mix  # distillation's soft labels
         self.cosine = cosine  # the learning rate annealed to 0 along a cosine (baselines)
+        self.composite = composite  # family composite: its terms (l2t/composite_loss.py)
         # a teaching model's logits travel with the labels (l2t.labels); else hard labels
         logits = splits.model_logits
         self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
@@ -111,6 +123,8 @@ class Task:
             backend=cfg.unroll.backend,
             temperature=cfg.distill.temperature,
             mix=cfg.distill.mix,
+            cosine=cfg.optim.cosine,
+            composite=composite_of(cfg),
         )
 
     @property
@@ -161,4 +175,20 @@ class Task:
         return Batches(self.splits.x_train[idx], self.train_targets[idx], x_val, y_val)
 
     def loss_fn(self, params: Sequence[Tensor]) -> LossFn:
-        return loss_fn(self.family, params, self.temperature, self.mix)
+        return loss_fn(self.family, params, self.temperature, self.mix, self.composite)
+
+
+def composite_of(cfg: Config) -> CompositeLoss | None:
+    """The composite family's shape for `cfg` (None for the other families): the terms its
+    base point and the teacher's ranges need."""
+    if cfg.loss.family != "composite":
+        return None
+    if cfg.loss.base == "auto":
+        raise ConfigError("loss.base=auto is chosen on validation first (l2t/base_point.py)")
+    try:
+        base, ranges = point(cfg.loss.base, cfg.distill.mix), parse_ranges(cfg.loss.ranges)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if "kd" in ranges and not cfg.distill.model:
+        raise ConfigError("loss.ranges moves kd, which needs distill.model")
+    return CompositeLoss.around(base, ranges, cfg.distill.temperature)

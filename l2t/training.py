@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import yaml
 
-from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher
+from agents import ControlTeacher, FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher
 from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
 from l2t import distributed, progress, stopping, threads
@@ -67,6 +67,12 @@ def make_teacher(cfg: Config, base: list[torch.Tensor], env: Any = None) -> Any:
     REINFORCE agent sized for the gymnasium environment `env` it acts in)."""
     t = cfg.teacher
     try:
+        if cfg.loss.family == "composite" and t.agent in ("lstm", "control"):
+            return ControlTeacher.around(base, cfg.loss.ranges, lr=t.lr, hidden=t.hidden)
+        if t.agent == "control":
+            raise ValueError(
+                "teacher.agent=control sets the composite family: loss.family=composite"
+            )
         if t.agent == "lstm":
             return LSTMTeacher.around(
                 base,

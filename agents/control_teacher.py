@@ -1,0 +1,80 @@
+"""The teacher of the composite loss family (docs/design.md §6): an LSTM over the student
+state sets a few bounded controls around the base point (the loss scale, the terms'
+weights, label smoothing, the weight net's output layer; `loss.ranges` names them).
+
+Its output head starts at zero, so the untrained teacher *is* its base point: its
+students are bit-identical to the fixed baseline's (a test). It observes the student state
+only, so it learns first order under PES and ES, with a population large enough for a
+handful of controls, and once trained needs no validation split to teach.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from agents.base import Teacher
+from agents.lstm_teacher import _lstm_cell
+from l2t.composite_loss import controlled_size, params_from_unit, parse_ranges
+from l2t.lifetime import Observation, TeacherState, Theta
+from l2t.student_state import FEATURE_NAMES
+
+
+class ControlTeacher(Teacher):
+    kind = "control"
+    base_phi: Tensor  # the base point's loss parameters, flat (saved with the teacher)
+
+    def __init__(
+        self, phi_shapes: list[tuple[int, ...]], ranges: str, lr: float = 1e-3, hidden: int = 20
+    ) -> None:
+        super().__init__(
+            phi_shapes=[tuple(s) for s in phi_shapes], ranges=ranges, lr=lr, hidden=hidden
+        )
+        self.phi_shapes = [tuple(s) for s in phi_shapes]
+        self.ranges = parse_ranges(ranges)
+        self.controls = controlled_size(self.ranges)
+        if self.controls == 0:
+            raise ValueError("loss.ranges moves no control: the teacher would have nothing to set")
+        self.register_buffer("base_phi", torch.zeros(sum(math.prod(s) for s in self.phi_shapes)))
+        self.cell = nn.LSTMCell(len(FEATURE_NAMES), hidden)
+        self.head = nn.Linear(hidden, self.controls)
+        nn.init.zeros_(self.head.weight)  # the untrained teacher is its base point, exactly
+        nn.init.zeros_(self.head.bias)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+
+    @classmethod
+    def around(cls, base: list[Tensor], ranges: str, **hparams: Any) -> ControlTeacher:
+        """A teacher of the composite base point `base` (l2t.base_loss.base_loss_params)."""
+        teacher = cls([tuple(p.shape) for p in base], ranges, **hparams)
+        teacher.base_phi.copy_(torch.cat([p.flatten() for p in base]))
+        return teacher.to(base[0].device)
+
+    def base_params(self) -> list[Tensor]:
+        sizes = [math.prod(s) for s in self.phi_shapes]
+        return [c.view(s) for c, s in zip(self.base_phi.split(sizes), self.phi_shapes)]
+
+    def initial_state(self) -> TeacherState:
+        zeros = self.base_phi.new_zeros(1, self.cell.hidden_size)
+        return {"h": zeros, "c": zeros}
+
+    def forward(self, state: TeacherState, student: Tensor) -> tuple[Tensor, TeacherState]:
+        """The unit controls in [-1, 1]^n and the next LSTM state."""
+        h, c = _lstm_cell(cast(nn.LSTMCell, self.cell), student[None], state["h"], state["c"])
+        return torch.tanh(self.head(h)).squeeze(0), {"h": h, "c": c}
+
+    # -- the policy (docs/design.md §3) ----------------------------------------------------
+    def propose(
+        self, theta: Theta, state: TeacherState, obs: Observation
+    ) -> tuple[list[Tensor], TeacherState]:
+        unit, state = functional_call(self, theta, (state, obs.student))
+        return params_from_unit(self.base_params(), self.ranges, unit), state
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])

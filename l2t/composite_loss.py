@@ -1,0 +1,186 @@
+"""The composite loss family (`loss.family=composite`, docs/design.md §6): one loss that
+contains the strong fixed losses as points, so a teacher starts at the best of them and
+learns a few controls on top (it can only win or tie).
+
+Per sample `i`:
+    l_i = a CE_eps(z_i, y_i) + b RCE(z_i, y_i) + g GCE_q(z_i, y_i)
+          + m KD_T(z_i, q_i) + d DLN(z_i, y_i)
+(label smoothing eps; SCE's reverse cross-entropy; GCE; distillation's `T^2 KL` when the
+targets carry a model's logits; the dynamic loss network as a correction). A per-sample
+weight `w_i = sigmoid(net(l_i))` from a small weight net over the sample's detached loss
+(Meta-Weight-Net's form: bounded, normalised to mean 1 in the batch, exactly 1 while its
+output layer is zero), and a loss scale `exp(s)` (with SGD, a learning-rate factor). The
+batch loss is `exp(s) sum_i w_i l_i / sum_i w_i`.
+
+Loss parameters, as every family's, are a list of tensors: `[controls, w1, b1, w2, b2,
+*phi]` — the `CONTROLS` values, the weight net's two layers, and the DLN's weights (only
+when the `dln` term is on). Which terms are computed is static (`CompositeLoss.terms`): a
+term whose weight is 0 and that no teacher moves costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from l2t.fixed_losses import GCE_Q, SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO, SMOOTHING
+from l2t.labels import labels_of, model_logits_of
+from l2t.loss_network import dln_per_sample
+
+CONTROLS = ("log_scale", "ce", "smoothing", "rce", "gce", "kd", "dln")
+TERMS = ("ce", "rce", "gce", "kd", "dln")  # the controls that weigh a per-sample term
+WEIGHT_HIDDEN = 8  # the weight net: 1 -> 8 (tanh) -> 1 (sigmoid)
+REWEIGHT = "reweight"  # the name of the weight net's output layer as a control
+
+
+def point(name: str, kd_mix: float = 0.0) -> dict[str, float]:
+    """The controls at which the family is the fixed loss `name` (unnamed controls are 0)."""
+    points = {
+        "ce": {"ce": 1.0},
+        "label_smoothing": {"ce": 1.0, "smoothing": SMOOTHING},
+        "sce": {"ce": SCE_ALPHA, "rce": SCE_BETA},
+        "gce": {"gce": 1.0},
+        "kd": {"ce": 1.0 - kd_mix, "kd": kd_mix},
+        "base_dln": {"dln": 1.0},
+    }
+    if name not in points:
+        raise ValueError(f"unknown composite point '{name}'; allowed: {', '.join(points)}")
+    return points[name]
+
+
+POINTS = ("ce", "label_smoothing", "sce", "gce", "kd", "base_dln")
+
+
+def parse_ranges(text: str) -> dict[str, float]:
+    """`loss.ranges`, e.g. "log_scale=0.7,ce=0.5,reweight=2": how far a teacher may move
+    each control from its base value (a control not named stays at its base)."""
+    ranges: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        if name not in (*CONTROLS, REWEIGHT):
+            allowed = ", ".join((*CONTROLS, REWEIGHT))
+            raise ValueError(f"loss.ranges: unknown control '{name}'; allowed: {allowed}")
+        try:
+            ranges[name] = float(value)
+        except ValueError:
+            raise ValueError(f"loss.ranges: '{item}' is not control=number") from None
+        if not ranges[name] >= 0:
+            raise ValueError(f"loss.ranges: the range of {name} must be >= 0; got {value}")
+    return ranges
+
+
+@dataclass(frozen=True)
+class CompositeLoss:
+    """The family's static shape: which terms are computed, whether the weight net is on,
+    and the fixed constants of its terms."""
+
+    terms: tuple[str, ...]  # the per-sample terms computed (a subset of TERMS)
+    smoothing: bool = False  # CE carries label smoothing (eps may be non-zero)
+    reweight: bool = False  # the weight net sets per-sample weights
+    temperature: float = 1.0  # KD's T
+    q: float = GCE_Q
+
+    @classmethod
+    def around(cls, base: dict[str, float], ranges: dict[str, float], temperature: float = 1.0):
+        """The shape a teacher moving `ranges` around the point `base` needs."""
+
+        def on(name: str) -> bool:
+            return base.get(name, 0.0) != 0.0 or ranges.get(name, 0.0) > 0.0
+
+        terms = tuple(t for t in TERMS if on(t))
+        return cls(terms, on("smoothing"), ranges.get(REWEIGHT, 0.0) > 0.0, temperature)
+
+    def __call__(self, params: Sequence[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+        controls, w1, b1, w2, b2, *phi = params
+        c = dict(zip(CONTROLS, controls.unbind()))
+        per_sample = self.per_sample(c, phi, logits, targets)
+        if not self.reweight:
+            return c["log_scale"].exp() * per_sample.mean()
+        hidden = torch.tanh(F.linear(per_sample.detach()[:, None], w1, b1))
+        w = torch.sigmoid(F.linear(hidden, w2, b2)).squeeze(1)
+        return c["log_scale"].exp() * (w * per_sample).sum() / w.sum()
+
+    def per_sample(
+        self, c: dict[str, Tensor], phi: Sequence[Tensor], logits: Tensor, targets: Tensor
+    ) -> Tensor:
+        """(B,): `l_i`, the weighted sum of the terms that are on."""
+        labels = labels_of(targets)
+        log_p = F.log_softmax(logits, dim=1)
+        log_p_y = log_p.gather(1, labels[:, None]).squeeze(1)
+        total = torch.zeros_like(log_p_y)
+        if "ce" in self.terms:
+            ce = -log_p_y
+            if self.smoothing:  # torch's label smoothing: (1 - eps) CE + eps CE to uniform
+                ce = (1 - c["smoothing"]) * ce - c["smoothing"] * log_p.mean(dim=1)
+            total = total + c["ce"] * ce
+        if "rce" in self.terms:
+            total = total + c["rce"] * (-SCE_LOG_ZERO) * (1 - log_p_y.exp())
+        if "gce" in self.terms:
+            total = total + c["gce"] * (1 - (self.q * log_p_y).exp()) / self.q
+        if "kd" in self.terms:
+            model = model_logits_of(targets)
+            if model is None:
+                raise ValueError("the composite loss's kd term needs distill.model")
+            t = self.temperature
+            soft = F.kl_div(
+                F.log_softmax(logits / t, dim=1),
+                F.log_softmax(model / t, dim=1),
+                reduction="none",
+                log_target=True,
+            ).sum(dim=1)
+            total = total + c["kd"] * t**2 * soft
+        if "dln" in self.terms:
+            total = total + c["dln"] * dln_per_sample(phi, logits, labels)
+        return total
+
+
+def base_params(base: dict[str, float], phi: Sequence[Tensor] = (), seed: int = 0) -> list[Tensor]:
+    """The loss parameters of the point `base`: its controls, a weight net whose output
+    layer is zero (every weight exactly 1; its hidden layer drawn from `seed`), and the
+    DLN's weights `phi` for the `dln` term."""
+    controls = torch.tensor([base.get(name, 0.0) for name in CONTROLS])
+    generator = torch.Generator().manual_seed(seed)
+    w1 = torch.rand(WEIGHT_HIDDEN, 1, generator=generator) * 2 - 1
+    b1 = torch.rand(WEIGHT_HIDDEN, generator=generator) * 2 - 1
+    w2, b2 = torch.zeros(1, WEIGHT_HIDDEN), torch.zeros(1)
+    return [controls, w1, b1, w2, b2, *(p.detach().clone() for p in phi)]
+
+
+def controlled_size(ranges: dict[str, float]) -> int:
+    """How many numbers a teacher sets: one per control with a range, and the weight net's
+    output layer (WEIGHT_HIDDEN + 1) with `reweight`."""
+    n = sum(1 for name in CONTROLS if ranges.get(name, 0.0) > 0)
+    return n + (WEIGHT_HIDDEN + 1 if ranges.get(REWEIGHT, 0.0) > 0 else 0)
+
+
+def params_from_unit(
+    base: Sequence[Tensor], ranges: dict[str, float], unit: Tensor
+) -> list[Tensor]:
+    """Loss parameters that `unit` in [-1, 1]^n (`controlled_size(ranges)`) sets around
+    `base`: each control with a range moves by at most its range (the term weights and
+    eps kept >= 0, eps < 1), the weight net's output layer by at most `reweight`. At
+    `unit = 0` the parameters are `base` exactly."""
+    controls, w1, b1, w2, b2, *phi = base
+    moved, pieces, zero = 0, [], unit.new_zeros(())
+    for name in CONTROLS:
+        if ranges.get(name, 0.0) > 0:
+            pieces.append(ranges[name] * unit[moved])
+            moved += 1
+        else:
+            pieces.append(zero)
+    new = controls + torch.stack(pieces)
+    low = torch.tensor([-math.inf] + [0.0] * (len(CONTROLS) - 1), device=new.device)
+    high = torch.tensor([math.inf, math.inf, 0.999, *([math.inf] * 4)], device=new.device)
+    new = torch.minimum(torch.maximum(new, low), high)
+    if ranges.get(REWEIGHT, 0.0) > 0:
+        out = ranges[REWEIGHT] * unit[moved:]
+        w2 = w2 + out[:WEIGHT_HIDDEN].view_as(w2)
+        b2 = b2 + out[WEIGHT_HIDDEN:].view_as(b2)
+    return [new, w1, b1, w2, b2, *phi]
