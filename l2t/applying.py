@@ -12,7 +12,14 @@ from typing import Any
 import torch
 import yaml
 
-from agents import FixedLossTeacher, LSTMTeacher, ReinforceTeacher, ScheduleTeacher, Teacher
+from agents import (
+    ControlTeacher,
+    FixedLossTeacher,
+    LSTMTeacher,
+    ReinforceTeacher,
+    ScheduleTeacher,
+    Teacher,
+)
 from l2t import progress, threads
 from l2t.base_loss import base_loss_params
 from l2t.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
@@ -95,8 +102,9 @@ def load_teacher(run: str | Path, mode: str, cfg: Config, device: torch.device) 
 
 def base_loss_of(teacher: Teacher | None, cfg: Config, device: torch.device) -> list[torch.Tensor]:
     """The base loss parameters a run's teacher works around: an LSTM teacher keeps its
-    `phi_0` (its offsets are relative to it); other teachers' follows from the config."""
-    if isinstance(teacher, LSTMTeacher):
+    `phi_0` (its offsets are relative to it), a control teacher its base point; other
+    teachers' follows from the config."""
+    if isinstance(teacher, LSTMTeacher | ControlTeacher):
         return teacher.base_params()
     return [p.to(device) for p in base_loss_params(cfg)]
 

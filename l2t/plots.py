@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from l2t.composite_loss import CONTROLS
 from l2t.fixed_losses import cross_entropy, generalized_ce, soft_bootstrap, symmetric_ce
 from l2t.loss_network import dln_loss, gradient_scale, loss_surface
 from l2t.parametric_loss import TERMS
@@ -119,6 +120,21 @@ def plot_coefficients(schedule: Schedule, out: Path) -> Path:
     return _save(fig, ax, out)
 
 
+def plot_controls(schedule: Schedule, out: Path) -> Path:
+    """The composite family's controls against training progress (those not 0 throughout;
+    the loss scale as its factor exp(s))."""
+    values = np.stack([p[: len(CONTROLS)].numpy() for p in schedule.phi])
+    values[:, 0] = np.exp(values[:, 0])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, name in enumerate(CONTROLS):
+        if np.any(values[:, i] != 0):
+            label = "loss scale exp(s)" if name == "log_scale" else name
+            ax.step(schedule.progress, values[:, i], where="post", label=label)
+    ax.set_xlabel("training progress")
+    ax.set_ylabel("control value")
+    return _save(fig, ax, out)
+
+
 def plot_loss_scale(schedules: dict[str, Schedule], base_phi: Sequence[Tensor], out: Path) -> Path:
     """How strongly each learned loss pushes the logits, relative to the base loss, over
     training: a loss scale acts as a learning rate (docs/design.md §4), and it is the first
@@ -207,6 +223,8 @@ def plot_schedule(
     """The learned loss of a schedule, drawn as its family allows."""
     if family == "parametric":
         return [plot_coefficients(schedule, plots / "loss_coefficients.png")]
+    if family == "composite":
+        return [plot_controls(schedule, plots / "controls.png")]
     drawn = [
         plot_learned_loss(schedule, base_phi, plots / "learned_loss.png"),
         plot_loss_scale({"learned loss": schedule}, base_phi, plots / "loss_scale.png"),

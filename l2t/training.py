@@ -297,7 +297,7 @@ def _setup(cfg: Config) -> Run:
     teacher = make_teacher(cfg, base_phi, env)
     distributed.from_first(list(teacher.state_dict().values()))
     estimator, per_episode = None, 0  # a fixed loss learns nothing
-    if isinstance(teacher, LSTMTeacher | MLPTeacher):
+    if isinstance(teacher, LSTMTeacher | MLPTeacher | ControlTeacher):
         estimator = make_estimator(cfg, tasks, teacher)
         per_episode = updates_per_episode(cfg, tasks[0])
     elif env is not None:

@@ -1,0 +1,180 @@
+"""The composite loss family contains the fixed losses as points, and its teacher starts
+exactly there (l2t/composite_loss.py, agents/control_teacher.py)."""
+
+import math
+
+import pytest
+import torch
+from precision import as_float64
+
+from agents import ControlTeacher, FixedLossTeacher
+from l2t.applying import make_task
+from l2t.base_loss import base_loss_params
+from l2t.composite_loss import (
+    CONTROLS,
+    REWEIGHT,
+    WEIGHT_HIDDEN,
+    CompositeLoss,
+    base_params,
+    controlled_size,
+    params_from_unit,
+    parse_ranges,
+    point,
+)
+from l2t.config import ConfigError, from_dict
+from l2t.distill import kd_loss
+from l2t.fixed_losses import fixed_loss
+from l2t.labels import pack
+from l2t.lifetime import Observation, advance, start
+from l2t.loss_network import DynamicLossNetwork, dln_loss
+from l2t.teaching import run_student
+
+B, C = 32, 10
+
+
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(B, C, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    labels = torch.randint(C, (B,), generator=g)
+    model = torch.randn(B, C, generator=g, dtype=torch.float64) * 2
+    return logits, labels, model
+
+
+def _value_and_grad(fn, logits, targets):
+    value = fn(logits, targets)
+    (grad,) = torch.autograd.grad(value, logits)
+    return value.detach(), grad
+
+
+@pytest.mark.parametrize("name", ["ce", "label_smoothing", "sce", "gce", "kd", "base_dln"])
+def test_at_its_base_points_the_family_is_each_fixed_loss(name, float64):
+    """Values and gradients equal the fixed loss's (float64: only summation order differs)."""
+    logits, labels, model = _batch()
+    phi = [p.detach() for p in DynamicLossNetwork(8, 2).phi]
+    base = point(name, kd_mix=0.3)
+    family = CompositeLoss.around(base, {}, temperature=4.0)
+    params = base_params(base, phi if name == "base_dln" else ())
+    targets = pack(labels, model) if name == "kd" else labels
+    reference = {
+        "kd": lambda z, y: kd_loss(z, y, 0.3, 4.0),
+        "base_dln": lambda z, y: dln_loss(phi, z, y),
+    }.get(name, lambda z, y: fixed_loss(name, z, y))
+    ours = _value_and_grad(lambda z, y: family(params, z, y), logits, targets)
+    theirs = _value_and_grad(reference, logits, targets)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert family.terms == tuple(t for t in ("ce", "rce", "gce", "kd", "dln") if base.get(t))
+
+
+def test_the_weight_net_starts_at_one_and_then_weighs_samples_normalised(float64):
+    logits, labels, _ = _batch(1)
+    params = base_params(point("ce"))
+    plain = CompositeLoss(("ce",))
+    weighted = CompositeLoss(("ce",), reweight=True)
+    torch.testing.assert_close(weighted(params, logits, labels), plain(params, logits, labels))
+    controls, w1, b1, w2, b2 = params
+    w2 = torch.ones_like(w2)  # now the weights vary with the sample's loss
+    loss = weighted([controls, w1, b1, w2, b2], logits, labels)
+    per_sample = torch.nn.functional.cross_entropy(logits, labels, reduction="none").detach()
+    w = torch.sigmoid(torch.tanh(per_sample[:, None] @ w1.T + b1) @ w2.T + b2).squeeze(1)
+    expected = (w * per_sample).sum() / w.sum()
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(w, w.mean().expand_as(w))
+
+
+def test_the_loss_scale_multiplies_the_loss(float64):
+    logits, labels, _ = _batch(2)
+    params = base_params({**point("sce"), "log_scale": math.log(0.25)})
+    family = CompositeLoss(("ce", "rce"))
+    torch.testing.assert_close(
+        family(params, logits, labels), 0.25 * fixed_loss("sce", logits, labels)
+    )
+
+
+def test_controls_move_within_their_ranges_and_zero_is_the_base_exactly():
+    ranges = parse_ranges("log_scale=0.5,ce=0.5,smoothing=0.1,reweight=2")
+    base = base_params(point("ce"))
+    n = controlled_size(ranges)
+    assert n == 3 + WEIGHT_HIDDEN + 1
+    same = params_from_unit(base, ranges, torch.zeros(n))
+    assert all(torch.equal(a, b) for a, b in zip(same, base))
+    low = params_from_unit(base, ranges, -torch.ones(n))[0]
+    high = params_from_unit(base, ranges, torch.ones(n))[0]
+    c = dict(zip(CONTROLS, low.tolist())), dict(zip(CONTROLS, high.tolist()))
+    assert c[0]["log_scale"] == -0.5 and c[1]["log_scale"] == 0.5
+    assert c[0]["ce"] == 0.5 and c[1]["ce"] == 1.5
+    assert c[0]["smoothing"] == 0.0 and c[1]["smoothing"] == pytest.approx(0.1)  # eps >= 0
+    assert c[0]["rce"] == c[1]["rce"] == 0.0  # not controlled: stays at its base
+    assert torch.equal(params_from_unit(base, ranges, torch.ones(n))[3], 2 * torch.ones(1, 8))
+
+
+def test_bad_ranges_and_points_say_what_is_allowed():
+    with pytest.raises(ValueError, match="unknown control 'lr'"):
+        parse_ranges("lr=0.1")
+    with pytest.raises(ValueError, match="not control=number"):
+        parse_ranges("ce=big")
+    with pytest.raises(ValueError, match="must be >= 0"):
+        parse_ranges("ce=-1")
+    with pytest.raises(ValueError, match="unknown composite point"):
+        point("mse")
+    with pytest.raises(ConfigError, match="chosen on validation first"):
+        make_task(from_dict({"loss": {"family": "composite"}}))
+    with pytest.raises(ConfigError, match=r"needs distill\.model"):
+        make_task(from_dict({"loss": {"family": "composite", "base": "ce", "ranges": "kd=1"}}))
+    assert REWEIGHT in parse_ranges("reweight=1")
+
+
+def _composite_cfg(base: str, **more):
+    return from_dict(
+        {
+            "steps": 40,
+            "eval_every": 20,
+            "unroll": {"steps": 5},
+            "val_batch": 100,
+            "loss": {"family": "composite", "base": base, "init_steps": 20},
+            **more,
+        }
+    )
+
+
+@pytest.mark.parametrize("base", ["sce", "base_dln"])
+def test_the_untrained_teacher_is_its_base_point_bit_for_bit(base):
+    """Its students are identical to the fixed baseline's at the same point (the DLN's
+    correction term included): what learning adds is one paired row."""
+    cfg = _composite_cfg(base)
+    task = make_task(cfg)
+    params = [p.to(task.device) for p in base_loss_params(cfg)]
+    teacher = ControlTeacher.around(params, cfg.loss.ranges)
+    fixed = FixedLossTeacher("base", params)
+    a = run_student(task, teacher, teacher.theta(), 3, cfg.eval_every)
+    b = run_student(task, fixed, {}, 3, cfg.eval_every)
+    assert a.curve == b.curve and a.val_acc == b.val_acc
+    unit, _ = teacher(teacher.initial_state(), torch.rand(5))
+    assert torch.equal(unit, torch.zeros_like(unit))
+
+
+def test_a_scale_following_the_cosine_is_the_cosine_learning_rate(float64):
+    """`exp(s(t))` at the cosine factor reproduces `*_cosine` (plain SGD: a loss scale is a
+    learning-rate factor), set once per teacher step as the task's cosine is."""
+
+    class CosineScale(FixedLossTeacher):
+        def propose(self, theta, state, obs: Observation):
+            controls, *rest = self.base_params()
+            factor = 0.5 * (1 + math.cos(math.pi * obs.progress))
+            log_scale = torch.full_like(controls[:1], math.log(factor))
+            return [torch.cat([log_scale, controls[1:]]), *rest], state
+
+    cfg = _composite_cfg("sce")
+    constant = make_task(cfg)
+    constant.splits = as_float64(constant.splits)
+    constant.model.double()
+    cosine = make_task(_composite_cfg("sce", optim={"cosine": True}), constant.splits)
+    cosine.model.double()
+    params = [p.double() for p in base_loss_params(cfg)]
+    scaled, annealed = CosineScale("base", params), FixedLossTeacher("base", params)
+    a, b = start(constant, scaled, 5), start(cosine, annealed, 5)
+    while not a.done(constant):
+        a, b = advance(constant, scaled, {}, a).life, advance(cosine, annealed, {}, b).life
+    for name, p in a.student.params.items():
+        torch.testing.assert_close(p, b.student.params[name], rtol=1e-10, atol=1e-12)
+        assert not torch.equal(p, start(cosine, annealed, 5).student.params[name])
