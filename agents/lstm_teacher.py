@@ -107,9 +107,8 @@ class LSTMTeacher(Teacher):
             [nn.LSTMCell(3 + len(FEATURE_NAMES), hidden), nn.LSTMCell(hidden, hidden)]
         )
         self.head = nn.Linear(hidden, 1)
-        with torch.no_grad():  # start as the base loss: tanh(out) ~ 0
-            self.head.weight.mul_(0.1)
-            self.head.bias.zero_()
+        nn.init.zeros_(self.head.weight)  # the untrained teacher is its base loss, exactly
+        nn.init.zeros_(self.head.bias)
         self.scale = scale
         self.scale_head: nn.Linear | None = None
         if scale > 0:  # one loss scale for all pairs, from the mean state of the coordinates

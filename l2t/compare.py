@@ -25,9 +25,10 @@ import yaml
 from agents import FixedLossTeacher, ReinforceTeacher, Teacher
 from l2t import progress, threads
 from l2t.applying import base_loss_of, load_teacher, make_task, teach_student, teacher_file
+from l2t.base_point import LR_GRID, TUNING_STUDENTS, choose_base, tuning_seeds
 from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
-from l2t.data import record_noise
+from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS
 from l2t.estimators.online import teach_while_learning
@@ -37,15 +38,17 @@ from l2t.schedule import Schedule
 from l2t.seeds import student_seed
 from l2t.task import Task
 from l2t.teaching import EpisodeResult, run_student
+from l2t.training import make_teacher
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
 ROBUST_METHODS = ("gce", "sce", "bootstrap", "ce_early_stop")  # for noisy labels
 TUNED_METHODS = ("ce_tuned", "base_dln_tuned", "ce_cosine", "base_dln_cosine")
-TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule")
-METHODS = FIXED_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS + TEACHER_METHODS
-BASELINES = FIXED_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS
-LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
-TUNING_STUDENTS = 2
+TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule", "teacher_untrained")
+BASE_METHODS = ("base",)  # the family at the run's base point (composite: chosen on val)
+METHODS = (
+    FIXED_METHODS + BASE_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS
+) + TEACHER_METHODS
+BASELINES = FIXED_METHODS + BASE_METHODS + ROBUST_METHODS + DISTILL_METHODS + TUNED_METHODS
 
 
 @dataclass
@@ -62,9 +65,14 @@ def default_methods_for(cfg: Config, have_teacher: bool) -> tuple[str, ...]:
     """What `compare` runs without `methods=`: the fixed baselines, the robust ones under
     label noise, the distillation ones with a model, and (with a teacher) the tuned
     baselines and the teacher."""
-    methods = FIXED_METHODS + (ROBUST_METHODS if cfg.label_noise else ())
+    composite = cfg.loss.family == "composite"
+    fixed = tuple(m for m in FIXED_METHODS if m != "base_dln") if composite else FIXED_METHODS
+    methods = fixed + (BASE_METHODS if composite else ())
+    methods += ROBUST_METHODS if cfg.label_noise else ()
     methods += DISTILL_METHODS if cfg.distill.model else ()
-    return methods + (TUNED_METHODS + TEACHER_METHODS if have_teacher else ())
+    teachers = tuple(m for m in TEACHER_METHODS if composite or m != "teacher_untrained")
+    tuned = tuple(m for m in TUNED_METHODS if not (composite and m.startswith("base_dln")))
+    return methods + (tuned + teachers if have_teacher else ())
 
 
 def parse_methods(text: str, have_teacher: bool) -> list[str]:
@@ -115,6 +123,11 @@ def _method_runner(
             return teach_while_learning(setting.task, teacher, seed, cfg.eval_every, test)
 
         return learning
+    if name == "teacher_untrained":  # the run's teacher before any update: its base point
+        fresh = make_teacher(cfg, setting.base)
+        return lambda seed: run_student(
+            setting.task, fresh, fresh.theta(), seed, cfg.eval_every, test
+        )
     if name in TEACHER_METHODS:
         assert setting.run_dir is not None
         mode = "online" if name == "teacher_online" else "schedule"
@@ -164,11 +177,6 @@ def _fixed_run(setting: Setting, loss: str, lr: float, cosine: bool) -> Callable
     return run
 
 
-def tuning_seeds(cfg: Config) -> list[int]:
-    """The students that choose a baseline's hyper-parameters: none of the compared ones."""
-    return [student_seed(cfg.seed, "tuning", i) for i in range(TUNING_STUDENTS)]
-
-
 def tune_lr(setting: Setting, loss: str) -> float:
     """The learning rate from `LR_GRID` with the best mean final validation accuracy over
     `TUNING_STUDENTS` students of their own (none of the compared ones)."""
@@ -198,17 +206,28 @@ def compare(
         raise ConfigError(f"seeds must be >= 1; got {seeds}")
     if workers < 1:
         raise ConfigError(f"workers must be >= 1; got {workers}")
+    dln_rows = {"base_dln", "base_dln_tuned", "base_dln_cosine"} & set(methods)
+    if cfg.loss.family == "composite" and dln_rows:
+        raise ConfigError(
+            "base_dln is the dln family's starting loss; with loss.family=composite compare "
+            "`base`, the composite's base point"
+        )
     threads.configure(cfg.threads)
+    progress.enable(cfg.progress)
+    ranked: list[dict[str, Any]] = []
+    if cfg.loss.family == "composite" and cfg.loss.base == "auto":  # chosen once, on val
+        cfg, ranked = choose_base(cfg, load_splits(cfg, resolve_device(cfg.device)))
     setting = _setting(cfg, run_dir)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
+    if ranked:
+        atomic_write_json(ranked, out / "base_point.json")
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     record_noise(setting.task.splits, out)
     results = {m: MethodResult(m) for m in methods}
     tuned = dict.fromkeys(
         m.removesuffix("_tuned").removesuffix("_cosine") for m in methods if m in TUNED_METHODS
     )
-    progress.enable(cfg.progress)
     with progress.phase("compare", _students(methods, seeds, len(tuned)) * cfg.steps):
         tuned_lr = {loss: tune_lr(setting, loss) for loss in tuned}
         chosen: dict[str, dict[str, float]] = {}

@@ -34,6 +34,7 @@ from envs.student_training import StudentTrainingEnv
 from l2t import distributed, progress, stopping, threads
 from l2t.applying import teach_student
 from l2t.base_loss import base_loss_params
+from l2t.base_point import choose_base
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.config import Config, ConfigError, migrate, mix_of
 from l2t.data import load_splits, record_noise
@@ -278,6 +279,7 @@ class Run:
     env: StudentTrainingEnv | None  # the REINFORCE agent: one student at a time, in the env
     per_episode: int  # teacher updates in an episode
     state: Checkpoint  # where the run stands
+    base_point: list[dict[str, Any]]  # loss.base=auto: every candidate's score, best first
     tracker: Tracker = dataclasses.field(init=False)
 
 
@@ -289,6 +291,7 @@ def _setup(cfg: Config) -> Run:
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits = load_splits(cfg, device)
+    cfg, ranked = choose_base(cfg, splits)  # loss.base=auto: the best fixed point on val
     base_phi = base_loss_params(cfg)
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
     base_phi = [p.to(device) for p in base_phi]
@@ -323,7 +326,7 @@ def _setup(cfg: Config) -> Run:
     task = Task.from_config(cfg, splits)
     return Run(
         cfg, run_dir, rank, world, splits, base_phi, task, tasks, teacher, estimator, env,
-        per_episode, state,
+        per_episode, state, ranked,
     )  # fmt: skip
 
 
@@ -366,11 +369,15 @@ def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult | None
     """Meta-train a teacher as configured; write the run directory; return the test results
     (None in the processes other than rank 0 of a run over several: rank 0 reports)."""
     try:
+        progress.enable(show_progress and cfg.progress)
         run = _setup(cfg)
+        cfg = run.cfg  # with the base point chosen
         if run.rank == 0:  # the inputs are valid: start; one process writes the run directory
             (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
             config_text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
             atomic_write_text(config_text, run.run_dir / "config.yaml")
+            if run.base_point:
+                atomic_write_json(run.base_point, run.run_dir / "base_point.json")
             record_noise(run.splits, run.run_dir)
         kept = run.state.metrics_lines if cfg.resume else None
         run.tracker = Tracker(run.run_dir if run.rank == 0 else None, cfg, kept)

@@ -133,6 +133,7 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
     )
     splits = as_float64(load_splits(cfg, torch.device("cpu")))
     teacher = make_teacher(cfg, [p.double() for p in base_loss_params(cfg)])
+    torch.nn.init.normal_(teacher.head.weight, std=0.1)  # a trained head: the LSTM gets a gradient
     task = Task.from_config(cfg, splits)
     chained = make_estimator(cfg, task, teacher)
     assert chained.chain

@@ -131,3 +131,15 @@ def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
         losses.append(dln_loss(phi, z, y))
     expected = losses[0] * torch.exp(2.0 * torch.tanh(torch.tensor(0.5, dtype=torch.float64)))
     torch.testing.assert_close(losses[1], expected)
+
+
+def test_the_untrained_teacher_is_its_base_loss_bit_for_bit(tiny_cfg):
+    """Its output head starts at zero: before it learns, its students are the base loss's."""
+    from agents import FixedLossTeacher
+    from l2t.teaching import run_student
+
+    task, teacher = _setup(tiny_cfg, {"observe": "state"})
+    fixed = FixedLossTeacher("base_dln", teacher.base_params())
+    a = run_student(task, teacher, teacher.theta(), 4, tiny_cfg.eval_every)
+    b = run_student(task, fixed, {}, 4, tiny_cfg.eval_every)
+    assert a.curve == b.curve
