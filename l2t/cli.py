@@ -80,13 +80,10 @@ def _train_teacher(args: argparse.Namespace) -> None:
     if cfg.resume and not args.config and saved.is_file():  # the run's config, then overrides
         overrides = {**parse_overrides(args.overrides), "out": cfg.out, "resume": "true"}
         cfg = from_dict(overrides, from_dict(migrate(read_yaml(saved, "the run's config"))))
-    try:
-        result = train_teacher(cfg)
+    try:  # runs/latest points at a fresh run from its start
+        result = train_teacher(cfg, started=_link_latest if fresh else None)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say how to go on
         raise Stopped(_how_to_resume(Path(cfg.out))) from None
-    finally:  # a stopped run is the one to resume
-        if fresh and Path(cfg.out).is_dir() and Path(cfg.out).parent == LATEST.parent:
-            _link_latest(Path(cfg.out))
     if result is None:  # a process other than rank 0: rank 0 reports
         return
     print(f"run directory: {result.run_dir}")

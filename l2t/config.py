@@ -144,7 +144,7 @@ class Config:
     # member i and selection student i train the (i mod n)-th; `student` for the final one)
     steps: int = 3000  # student updates per episode (the student's whole budget)
     episodes: int = 3  # meta-training episodes: each student of the population lives a lifetime
-    select_students: int = 3  # frozen held-out students scoring each teacher (0: its episode)
+    select_students: int = 5  # frozen held-out students scoring each teacher (0: its episode)
     eval_every: int = 150  # student steps between evaluations drawn in the curves
     seed: int = 0  # seeds data split, students, batches and the teacher (0 .. 2**20 - 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -365,15 +365,22 @@ def _continue_episode(env: Any, teacher: Any, saved: dict[str, Any]) -> EpisodeR
     return EpisodeResult(**saved["result"])
 
 
-def train_teacher(cfg: Config, show_progress: bool = True) -> TrainResult | None:
+def train_teacher(
+    cfg: Config, show_progress: bool = True, started: Callable[[Path], None] | None = None
+) -> TrainResult | None:
     """Meta-train a teacher as configured; write the run directory; return the test results
-    (None in the processes other than rank 0 of a run over several: rank 0 reports)."""
+    (None in the processes other than rank 0 of a run over several: rank 0 reports).
+    `started` is called with the run directory once it exists (the CLI points
+    `runs/latest` at it)."""
     try:
         progress.enable(show_progress and cfg.progress)
         run = _setup(cfg)
         cfg = run.cfg  # with the base point chosen
         if run.rank == 0:  # the inputs are valid: start; one process writes the run directory
             (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+            print(f"run directory: {run.run_dir}", flush=True)
+            if started is not None:
+                started(run.run_dir)
             config_text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
             atomic_write_text(config_text, run.run_dir / "config.yaml")
             if run.base_point:

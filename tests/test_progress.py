@@ -52,3 +52,26 @@ def test_a_sweep_shows_one_bar_over_its_trials(tmp_path, bars, grid_sweep, monke
     path = grid_sweep("p", "teacher.lr", [0.001, 0.002])
     assert main(["sweep", path, f"out={tmp_path / 's'}", *TINY]) == 0
     assert [(b.name, b.n, b.total, b.closed) for b in bars] == [("sweep p", 2, 2, True)]
+
+
+def test_a_log_gets_plain_progress_lines_and_the_run_directory_first(tmp_path, monkeypatch, capsys):
+    """With stderr not a terminal (a log, nohup, CI) the phases print plain lines as they go;
+    the run directory is named before the work starts, and `started` (runs/latest) too."""
+    from l2t.config import from_dict
+    from l2t.training import train_teacher
+
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
+    seen = []
+
+    def started(run_dir):
+        seen.append(not (run_dir / "summary.json").exists())
+
+    cfg = from_dict({"out": str(tmp_path / "run")}, from_dict(dict(a.split("=") for a in TINY)))
+    assert train_teacher(cfg, started=started) is not None
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"run directory: {tmp_path / 'run'}"
+    assert seen == [True]
+    lines = err.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("meta-training: update"))
+    last = max(i for i, line in enumerate(lines) if line.startswith("final evaluation: step"))
+    assert first < last and "elapsed" in lines[first]
