@@ -16,7 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from l2t.compare import BASELINES, paired_stats
+from l2t.compare import BASELINES, format_paired, paired_stats, win_rule
 
 
 def main(args: list[str]) -> None:
@@ -39,6 +39,7 @@ def main(args: list[str]) -> None:
             else:
                 teachers[f"{name}, {method.removeprefix('teacher_')}"] = accs
     best = against or max(baselines, key=lambda m: statistics.fmean(baselines[m]))
+    print(f"Paired against {best}; {win_rule(len(baselines[best]))}.\n")
     print(f"| method | test acc % | Δ vs {best} (pt) | 95% interval | paired t | wins |")
     print("|---|---|---|---|---|---|")
     for name, accs in {**baselines, **teachers}.items():
@@ -48,10 +49,10 @@ def main(args: list[str]) -> None:
             print(f"| **{name}** | {mean:.2f} ± {std:.2f} | ({label}) | | | |")
             continue
         diff, half, t = paired_stats(accs, baselines[best])
+        interval, t_text = format_paired(diff, half, t)
         wins = sum(a > b for a, b in zip(accs, baselines[best]))
         print(
-            f"| {name} | {mean:.2f} ± {std:.2f} | {diff * 100:+.2f} | "
-            f"[{(diff - half) * 100:+.2f}, {(diff + half) * 100:+.2f}] | {t:+.2f} | "
+            f"| {name} | {mean:.2f} ± {std:.2f} | {diff * 100:+.2f} | {interval} | {t_text} | "
             f"{wins}/{len(accs)} |"
         )
 

@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -169,6 +170,32 @@ def test_paired_statistics_by_hand():
     assert mean == pytest.approx(0.02)
     assert t == pytest.approx(0.02 / (0.01 / 3**0.5))
     assert half == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-5)
+
+
+def test_small_seed_counts_give_no_absurd_t_and_say_so():
+    """Two equal paired differences have no spread: no t (not -1476395 nor -inf); the win
+    rule follows the degrees of freedom (t_0.975(1) = 12.71 > 2.5) and says when too few
+    seeds make every claim weak."""
+    from l2t.compare import MethodResult, paired_stats, results_table, win_rule
+    from l2t.config import Config
+    from l2t.teaching import EpisodeResult
+
+    mean, half, t = paired_stats([0.41, 0.43], [0.432, 0.452])  # -0.022 twice, float noise
+    assert mean == pytest.approx(-0.022) and math.isnan(half) and math.isnan(t)
+    assert "t >= 12.71" in win_rule(2) and "fewer than 5 seeds" in win_rule(2)
+    assert "t >= 2.50" in win_rule(10) and "weak" not in win_rule(10)
+
+    def method(name, accs):
+        return MethodResult(name, [EpisodeResult(test_acc=a) for a in accs])
+
+    table = results_table(
+        {"ce": method("ce", [0.41, 0.43]), "sce": method("sce", [0.432, 0.452]),
+         "gce": method("gce", [0.432, 0.452])},
+        Config(),
+    )  # fmt: skip
+    assert "| ce | -2.20 | n/a | n/a (no spread) | 0/2 |" in table
+    assert "| gce | +0.00 | n/a | n/a (identical) | 0/2 |" in table
+    assert "inf" not in table and "fewer than 5 seeds" in table
 
 
 @pytest.mark.parametrize("agent", ["mlp", "reinforce", "fixed"])
