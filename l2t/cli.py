@@ -176,6 +176,7 @@ def _teach(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
+    from l2t.applying import run_dir_of
     from l2t.compare import compare, default_methods_for, parse_methods
 
     names = ("teacher", "seeds", "methods", "overwrite", "workers")
@@ -190,7 +191,8 @@ def _compare(args: argparse.Namespace) -> None:
             counts[key] = int(picked.get(key, default))
         except ValueError:
             raise ConfigError(f"{key} must be an integer; got {picked[key]!r}") from None
-    default_out = f"{run_dir}/compare-{cfg.dataset}-{cfg.student}" if run_dir else "runs/compare"
+    where = run_dir_of(run_dir) if run_dir else None  # a teacher.pt: the directory it lies in
+    default_out = f"{where}/compare-{cfg.dataset}-{cfg.student}" if where else "runs/compare"
     chosen = cfg.out if _gave_out(rest) else None
     out = _output_dir(chosen, default_out, picked.get("overwrite"), "results.md")
     compare(cfg, methods, counts["seeds"], out, run_dir, counts["workers"])

@@ -24,7 +24,14 @@ import yaml
 
 from agents import FixedLossTeacher, ReinforceTeacher, Teacher
 from l2t import progress, threads
-from l2t.applying import base_loss_of, load_teacher, make_task, teach_student, teacher_file
+from l2t.applying import (
+    base_loss_of,
+    load_teacher,
+    make_task,
+    run_dir_of,
+    teach_student,
+    teacher_file,
+)
 from l2t.base_point import LR_GRID, TUNING_STUDENTS, choose_base, tuning_seeds
 from l2t.checkpoint import atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
@@ -257,10 +264,11 @@ def compare(
     plot_curves(
         {m: [x.curve for x in r.results] for m, r in results.items()}, out / "plots" / "curves.png"
     )
-    if run_dir and (Path(run_dir) / "schedule.pt").is_file():
-        schedule = Schedule.load(Path(run_dir) / "schedule.pt")
+    if run_dir and (run_dir_of(run_dir) / "schedule.pt").is_file():
+        schedule = Schedule.load(run_dir_of(run_dir) / "schedule.pt")
         plot_schedule(schedule, setting.base, cfg.loss.family, out / "plots")
     print(table)
+    print(f"results: {out / 'results.md'} (and results.csv, results.json, plots/)")
     return results
 
 

@@ -102,11 +102,16 @@ def test_teacher_pt_alone_is_enough_to_teach(run_dir, tmp_path):
     alone = tmp_path / "copied"
     alone.mkdir()
     shutil.copy(run_dir / "teacher.pt", alone / "teacher.pt")
-    full, copied = tmp_path / "full", tmp_path / "alone"
+    full, copied, named = tmp_path / "full", tmp_path / "alone", tmp_path / "named"
     assert main(["teach", f"teacher={run_dir}", f"out={full}"]) == 0
     assert main(["teach", f"teacher={alone}", f"out={copied}"]) == 0
-    a, b = (json.loads((d / "summary.json").read_text()) for d in (full, copied))
-    assert a["test_acc"] == b["test_acc"]
+    assert main(["teach", f"teacher={alone / 'teacher.pt'}", f"out={named}"]) == 0
+    a, b, c = (json.loads((d / "summary.json").read_text()) for d in (full, copied, named))
+    assert a["test_acc"] == b["test_acc"] == c["test_acc"]
+    # compare takes the file too, and writes beside it by default
+    args = ["compare", f"teacher={alone / 'teacher.pt'}", "seeds=1", "methods=teacher_online"]
+    assert main(args) == 0
+    assert (alone / "compare-mnist1d-mlp" / "results.md").is_file()
 
 
 def test_a_frozen_teacher_gives_the_same_student_on_every_path(run_dir, tmp_path):
