@@ -23,7 +23,7 @@ from agents import (
 from l2t import progress, threads
 from l2t.base_loss import base_loss_params
 from l2t.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
-from l2t.config import Config, ConfigError, from_dict, migrate, read_yaml
+from l2t.config import Config, ConfigError, did_you_mean, from_dict, migrate, read_yaml
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
 from l2t.plots import plot_curves
@@ -80,7 +80,8 @@ def load_teacher(run: str | Path, mode: str, cfg: Config, device: torch.device) 
     """The run's teacher (`online`) or its recorded schedule (`schedule`), ready to teach:
     around the run's base loss (an LSTM teacher carries its own `phi_0`)."""
     if mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got '{mode}'")
+        hint = did_you_mean(mode, MODES)
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got '{mode}'{hint}")
     path = teacher_file(run)
     if not path.is_file():
         raise ConfigError(f"'{run}' has no teacher.pt; finish `l2t train-teacher` there first")

@@ -14,6 +14,7 @@ from l2t.config import (
     Config,
     ConfigError,
     describe_keys,
+    did_you_mean,
     from_dict,
     load_config,
     migrate,
@@ -158,12 +159,16 @@ def _output_dir(chosen: str | None, default: str, overwrite: str | None, marker:
 
 
 def _teach(args: argparse.Namespace) -> None:
-    from l2t.applying import run_dir_of, teach
+    from l2t.applying import MODES, run_dir_of, teach
 
     picked, rest = _pop(args.overrides, ("teacher", "mode", "overwrite"))
     if "teacher" not in picked:
         raise ConfigError("teach needs teacher=RUN_DIR (a directory written by train-teacher)")
     mode = picked.get("mode", "online")
+    if mode not in MODES:  # before anything is loaded
+        raise ConfigError(
+            f"mode must be one of {', '.join(MODES)}; got '{mode}'" + did_you_mean(mode, MODES)
+        )
     cfg = _config_for(args, picked["teacher"], rest)
     default_out = f"{run_dir_of(picked['teacher'])}/teach-{mode}-{cfg.dataset}-{cfg.student}"
     chosen = cfg.out if _gave_out(rest) else None
@@ -250,12 +255,40 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
 USAGE = "l2t <command> [--config FILE] [key=value ...]"
 
 
+def _command_keys(name: str) -> str:
+    """The keys a command takes besides the config's (`teacher=`, `seeds=`, ...)."""
+    if name == "teach":
+        keys = [
+            ("teacher=PATH", "a run directory of train-teacher, or its teacher.pt (required)"),
+            ("mode=online|schedule", "the teacher reacting to the student, or its recorded "
+             "loss schedule replayed (default online)"),
+            ("out=DIR", "where to write (default: beside the teacher)"),
+            ("overwrite=true", "write over earlier results in out"),
+        ]  # fmt: skip
+    elif name == "compare":
+        from l2t.compare import METHODS
+
+        keys = [
+            ("teacher=PATH", "a run directory or teacher.pt: enables the teacher_* methods"),
+            ("seeds=5", "paired students per method (10 for a claim; under 5 every claim is weak)"),
+            ("methods=a,b,...", f"default: the fixed baselines (and, with a teacher, the tuned "
+             f"ones and the teacher's); any of {', '.join(METHODS)}"),
+            ("workers=1", "processes training students at once, each with its share of cores"),
+            ("out=DIR", "where to write (default: beside the teacher, or runs/compare)"),
+            ("overwrite=true", "write over earlier results in out"),
+        ]  # fmt: skip
+    else:
+        return ""
+    lines = [f"{name} keys:"] + [f"  {key}\n      {text}" for key, text in keys]
+    return "\n".join(lines) + "\n\n"
+
+
 def command_parser(name: str) -> argparse.ArgumentParser:
     """The parser of one command; options and key=value overrides may come in any order."""
     p = argparse.ArgumentParser(
         prog=f"l2t {name}",
         description=COMMANDS[name][1],
-        epilog=keys_help(),
+        epilog=_command_keys(name) + keys_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if name == "sweep":
@@ -310,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] not in COMMANDS:
         print(
-            f"l2t: error: unknown command '{argv[0]}'; allowed: {', '.join(COMMANDS)}",
+            f"l2t: error: unknown command '{argv[0]}'{did_you_mean(argv[0], COMMANDS)}; "
+            f"allowed: {', '.join(COMMANDS)}",
             file=sys.stderr,
         )
         return 2

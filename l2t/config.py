@@ -16,7 +16,7 @@ import math
 import tokenize
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,8 +272,17 @@ def _set(cfg: Any, key: str, value: Any) -> None:
     value = _coerce(key, value, kind)
     choices = fields[name].metadata.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(
+            f"config key '{key}' must be one of {', '.join(choices)}; got {value!r}"
+            + did_you_mean(str(value), choices)
+        )
     setattr(obj, name, value)
+
+
+def did_you_mean(word: str, allowed: Iterable[str]) -> str:
+    """ " (did you mean 'x'?)" for the closest of `allowed` to a mistyped `word`, or ""."""
+    close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _unknown(key: str) -> ConfigError:

@@ -102,6 +102,7 @@ def test_resume_after_a_stop_gives_the_same_result(tiny_cfg, tmp_path, estimator
         (["steps"], "not of the form key=value"),
         (["--config", "/nonexistent.yaml"], "does not exist"),
         (["student=resnet8"], "needs image input"),
+        (["loss.family=composit"], "(did you mean 'composite'?)"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(args, message, tmp_path, capsys):
@@ -159,3 +160,18 @@ def test_the_default_job_can_run_again_and_resume_continues_the_latest(tmp_path,
     assert (tmp_path / "runs" / "latest").resolve() == second
     episodes = [r for r in map(json.loads, (second / "metrics.jsonl").read_text().splitlines())]
     assert [r["episode"] for r in episodes if r["phase"] == "episode"] == [0, 1]
+
+
+def test_commands_and_their_keys_are_discoverable(capsys):
+    """`compare --help` lists its own keys and every method; `teach --help` its mode; a
+    mistyped command or mode gets a "did you mean"."""
+    for name, keys in (("compare", ("seeds=", "methods=", "workers=", "teacher_untrained")),
+                       ("teach", ("mode=online|schedule", "teacher="))):  # fmt: skip
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        assert all(key in out for key in keys), name
+    assert main(["trian-teacher"]) == 2
+    assert "did you mean 'train-teacher'?" in capsys.readouterr().err
+    assert main(["teach", "teacher=nowhere", "mode=shedule"]) == 2
+    assert "did you mean 'schedule'?" in capsys.readouterr().err
