@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from l2t import stopping
+from l2t import run_lock, stopping
 from l2t.config import (
     Config,
     ConfigError,
@@ -106,7 +106,8 @@ def _train_model(args: argparse.Namespace) -> None:
 
     overrides = args.overrides if _gave_out(args.overrides) else ["out=runs/model", *args.overrides]
     cfg = load_config(args.config, overrides)
-    summary = train_model(cfg)
+    with run_lock.locked(Path(cfg.out)):  # one writer per directory
+        summary = train_model(cfg)
     print(f"model: {cfg.out}/model.pt ({cfg.student} on {cfg.dataset})")
     print(f"test accuracy {summary['test_acc']:.4f}; use it with distill.model={cfg.out}/model.pt")
 
@@ -173,7 +174,8 @@ def _teach(args: argparse.Namespace) -> None:
     default_out = f"{run_dir_of(picked['teacher'])}/teach-{mode}-{cfg.dataset}-{cfg.student}"
     chosen = cfg.out if _gave_out(rest) else None
     out = _output_dir(chosen, default_out, picked.get("overwrite"), "summary.json")
-    summary = teach(picked["teacher"], mode, cfg, out)
+    with run_lock.locked(Path(out)):
+        summary = teach(picked["teacher"], mode, cfg, out)
     print(
         f"{out}: test accuracy {summary['test_acc']:.4f} ({mode} teacher, "
         f"{cfg.dataset}/{cfg.student}, seed {cfg.seed})"
@@ -200,7 +202,8 @@ def _compare(args: argparse.Namespace) -> None:
     default_out = f"{where}/compare-{cfg.dataset}-{cfg.student}" if where else "runs/compare"
     chosen = cfg.out if _gave_out(rest) else None
     out = _output_dir(chosen, default_out, picked.get("overwrite"), "results.md")
-    compare(cfg, methods, counts["seeds"], out, run_dir, counts["workers"])
+    with run_lock.locked(Path(out)):
+        compare(cfg, methods, counts["seeds"], out, run_dir, counts["workers"])
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -356,6 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"l2t: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a write error: say what and where, keep the rest
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"l2t: error: {argv[0]} could not write{where}: {exc.strerror or exc}; every file "
+            "written before is intact (a train-teacher run resumes from its last checkpoint "
+            "with resume=true)",
+            file=sys.stderr,
+        )
+        return 1
     except Diverged as exc:
         print(f"l2t: stopped: {exc}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ import yaml
 from agents import ControlTeacher, FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher
 from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
-from l2t import distributed, progress, stopping, threads
+from l2t import distributed, progress, run_lock, stopping, threads
 from l2t.applying import teach_student
 from l2t.base_loss import base_loss_params
 from l2t.base_point import choose_base
@@ -375,27 +375,35 @@ def train_teacher(
     try:
         progress.enable(show_progress and cfg.progress)
         run = _setup(cfg)
-        cfg = run.cfg  # with the base point chosen
-        if run.rank == 0:  # the inputs are valid: start; one process writes the run directory
-            (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
-            print(f"run directory: {run.run_dir}", flush=True)
-            if started is not None:
-                started(run.run_dir)
-            config_text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-            atomic_write_text(config_text, run.run_dir / "config.yaml")
-            if run.base_point:
-                atomic_write_json(run.base_point, run.run_dir / "base_point.json")
-            record_noise(run.splits, run.run_dir)
-        kept = run.state.metrics_lines if cfg.resume else None
-        run.tracker = Tracker(run.run_dir if run.rank == 0 else None, cfg, kept)
-        progress.enable(show_progress and cfg.progress and run.rank == 0)
-        diverged = meta_train(run)
-        if run.rank != 0:  # rank 0 evaluates the kept teacher and writes the results
-            run.tracker.close()
-            return None
-        return final_evaluation(run, diverged)
+        with run_lock.locked(run.run_dir, enabled=run.rank == 0):  # one writer (rank 0)
+            return _train(run, show_progress, started)
     finally:  # a process that stops leaves the group, so the others stop instead of waiting
         distributed.close()
+
+
+def _train(
+    run: Run, show_progress: bool, started: Callable[[Path], None] | None
+) -> TrainResult | None:
+    """The run as set up: its directory written, meta-training, the final evaluation."""
+    cfg = run.cfg  # with the base point chosen
+    if run.rank == 0:  # the inputs are valid: start; one process writes the run directory
+        (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        print(f"run directory: {run.run_dir}", flush=True)
+        if started is not None:
+            started(run.run_dir)
+        config_text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+        atomic_write_text(config_text, run.run_dir / "config.yaml")
+        if run.base_point:
+            atomic_write_json(run.base_point, run.run_dir / "base_point.json")
+        record_noise(run.splits, run.run_dir)
+    kept = run.state.metrics_lines if cfg.resume else None
+    run.tracker = Tracker(run.run_dir if run.rank == 0 else None, cfg, kept)
+    progress.enable(show_progress and cfg.progress and run.rank == 0)
+    diverged = meta_train(run)
+    if run.rank != 0:  # rank 0 evaluates the kept teacher and writes the results
+        run.tracker.close()
+        return None
+    return final_evaluation(run, diverged)
 
 
 def meta_train(run: Run) -> int:

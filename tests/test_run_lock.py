@@ -1,0 +1,103 @@
+"""One writer per run directory, and writes that fail loudly (l2t/run_lock.py,
+l2t/checkpoint.py): a second writer is refused and changes nothing; a lock whose process
+died is taken over; a failed write leaves the last checkpoint intact and says so."""
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import torch
+
+from l2t import checkpoint
+from l2t.cli import main
+
+RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=1", "val_batch=100"]
+RUN += ["unroll.steps=5", "loss.init_steps=20", "estimator.population=1", "estimator.horizon=2"]
+
+
+def _files(out):
+    return {name: (out / name).read_bytes() for name in ("metrics.jsonl", "summary.json")}
+
+
+def test_a_second_writer_is_refused_and_the_first_run_ends_as_if_alone(tmp_path, capsys):
+    reference = tmp_path / "reference"
+    assert main(["train-teacher", f"out={reference}", *RUN, "checkpoint_every=1"]) == 0
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "l2t", "train-teacher", f"out={out}", *RUN, "checkpoint_every=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists():  # the resume needs a checkpoint to start from
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    capsys.readouterr()
+    assert main(["train-teacher", f"out={out}", "resume=true", *RUN, "checkpoint_every=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"being written by another l2t (pid {first.pid} on {socket.gethostname()}" in err
+    assert len(err.splitlines()) == 1
+    assert first.wait(timeout=300) == 0, first.communicate()
+    assert _files(out) == _files(reference)
+    assert not (out / ".lock").exists()
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, capsys):
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone.send_signal(signal.SIGKILL)
+    gone.wait()
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = {"pid": gone.pid, "host": socket.gethostname(), "started": "earlier"}
+    (out / ".lock").write_text(json.dumps(lock))
+    assert main(["train-teacher", f"out={out}", *RUN, "episodes=1"]) == 0
+    assert f"taking over the lock of '{out}' from pid {gone.pid}" in capsys.readouterr().err
+    assert (out / "summary.json").is_file() and not (out / ".lock").exists()
+
+
+def test_a_lock_from_another_host_says_how_to_clear_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
+    assert main(["compare", "seeds=1", "methods=ce", f"out={out}", "steps=20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pid 1 on elsewhere, since then" in err and f"delete '{out / '.lock'}'" in err
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "run"
+    saves = []
+    real_save = torch.save
+
+    def failing_save(obj, f, *args, **kwargs):  # the third checkpoint hits a full disk
+        saves.append(1)
+        if len(saves) == 3:
+            f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f.name))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    assert main(["train-teacher", f"out={out}", *RUN, "checkpoint_every=1"]) == 1
+    err = capsys.readouterr().err
+    errors = [x for x in err.splitlines() if x.startswith("l2t:")]
+    assert len(errors) == 1 and "could not write" in errors[0]  # (progress lines aside)
+    assert "No space left on device" in errors[0] and "resume=true" in errors[0]
+    assert "Traceback" not in err
+    assert not list(out.glob("*.tmp")) and not (out / ".lock").exists()
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    saved = checkpoint.load_checkpoint(out / "checkpoint.pt")  # the second, whole
+    assert (saved["episode"], saved["update"]) == (0, 2)
+    assert main(["train-teacher", f"out={out}", "resume=true"]) == 0
+    assert (out / "summary.json").is_file()
