@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -37,7 +38,8 @@ def test_two_processes_train_the_teacher_one_process_trains_on_the_whole_populat
 ):
     two = _torchrun(tmp_path / "two", "episodes=1")  # PES at this size amplifies rounding
     assert two.returncode == 0, two.stderr
-    assert two.stdout.count("run directory:") == 1  # rank 0 reports, the other is silent
+    assert two.stdout.count("run directory:") == 2  # rank 0 names it at start and end, rank 1
+    # is silent
     assert main(["train-teacher", f"out={tmp_path / 'one'}", *RUN, "episodes=1"]) == 0
     split = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     whole = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
@@ -55,26 +57,48 @@ def test_two_processes_train_the_teacher_one_process_trains_on_the_whole_populat
     assert "resume it with as many (torchrun --nproc_per_node=2)" in capsys.readouterr().err
 
 
-def test_a_killed_two_process_run_resumes_with_two_and_ends_byte_identical(tmp_path):
+def _rank_pids(torchrun_pid):
+    """{rank: pid} of the workers a torchrun process started (read from /proc)."""
+    ranks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            environ = (stat.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            continue
+        rank = next((e for e in environ if e.startswith(b"RANK=")), None)
+        if parent == torchrun_pid and rank is not None:
+            ranks[int(rank[5:])] = int(stat.parent.name)
+    return ranks
+
+
+def test_a_killed_run_resumes_with_two_and_ends_byte_identical(tmp_path):
+    """Whole group killed, or one rank: the survivor leaves within seconds (no hang), and a
+    resume with two processes ends as the uninterrupted run did."""
     reference = _torchrun(tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr
-    out = tmp_path / "run"
-    proc = _torchrun(out, "checkpoint_every=1", start=subprocess.Popen)
-    deadline = time.monotonic() + 120
-    while True:  # kill every process once a checkpoint inside episode 0 exists
-        assert proc.poll() is None, "the run finished before the kill point"
-        assert time.monotonic() < deadline
-        checkpoint = out / "checkpoint.pt"
-        if checkpoint.exists() and load_checkpoint(checkpoint)["update"] >= 2:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (out / "summary.json").exists()
-    resumed = _torchrun(out, "checkpoint_every=1", "resume=true")
-    assert resumed.returncode == 0, resumed.stderr
-    for name in ("metrics.jsonl", "summary.json"):
-        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    for kill in ("group", "rank 1"):
+        out = tmp_path / kill.replace(" ", "")
+        proc = _torchrun(out, "checkpoint_every=1", start=subprocess.Popen)
+        deadline = time.monotonic() + 120
+        while True:  # kill once a checkpoint inside episode 0 exists
+            assert proc.poll() is None, "the run finished before the kill point"
+            assert time.monotonic() < deadline
+            checkpoint = out / "checkpoint.pt"
+            if checkpoint.exists() and load_checkpoint(checkpoint)["update"] >= 2:
+                break
+            time.sleep(0.05)
+        if kill == "group":
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        else:  # rank 0 must notice and leave; torchrun then exits non-zero
+            os.kill(_rank_pids(proc.pid)[1], signal.SIGKILL)
+            assert proc.wait(timeout=60) != 0
+        assert not (out / "summary.json").exists()
+        resumed = _torchrun(out, "checkpoint_every=1", "resume=true")
+        assert resumed.returncode == 0, resumed.stderr
+        for name in ("metrics.jsonl", "summary.json"):
+            assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
 
 
 def test_a_population_of_two_architectures_trains_one_teacher_that_teaches_both(tmp_path):
