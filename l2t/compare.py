@@ -266,7 +266,7 @@ def compare(
     )
     if run_dir and (run_dir_of(run_dir) / "schedule.pt").is_file():
         schedule = Schedule.load(run_dir_of(run_dir) / "schedule.pt")
-        plot_schedule(schedule, setting.base, cfg.loss.family, out / "plots")
+        plot_schedule(schedule, setting.base, cfg.loss.family, out / "plots", cfg.label_noise)
     print(table)
     print(f"results: {out / 'results.md'} (and results.csv, results.json, plots/)")
     return results

@@ -42,11 +42,21 @@ def plot_curves(
             lw=0.8,
             label="meta-training students (val)" if i == 0 else None,
         )
+    merged: dict[str, list[Curve]] = {}  # methods with the same students share one line
     for name, curves in groups.items():
+        same = next((m for m, c in merged.items() if c == curves), None)
+        if same is None:
+            merged[name] = curves
+        else:
+            merged[f"{same} = {name}"] = merged.pop(same)
+    styles = ("-", "--", "-.", ":")
+    for i, (name, curves) in enumerate(merged.items()):
         steps = np.array([p["step"] for p in curves[0]])
         values = np.array([[p[metric] for p in c] for c in curves])
         mean = values.mean(axis=0)
-        (line,) = ax.plot(steps, mean, lw=2, label=f"{name} (final {mean[-1]:.3f})")
+        style = styles[(i // 10) % len(styles)]  # past ten colours, another line style
+        label = f"{name} (final {mean[-1]:.3f})"
+        (line,) = ax.plot(steps, mean, lw=2, ls=style, label=label)
         if len(curves) > 1:
             std = values.std(axis=0)
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
@@ -57,7 +67,11 @@ def plot_curves(
     if background:
         title += " (faint: meta-training students, validation split)"
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    if len(merged) > 4:  # many methods: the legend beside the axes, not over the curves
+        fig.set_size_inches(10, 4.5)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    else:
+        ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -70,40 +84,27 @@ def plot_learned_loss(schedule: Schedule, base_phi: Sequence[Tensor], out: Path)
     schedule. Bottom: the teacher's change to the base loss there (what it learned)."""
     points = [0.0, 1 / 3, 2 / 3, 1.0]
     base = loss_surface(base_phi)
-    surfaces = [("base loss", base)]
-    surfaces += [(f"{p:.0%} of training", loss_surface(schedule.phi_at(p))) for p in points]
+    changes = [(f"{p:.0%} of training", loss_surface(schedule.phi_at(p)) - base) for p in points]
     fig, axes = plt.subplots(
-        2,
-        len(surfaces),
-        figsize=(2.9 * len(surfaces) + 1.2, 6.4),
-        squeeze=False,
-        layout="constrained",
+        1, 1 + len(changes), figsize=(3.0 * (1 + len(changes)) + 1.6, 3.6), layout="constrained"
     )
-    fig.get_layout_engine().set(w_pad=0.12)  # type: ignore[union-attr,call-arg]
-    fig.suptitle("Learned pair loss over (p_target, p_other): top the loss, bottom its change")
-    lo = min(float(s.min()) for _, s in surfaces)
-    hi = max(float(s.max()) for _, s in surfaces)
-    change = max(float((s - base).abs().max()) for _, s in surfaces) or 1.0
+    fig.suptitle("The base pair loss over (p_target, p_other), then what the teacher changed in it")
     extent = (0.0, 1.0, 0.0, 1.0)
-    for col, (title, surface) in enumerate(surfaces):
-        top = axes[0, col].imshow(surface.numpy(), origin="lower", extent=extent, vmin=lo, vmax=hi)
-        axes[0, col].set_title(title, fontsize=9)
-        bottom = axes[1, col].imshow(
-            (surface - base).numpy(),
-            origin="lower",
-            extent=extent,
-            vmin=-change,
-            vmax=change,
-            cmap="RdBu_r",
+    left = axes[0].imshow(base.numpy(), origin="lower", extent=extent)
+    axes[0].set_title("base loss", fontsize=9)
+    change = max(float(c.abs().max()) for _, c in changes) or 1.0
+    for ax, (title, delta) in zip(axes[1:], changes):
+        right = ax.imshow(
+            delta.numpy(), origin="lower", extent=extent, vmin=-change, vmax=change, cmap="RdBu_r"
         )
-        axes[1, col].set_xlabel("p_other = s(z_j)")
-        for ax in axes[:, col]:
-            ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
-            ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
-    axes[0, 0].set_ylabel("p_target = s(z_y)")
-    axes[1, 0].set_ylabel("p_target = s(z_y)")
-    fig.colorbar(top, ax=list(axes[0]), shrink=0.8, label="pair loss")
-    fig.colorbar(bottom, ax=list(axes[1]), shrink=0.8, label="change vs base loss")
+        ax.set_title(f"change, {title}", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("p_other = s(z_j)")
+        ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+        ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
+    axes[0].set_ylabel("p_target = s(z_y)")
+    fig.colorbar(left, ax=axes[0], shrink=0.8, label="pair loss")
+    fig.colorbar(right, ax=list(axes[1:]), shrink=0.8, label="learned minus base")
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
@@ -132,6 +133,7 @@ def plot_controls(schedule: Schedule, out: Path) -> Path:
             ax.step(schedule.progress, values[:, i], where="post", label=label)
     ax.set_xlabel("training progress")
     ax.set_ylabel("control value")
+    ax.set_title("The composite loss's controls as the teacher set them", fontsize=10)
     return _save(fig, ax, out)
 
 
@@ -165,7 +167,7 @@ def plot_mix(schedule: Schedule, base_phi: Sequence[Tensor], out: Path) -> Path:
     return _save(fig, ax, out)
 
 
-def label_pull(loss: Any, classes: int = 10, points: int = 60) -> tuple[np.ndarray, np.ndarray]:
+def label_pull(loss: Any, classes: int = 10, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """How hard a loss pulls a sample towards its given label, against the model's
     probability of that label: `-dL/dz_y` per sample, for samples whose label logit sweeps
     from confidently wrong to confidently right (the other logits one fixed N(0, 1.5^2)
@@ -182,14 +184,39 @@ def label_pull(loss: Any, classes: int = 10, points: int = 60) -> tuple[np.ndarr
     return p_label.numpy(), -grad[:, 0].numpy()
 
 
-def plot_label_pull(losses: dict[str, Any], out: Path) -> Path:
+FIXED_STYLES = {  # the fixed losses thin and each its own dash, under the learned ones
+    "cross-entropy": {"ls": "-", "lw": 1.0, "color": "black"},
+    "bootstrapping": {"ls": ":", "lw": 2.0, "color": "tab:red"},
+    "GCE": {"ls": "--", "lw": 1.2, "color": "tab:orange"},
+    "SCE": {"ls": "-.", "lw": 1.2, "color": "tab:green"},
+}
+
+
+def plot_label_pull(losses: dict[str, Any], out: Path, label_noise: float = 0.0) -> Path:
     """`label_pull` of each loss, as it is (the scale acts as a learning rate) and relative
-    to its own maximum (the shape: which samples it gives up on)."""
+    to its own maximum (the shape: which samples it gives up on). A learned curve on an
+    earlier one (mean distance within 2% of its maximum) is not drawn; the title says so."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    drawn: dict[str, np.ndarray] = {}
+    learned_colors = iter(["tab:blue", "tab:purple", "tab:brown", "tab:gray", "tab:pink"])
     for name, loss in losses.items():
         p, pull = label_pull(loss)
-        dashed = name in ("cross-entropy", "GCE", "SCE", "bootstrapping")
-        style = {"ls": "--" if dashed else "-", "lw": 1.2 if dashed else 2}
+        if name not in FIXED_STYLES:  # the base and learned losses: one line where they agree
+            same = next(
+                (
+                    k
+                    for k, v in drawn.items()
+                    if k not in FIXED_STYLES and np.abs(v - pull).mean() <= 0.02 * np.abs(v).max()
+                ),
+                None,
+            )
+            if same is not None:
+                continue
+        drawn[name] = pull
+        if name in FIXED_STYLES:
+            style = FIXED_STYLES[name]
+        else:
+            style = {"ls": "-", "lw": 2.2, "color": next(learned_colors)}
         axes[0].plot(p, pull, label=name, **style)
         axes[1].plot(p, pull / max(pull.max(), 1e-12), **style)
     titles = ("pull towards the given label", "the same, relative to each loss's maximum")
@@ -199,8 +226,18 @@ def plot_label_pull(losses: dict[str, Any], out: Path) -> Path:
         ax.set_ylabel(label)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
+    hidden = [n for n in losses if n not in drawn]
     axes[0].legend(fontsize=8)
-    fig.suptitle("Under label noise the confidently wrong samples (left) are mostly mislabelled")
+    if label_noise:
+        heading = (
+            f"With {label_noise:.0%} of the labels wrong, the confidently wrong samples (left) "
+            "are mostly the mislabelled ones"
+        )
+    else:
+        heading = "How hard each loss pulls a sample towards its given label"
+    if hidden:
+        heading += f"\nnot drawn, within 2% of the line before them: {'; '.join(hidden)}"
+    fig.suptitle(heading, fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -218,7 +255,11 @@ def _save(fig: Any, ax: Any, out: Path) -> Path:
 
 
 def plot_schedule(
-    schedule: Schedule, base_phi: Sequence[Tensor], family: str, plots: Path
+    schedule: Schedule,
+    base_phi: Sequence[Tensor],
+    family: str,
+    plots: Path,
+    label_noise: float = 0.0,
 ) -> list[Path]:
     """The learned loss of a schedule, drawn as its family allows."""
     if family == "parametric":
@@ -228,7 +269,9 @@ def plot_schedule(
     drawn = [
         plot_learned_loss(schedule, base_phi, plots / "learned_loss.png"),
         plot_loss_scale({"learned loss": schedule}, base_phi, plots / "loss_scale.png"),
-        plot_label_pull(label_pull_losses(schedule, base_phi), plots / "label_pull.png"),
+        plot_label_pull(
+            label_pull_losses(schedule, base_phi), plots / "label_pull.png", label_noise
+        ),
     ]
     if base_phi[-1].ndim == 0:  # the teacher set the soft labels' mix
         drawn.append(plot_mix(schedule, base_phi, plots / "distill_mix.png"))

@@ -558,7 +558,9 @@ def final_evaluation(run: Run, meta_diverged: int) -> TrainResult:
     background = [r["curve"] for r in episodes if "curve" in r]
     plots = [plot_curves(curves, run_dir / "plots" / "curves.png", background=background)]
     if schedule.phi:
-        plots += plot_schedule(schedule, base_phi, cfg.loss.family, run_dir / "plots")
+        plots += plot_schedule(
+            schedule, base_phi, cfg.loss.family, run_dir / "plots", cfg.label_noise
+        )
     tracker.summary(summary)
     tracker.log_images(plots)
     tracker.log_artifact(run_dir / "teacher.pt", f"teacher-{run_dir.name}", "teacher")
