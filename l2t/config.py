@@ -378,10 +378,26 @@ def read_yaml(path: str | Path, what: str) -> Any:
         raise ConfigError(f"{what} '{path}' is not valid YAML{where}: {problem}") from None
 
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the project's YAML files
+
+
+def config_path(path: str | Path) -> Path:
+    """`path` as given if it exists; else the project's config of that name, so
+    `configs/mnist1d_mlp.yaml` and `mnist1d_mlp` work from any directory."""
+    given = Path(path)
+    if given.exists() or given.is_absolute():
+        return given
+    name = given.name if given.suffix in (".yaml", ".yml") else f"{given.name}.yaml"
+    packaged = CONFIGS / name
+    return packaged if packaged.is_file() else given
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then the YAML file, then the command-line overrides; validated."""
+    """Defaults, then the YAML file (a path, or the name of one of the project's configs),
+    then the command-line overrides; validated."""
     cfg = Config()
     if path is not None:
+        path = config_path(path)
         data = read_yaml(path, "config file") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file '{path}' must hold a mapping of keys to values")

@@ -54,11 +54,11 @@ from l2t.tracking import Tracker, read_metrics
 @dataclass
 class TrainResult:
     run_dir: Path
-    best_episode: int
-    best_val_acc: float
+    best_episode: int  # the episode whose teacher selection kept; -1: the untrained teacher
+    best_val_acc: float  # its selection score: mean final val accuracy of held-out students
     teacher_test_acc: float
     ce_test_acc: float
-    base_loss_test_acc: float  # the DLN's fixed initial loss, no teacher: a baseline to beat
+    base_loss_test_acc: float  # the family's base loss, no teacher: a baseline to beat
     meta_training_diverged_steps: int = 0  # teacher steps retaken under the base loss
     teacher_diverged_steps: int = 0  # the same, in the final evaluation student
 
@@ -537,7 +537,8 @@ def final_evaluation(run: Run, meta_diverged: int) -> TrainResult:
         meta_diverged = sum(int(r.get("diverged_steps", 0)) for r in episodes)
     state = run.state
     summary = {
-        "best_episode": state.best_episode,
+        "kept_teacher": "untrained" if state.best_episode < 0 else f"episode {state.best_episode}",
+        "best_episode": state.best_episode,  # -1: the untrained teacher was kept
         "best_val_acc": state.best_val_acc,
         "teacher_test_acc": taught.test_acc,
         "ce_test_acc": baseline.test_acc,
