@@ -69,3 +69,17 @@ class Splits:
             self.y_test,
             self.noise,
         )
+
+    def val_only(self) -> Splits:
+        """The trusted (clean) validation split alone as the training data: what a user
+        holding only those labels would train on."""
+        return Splits(
+            self.name,
+            self.num_classes,
+            self.x_val,
+            self.y_val,
+            self.x_val,
+            self.y_val,
+            self.x_test,
+            self.y_test,
+        )
