@@ -1,20 +1,25 @@
 """l2t: learning to teach. A teacher learns the student's loss function while it trains.
 
 Python API, mirroring the CLI: `l2t.load_config(...)`, `l2t.train_teacher(cfg)`,
-`agents.Teacher.load(path)`.
+`agents.Teacher.load(path)`; and a learned loss for your own loop, `l2t.LearnedLoss`.
 """
 
 from typing import Any
 
 from l2t.config import Config, ConfigError, load_config
 
-__all__ = ["Config", "ConfigError", "load_config", "train_teacher"]
+__all__ = ["Config", "ConfigError", "LearnedLoss", "load_config", "train_teacher"]
 
 
 def __getattr__(name: str) -> Any:
-    """`l2t.train_teacher` on first use: importing l2t (as envs does) stays light."""
+    """`l2t.train_teacher` and `l2t.LearnedLoss` on first use: importing l2t (as envs
+    does) stays light."""
     if name == "train_teacher":
         from l2t.training import train_teacher
 
         return train_teacher
+    if name == "LearnedLoss":
+        from l2t.learned_loss import LearnedLoss
+
+        return LearnedLoss
     raise AttributeError(f"module 'l2t' has no attribute {name!r}")

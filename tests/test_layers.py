@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"training", "compare", "applying", "model_training", "cli", "bench", "sweep"}
 COMMANDS |= {"base_point"}  # trains fixed-loss students (agents) to choose a run's base
+COMMANDS |= {"learned_loss"}  # the API's criterion: loads a run's teacher (agents)
 COMMANDS |= {"__main__", "__init__"}  # the package's API names train_teacher lazily
 
 

@@ -1,0 +1,197 @@
+"""A learned loss for your own training loop: `l2t.LearnedLoss`, a drop-in criterion
+(docs/design.md §3, "A learned loss in your own loop").
+
+    criterion = l2t.LearnedLoss.from_run("runs/latest", mode="schedule", total_steps=N)
+    loss = criterion(model(x), y)   # like nn.CrossEntropyLoss
+    loss.backward(); optimizer.step(); criterion.step()
+
+`schedule` replays the loss parameters the run recorded, by training progress `t / N`,
+changing them every K = `unroll.steps` steps as training did. `online` asks the run's teacher
+for new loss parameters every K steps from what it reads of the student: the training loss
+and the step size it tracks itself (the mean of the losses it returned; the parameters'
+movement when `observe(..., model=model)` is given), and the validation loss and accuracy
+the caller reports with `observe`. With the same model, data and plain SGD it trains the
+same student as `l2t teach` (a test).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from agents import Teacher
+from l2t.applying import MODES, load_teacher, run_config
+from l2t.config import ConfigError
+from l2t.lifetime import Observation, TeacherState
+from l2t.student_state import StudentState, features
+from l2t.task import CompositeLoss, composite_of, loss_fn
+
+
+class LearnedLoss(nn.Module):
+    """A learned loss as a PyTorch criterion; see the module docstring."""
+
+    def __init__(
+        self,
+        teacher: Teacher,
+        mode: str,
+        total_steps: int,
+        k: int,
+        family: str,
+        composite: CompositeLoss | None = None,
+        temperature: float = 1.0,
+        mix: float = 0.0,
+        lr: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if not isinstance(total_steps, int) or total_steps <= 0:
+            raise ConfigError(f"total_steps must be a positive integer; got {total_steps!r}")
+        if mode == "online" and teacher.observes_gradient:
+            raise ConfigError(
+                "this teacher observes dL_val/dphi, which needs the validation data inside "
+                "the loss; use mode='schedule', or a teacher trained with teacher.observe=state"
+            )
+        self.teacher, self.mode, self.total_steps, self.k = teacher, mode, total_steps, k
+        self.family, self.composite = family, composite
+        self.temperature, self.mix, self.lr = temperature, mix, lr
+        self.t = 0  # optimizer steps taken
+        self._params: list[Tensor] | None = None  # the loss parameters of this teacher step
+        self._teacher_state: TeacherState = teacher.initial_state()
+        self._losses: list[float] = []  # the losses returned in this teacher step
+        self._observed: tuple[float, float] | None = None  # val loss and accuracy
+        self._moved = 0.0  # the parameters' movement over the last teacher step
+        self._snapshot: list[Tensor] | None = None
+        self._said: set[str] = set()
+
+    @classmethod
+    def from_run(
+        cls, run: str | Path, mode: str = "schedule", total_steps: int | None = None
+    ) -> LearnedLoss:
+        """The learned loss of a `train-teacher` run (its directory or its teacher.pt)."""
+        if total_steps is None:
+            raise ConfigError("total_steps is required: the optimizer steps of your training")
+        cfg = run_config(run, {})
+        device = torch.device("cpu")
+        teacher = load_teacher(run, mode, cfg, device) if mode in MODES else None
+        if teacher is None:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        return cls(
+            teacher,
+            mode,
+            total_steps,
+            cfg.unroll.steps,
+            cfg.loss.family,
+            composite_of(cfg),
+            cfg.distill.temperature,
+            cfg.distill.mix,
+            cfg.optim.lr,
+        )
+
+    # -- training progress ----------------------------------------------------------------
+    @property
+    def progress(self) -> float:
+        return self.t / self.total_steps
+
+    @progress.setter
+    def progress(self, value: float) -> None:
+        self.t = round(value * self.total_steps)
+
+    def step(self) -> None:
+        """One optimizer step done (call it after `optimizer.step()`)."""
+        self.t += 1
+        if self.t > self.total_steps and "past" not in self._said:
+            self._said.add("past")
+            warnings.warn(
+                f"LearnedLoss: step {self.t} is past total_steps={self.total_steps}; the loss "
+                "stays at the end of its schedule",
+                stacklevel=2,
+            )
+
+    def observe(self, val_loss: float, val_acc: float, model: nn.Module | None = None) -> None:
+        """What the teacher reads of the student at the end of a teacher step (online mode;
+        ignored with a warning in schedule mode): its validation loss and accuracy, and with
+        `model` the movement of its parameters since the last teacher step."""
+        if self.mode == "schedule":
+            if "observe" not in self._said:
+                self._said.add("observe")
+                warnings.warn("LearnedLoss: observe() is ignored in schedule mode", stacklevel=2)
+            return
+        self._observed = (float(val_loss), float(val_acc))
+        if model is not None:
+            now = [p.detach().clone() for p in model.parameters()]
+            if self._snapshot is not None:
+                self._moved = math.sqrt(
+                    sum(float((a - b).pow(2).sum()) for a, b in zip(now, self._snapshot))
+                )
+            self._snapshot = now
+
+    # -- the loss ---------------------------------------------------------------------------
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if logits.ndim != 2 or targets.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"LearnedLoss expects logits (B, C) and targets (B,) or (B, 1 + C); got "
+                f"{tuple(logits.shape)} and {tuple(targets.shape)}"
+            )
+        if logits.shape[1] < 2:
+            raise ValueError("LearnedLoss needs at least 2 classes (a pairwise loss)")
+        if self.t % self.k == 0 or self._params is None:
+            self._propose(logits)
+        assert self._params is not None
+        params = [p.to(logits.device, logits.dtype) for p in self._params]
+        loss = loss_fn(self.family, params, self.temperature, self.mix, self.composite)(
+            logits, targets
+        )
+        self._losses.append(float(loss.detach()))
+        return loss
+
+    def _propose(self, logits: Tensor) -> None:
+        """The loss parameters of the teacher step starting at step `t`."""
+        step = min(self.t - self.t % self.k, self.total_steps)
+        progress = step / self.total_steps
+        obs = Observation(torch.zeros(5), None, progress)  # a schedule reads the progress only
+        if self.mode == "online":
+            if self._observed is None:
+                raise ValueError(
+                    "LearnedLoss(mode='online'): call observe(val_loss, val_acc) before the "
+                    "first step and after every K steps"
+                )
+            val_loss, val_acc = self._observed
+            k = len(self._losses) or 1
+            train = sum(self._losses) / k if self._losses else val_loss
+            moved = torch.tensor(self._moved / (self.lr * k))
+            student = StudentState({}, {}, {}, step, torch.tensor(train), moved, torch.tensor(True))
+            measured = features(
+                student, torch.tensor(val_loss), torch.tensor(val_acc), self.total_steps,
+                logits.shape[1],
+            )  # fmt: skip
+            obs = Observation(measured, None, progress)
+        with torch.no_grad():
+            params, self._teacher_state = self.teacher.propose(
+                self.teacher.theta(), self._teacher_state, obs
+            )
+        self._params = [p.detach() for p in params]
+        self._losses = []
+
+    # -- resume ----------------------------------------------------------------------------
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "params": self._params,
+            "teacher_state": self._teacher_state,
+            "losses": self._losses,
+            "observed": self._observed,
+            "moved": self._moved,
+            "snapshot": self._snapshot,
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.t, self._params = int(state["t"]), state["params"]
+        self._teacher_state, self._losses = state["teacher_state"], list(state["losses"])
+        self._observed, self._moved = state["observed"], float(state["moved"])
+        self._snapshot = state["snapshot"]

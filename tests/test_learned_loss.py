@@ -1,0 +1,157 @@
+"""`l2t.LearnedLoss` in a loop written by hand (plain torch.optim.SGD, the run's data and
+initialization) trains the student `l2t teach` trains, schedule and online; its state
+round-trips; bad use gets one clear line."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.func import functional_call
+
+import l2t
+from l2t.applying import load_teacher, make_task, run_config
+from l2t.cli import main
+from l2t.config import ConfigError, from_dict
+from l2t.lifetime import advance, start
+from l2t.seeds import student_seed
+from l2t.student_state import validate
+from l2t.training import train_teacher
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    cfg = from_dict(
+        {
+            "steps": 40,
+            "episodes": 1,
+            "eval_every": 20,
+            "val_batch": 100,
+            "select_students": 1,
+            "out": str(out),
+            "loss": {"init_steps": 50},
+            "unroll": {"steps": 5},
+            "teacher": {"observe": "state"},  # online needs no dL_val/dphi
+            "estimator": {"kind": "greedy"},
+        }
+    )
+    assert train_teacher(cfg, show_progress=False) is not None
+    return out
+
+
+def _by_hand(run, mode):
+    """The student of `teach`'s seed, trained in a plain PyTorch loop with the criterion."""
+    cfg = run_config(run, {})
+    task = make_task(cfg)
+    seed = student_seed(cfg.seed, "evaluation", 0)
+    start = task.init(seed)
+    model = task.build()
+    model.load_state_dict({**start.params, **start.buffers})
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr)
+    criterion = l2t.LearnedLoss.from_run(run, mode=mode, total_steps=cfg.steps)
+
+    def observe(batches):
+        with torch.no_grad():
+            state = start.__class__(
+                dict(model.named_parameters()), dict(model.named_buffers()), {}, 0,
+                start.train_loss, start.update_norm, start.finite,
+            )  # fmt: skip
+            val_loss, val_acc = validate(model, state, batches.x_val, batches.y_val)
+        criterion.observe(val_loss.item(), val_acc.item(), model)
+
+    if mode == "online":
+        observe(task.batches(seed, 0))
+    for t in range(task.teacher_steps):
+        batches = task.batches(seed, t)
+        for x, y in zip(batches.x, batches.y):
+            loss = criterion(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            criterion.step()
+        if mode == "online":
+            observe(batches)
+    with torch.no_grad():
+        logits = functional_call(model, dict(model.named_parameters()), (task.splits.x_test,))
+    return (logits.argmax(1) == task.splits.y_test).float().mean().item(), model, criterion
+
+
+def _taught(run, mode):
+    """The final student of `teach`'s seed on l2t's own path (l2t/teaching.py's engine)."""
+    cfg = run_config(run, {})
+    task = make_task(cfg)
+    teacher = load_teacher(run, mode, cfg, torch.device("cpu"))
+    life = start(task, teacher, student_seed(cfg.seed, "evaluation", 0))
+    while not life.done(task):
+        life = advance(task, teacher, teacher.theta(), life).life
+    return life.student
+
+
+@pytest.mark.parametrize("mode", ["schedule", "online"])
+def test_a_loop_by_hand_trains_the_student_l2t_teach_trains(run, tmp_path, mode):
+    out = tmp_path / mode
+    assert main(["teach", f"teacher={run}", f"mode={mode}", f"out={out}"]) == 0
+    taught = json.loads((out / "summary.json").read_text())["test_acc"]
+    acc, model, criterion = _by_hand(run, mode)
+    assert acc == pytest.approx(taught, abs=2e-3)  # float rounding of two SGD codes: <= 1 sample
+    student = _taught(run, mode)
+    for name, p in model.named_parameters():  # SGD's p + (-lr) g against l2t's p - lr g
+        torch.testing.assert_close(p.detach(), student.params[name], rtol=1e-4, atol=1e-5)
+    z, y = torch.randn(8, 10), torch.randint(10, (8,))  # and it is not cross-entropy
+    assert not torch.allclose(criterion(z, y), torch.nn.functional.cross_entropy(z, y))
+    assert criterion.t == run_config(run, {}).steps
+    state = criterion.state_dict()
+    again = l2t.LearnedLoss.from_run(run, mode=mode, total_steps=criterion.total_steps)
+    again.load_state_dict(state)
+    z, y = torch.randn(8, 10), torch.randint(10, (8,))
+    torch.testing.assert_close(again(z, y), criterion(z, y))  # a resumed loop resumes it
+
+
+def test_bad_use_gets_one_clear_line(run, tmp_path):
+    with pytest.raises(ConfigError, match="total_steps is required"):
+        l2t.LearnedLoss.from_run(run)
+    with pytest.raises(ConfigError, match="total_steps must be a positive integer"):
+        l2t.LearnedLoss.from_run(run, total_steps=0)
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        l2t.LearnedLoss.from_run(run, mode="replay", total_steps=10)
+    with pytest.raises(ConfigError, match="not a run directory"):
+        l2t.LearnedLoss.from_run(tmp_path, total_steps=10)
+    criterion = l2t.LearnedLoss.from_run(run, total_steps=10)
+    with pytest.raises(ValueError, match="expects logits"):
+        criterion(torch.randn(8, 10), torch.randint(10, (7,)))
+    with pytest.warns(UserWarning, match="ignored in schedule mode"):
+        criterion.observe(1.0, 0.5)
+    online = l2t.LearnedLoss.from_run(run, mode="online", total_steps=10)
+    with pytest.raises(ValueError, match="call observe"):
+        online(torch.randn(8, 10), torch.randint(10, (8,)))
+    criterion.progress = 1.0
+    with pytest.warns(UserWarning, match="past total_steps"):
+        criterion.step()
+
+
+def test_the_digits_example_trains_with_a_learned_loss(run):
+    """examples/digits_learned_loss.py as a user runs it: AdamW, warm-up, its own loader."""
+    import runpy
+
+    example = runpy.run_path(str(ROOT / "examples" / "digits_learned_loss.py"))
+    assert example["main"](str(run), epochs=3) > 0.8  # chance is 0.1
+
+
+def test_the_cifar_example_says_what_it_needs(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cifar10_learned_loss.py"), "run", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        assert done.returncode == 0 and "needs torchvision" in done.stdout
+    else:
+        assert done.returncode == 1 and "no CIFAR-10 python batches" in done.stderr
