@@ -18,17 +18,19 @@ from typing import Any
 
 import torch
 
-from agents.fixed_loss import FixedLossTeacher
+from agents import FixedLossTeacher, ScheduleTeacher
 from l2t import distributed, threads
 from l2t.applying import make_task
 from l2t.base_loss import base_loss_params
 from l2t.config import Config, from_dict
 from l2t.estimators.online import teach_while_learning
+from l2t.learned_loss import LearnedLoss
 from l2t.lifetime import Policy, advance, start
 from l2t.population import unbatchable
+from l2t.schedule import Schedule
 from l2t.splits import Splits
 from l2t.student_state import unroll, validate
-from l2t.task import Task
+from l2t.task import Task, composite_of
 from l2t.tracking import Tracker
 from l2t.training import make_estimator, make_teacher, teacher_update
 
@@ -58,6 +60,56 @@ def _time_per_student_step(task: Task, policy: Policy, budget_s: float) -> float
     while time.perf_counter() - begin < budget_s:
         steps += step()
     return (time.perf_counter() - begin) / steps * 1000.0
+
+
+def _per_call_us(fn: Callable[[], object], budget_s: float) -> float:
+    """Microseconds per call of `fn` (warm)."""
+    for _ in range(10):
+        fn()
+    begin, calls = time.perf_counter(), 0
+    while time.perf_counter() - begin < budget_s or calls < 10:
+        fn()
+        calls += 1
+    return (time.perf_counter() - begin) / calls * 1e6
+
+
+def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
+    """`l2t.LearnedLoss` per call (forward and backward, a batch of 128 x 10 logits) against
+    `nn.CrossEntropyLoss` on the same logits, in microseconds: a replayed schedule of the
+    DLN and of the composite family at cross-entropy's point, and an online teacher whose
+    proposal every K calls is included (amortised over K)."""
+    logits = torch.randn(128, 10, requires_grad=True)
+    targets = torch.randint(10, (128,))
+
+    def timed(criterion: Callable[..., torch.Tensor]) -> float:
+        return _per_call_us(lambda: criterion(logits, targets).backward(), budget_s)
+
+    rows = {"criterion: nn.CrossEntropyLoss, us": timed(torch.nn.CrossEntropyLoss())}
+    for name, changes in (
+        ("dln", {}),
+        ("composite at ce", {"loss": {"family": "composite", "base": "ce"}}),
+    ):
+        run_cfg = from_dict(changes, copy.deepcopy(cfg))
+        base = base_loss_params(run_cfg)
+        schedule = Schedule([tuple(p.shape) for p in base])
+        schedule.record(0.0, base)
+        replay = ScheduleTeacher.from_schedule(schedule).around(base)
+        k, lr = run_cfg.unroll.steps, run_cfg.optim.lr
+        family, composite = run_cfg.loss.family, composite_of(run_cfg)
+        criterion = LearnedLoss(replay, "schedule", 10**9, k, family, composite, lr=lr)
+        rows[f"criterion: LearnedLoss schedule, {name}, us"] = timed(criterion)
+    online_cfg = from_dict({"teacher": {"observe": "state"}}, copy.deepcopy(cfg))
+    teacher = make_teacher(online_cfg, base_loss_params(online_cfg))
+    k = online_cfg.unroll.steps
+    online = LearnedLoss(teacher, "online", 10**9, k, "dln", lr=online_cfg.optim.lr)
+    online.observe(2.3, 0.1)
+
+    def online_call() -> None:
+        online(logits, targets).backward()
+        online.step()
+
+    rows["criterion: LearnedLoss online, dln, us"] = _per_call_us(online_call, budget_s)
+    return rows
 
 
 def _base(cfg: Config, task: Task) -> list[torch.Tensor]:
@@ -272,8 +324,9 @@ def bench_record(cfg: Config, rows: dict[str, float], command: list[str]) -> dic
         "rows": {
             name: {"ms_per_student_step": ms, "x_plain_ce": ms / base}
             for name, ms in rows.items()
-            if not name.startswith(("saved MiB", "plain CE, ", "pes, "))
+            if not name.startswith(("saved MiB", "plain CE, ", "pes, ", "criterion: "))
         },
+        "criterion_us": {name: v for name, v in rows.items() if name.startswith("criterion: ")},
         "saved_mib": {name: v for name, v in rows.items() if name.startswith("saved MiB")},
         "concurrent_s": {name: v for name, v in rows.items() if name.startswith("plain CE, ")},
         "updates_per_s": {name: v for name, v in rows.items() if name.startswith("pes, ")},
@@ -319,6 +372,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
             rows[f"online learning, {update}, {backend}"] = _online_ms(online, teacher, budget_s)
     rows.update(estimator_rows(cfg, task, budget_s))
     rows.update(vmap_rows(cfg, task, budget_s))
+    calls = criterion_rows(cfg, min(budget_s, 1.0))
     base = rows["plain CE step"]
     print(
         f"l2t bench: dataset={cfg.dataset} student={cfg.student} K={cfg.unroll.steps} "
@@ -334,6 +388,12 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
     for name in VMAP_BENCH:
         if name in rows:
             print(f"  {name.removesuffix(', updates/s'):<40} {rows[name]:8.3f}")
+    ce_call = calls["criterion: nn.CrossEntropyLoss, us"]
+    print("\nthe loss as a criterion, one call (forward + backward, 128 x 10 logits):")
+    for name, us in calls.items():
+        label = name.removeprefix("criterion: ").removesuffix(", us")
+        print(f"  {label:<40} {us:8.1f} us  ({us / ce_call:.2f}x cross-entropy)")
+    rows.update(calls)
     print("\nmemory kept for the meta-gradient of one unroll (autograd saved tensors):")
     for k in (5, 10, 20, 40):
         mib = saved_tensor_bytes(cfg, task.splits, k) / 2**20

@@ -40,6 +40,13 @@ def test_bench_writes_every_row_as_json(tmp_path, capsys):
         "pes, population 8, vmapped, updates/s",
     }
     assert all(rate > 0 for rate in record["updates_per_s"].values())
+    assert set(record["criterion_us"]) == {  # l2t.LearnedLoss against cross-entropy, per call
+        "criterion: nn.CrossEntropyLoss, us",
+        "criterion: LearnedLoss schedule, dln, us",
+        "criterion: LearnedLoss schedule, composite at ce, us",
+        "criterion: LearnedLoss online, dln, us",
+    }
+    assert all(us > 0 for us in record["criterion_us"].values())
     assert "| plain CE step" in capsys.readouterr().out  # the Markdown table keeps its names
 
 
