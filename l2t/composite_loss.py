@@ -30,7 +30,7 @@ from torch import Tensor
 
 from l2t.fixed_losses import GCE_Q, SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO, SMOOTHING
 from l2t.labels import labels_of, model_logits_of
-from l2t.loss_network import dln_per_sample
+from l2t.loss_network import dln_loss
 
 CONTROLS = ("log_scale", "ce", "smoothing", "rce", "gce", "kd", "dln")
 TERMS = ("ce", "rce", "gce", "kd", "dln")  # the controls that weigh a per-sample term
@@ -137,7 +137,7 @@ class CompositeLoss:
             ).sum(dim=1)
             total = total + c["kd"] * t**2 * soft
         if "dln" in self.terms:
-            total = total + c["dln"] * dln_per_sample(phi, logits, labels)
+            total = total + c["dln"] * dln_loss(phi, logits, labels, per_sample=True)
         return total
 
 

@@ -69,19 +69,10 @@ def dln_loss(
     targets: Tensor,
     temperature: float = 1.0,
     mix: float | Tensor = 0.0,
+    per_sample: bool = False,
 ) -> Tensor:
-    """Mean over samples of the summed pair losses over the sample's non-target classes."""
-    return dln_per_sample(phi, logits, targets, temperature, mix).mean()
-
-
-def dln_per_sample(
-    phi: Sequence[Tensor],
-    logits: Tensor,
-    targets: Tensor,
-    temperature: float = 1.0,
-    mix: float | Tensor = 0.0,
-) -> Tensor:
-    """(B,): each sample's summed pair losses over its non-target classes.
+    """Mean over samples of the summed pair losses over the sample's non-target classes
+    (with `per_sample`, each sample's sum: (B,)).
 
     The same function as `dln_apply(phi, pair_features(...))` summed over the non-target
     pairs, computed on the B·(C-1) non-target pairs only; with hard labels the constant
@@ -108,7 +99,8 @@ def dln_per_sample(
         hidden, rest = hidden.view(-1, 4), phi
     for weight in rest[:-1]:  # the pairs as one (B·(C-1), width) matrix: one mm a layer
         hidden = F.leaky_relu(F.linear(hidden, weight), NEGATIVE_SLOPE)
-    return F.linear(hidden, rest[-1]).view(others.shape).sum(dim=1)
+    summed = F.linear(hidden, rest[-1]).view(others.shape).sum(dim=1)
+    return summed if per_sample else summed.mean()
 
 
 def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:

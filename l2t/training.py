@@ -74,21 +74,10 @@ def make_teacher(cfg: Config, base: list[torch.Tensor], env: Any = None) -> Any:
             raise ValueError(
                 "teacher.agent=control sets the composite family: loss.family=composite"
             )
-        if t.agent == "lstm":
-            return LSTMTeacher.around(
-                base,
-                cfg.loss.family,
-                update=t.update,
-                param=t.param,
-                alpha=t.alpha,
-                beta=t.beta,
-                lr=t.lr,
-                hidden=t.hidden,
-                bptt=t.bptt,
-                observe=t.observe,
-                scale=t.scale,
-                mix_range=t.mix_range,
-            )
+        if t.agent == "lstm":  # every teacher.* key it takes, by name
+            keys = ("update", "param", "alpha", "beta", "lr", "hidden", "bptt", "observe")
+            hparams = {k: getattr(t, k) for k in (*keys, "scale", "mix_range")}
+            return LSTMTeacher.around(base, cfg.loss.family, **hparams)
         if t.agent == "mlp":
             return MLPTeacher.around(base, cfg.loss.family, t.beta, lr=t.lr, hidden=t.hidden)
         if t.agent == "reinforce":

@@ -5,34 +5,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from runs import trained_run
 
 import l2t.lifetime
 from l2t.cli import main
 from l2t.compare import METHODS
-from l2t.config import from_dict
 from l2t.distill import DISTILL_METHODS
 from l2t.tracking import read_metrics
-from l2t.training import train_teacher
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("teacher") / "run"
-    cfg = from_dict(
-        {
-            "steps": 60,
-            "episodes": 1,
-            "eval_every": 30,
-            "val_batch": 200,
-            "out": str(out),
-            "loss": {"init_steps": 100},
-            "unroll": {"steps": 5},
-            "teacher": {"observe": "grad"},  # the paper's teacher
-            "estimator": {"kind": "greedy"},
-        }
-    )
-    train_teacher(cfg, show_progress=False)
-    return out
+    return trained_run(tmp_path_factory.mktemp("teacher") / "run", observe="grad")  # the paper's
 
 
 @pytest.fixture

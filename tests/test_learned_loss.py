@@ -7,39 +7,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from runs import trained_run
 from torch.func import functional_call
 
 import l2t
 from l2t.applying import load_teacher, make_task, run_config
 from l2t.cli import main
-from l2t.config import ConfigError, from_dict
+from l2t.config import ConfigError
 from l2t.lifetime import advance, start
 from l2t.seeds import student_seed
 from l2t.student_state import validate
-from l2t.training import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher") / "run"
-    cfg = from_dict(
-        {
-            "steps": 40,
-            "episodes": 1,
-            "eval_every": 20,
-            "val_batch": 100,
-            "select_students": 1,
-            "out": str(out),
-            "loss": {"init_steps": 50},
-            "unroll": {"steps": 5},
-            "teacher": {"observe": "state"},  # online needs no dL_val/dphi
-            "estimator": {"kind": "greedy"},
-        }
-    )
-    assert train_teacher(cfg, show_progress=False) is not None
-    return out
+    return trained_run(tmp_path_factory.mktemp("teacher") / "run", observe="state")  # online
 
 
 def _by_hand(run, mode):

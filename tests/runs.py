@@ -1,0 +1,27 @@
+"""A small trained run that several test modules apply (teach, compare, LearnedLoss)."""
+
+from pathlib import Path
+from typing import Any
+
+from l2t.config import from_dict
+from l2t.training import train_teacher
+
+
+def trained_run(out: Path, **teacher: Any) -> Path:
+    """A greedy-trained LSTM teacher on MNIST-1D in seconds; `teacher` sets teacher.* keys."""
+    cfg = from_dict(
+        {
+            "steps": 60,
+            "episodes": 1,
+            "eval_every": 30,
+            "val_batch": 200,
+            "select_students": 1,
+            "out": str(out),
+            "loss": {"init_steps": 100},
+            "unroll": {"steps": 5},
+            "teacher": teacher,
+            "estimator": {"kind": "greedy"},
+        }
+    )
+    assert train_teacher(cfg, show_progress=False) is not None
+    return out
