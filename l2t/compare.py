@@ -160,8 +160,8 @@ def _method_runner(
         return lambda seed: run_student(kd_task, fixed, {}, seed, cfg.eval_every, test)
     if name in TUNED_METHODS:
         loss = name.removesuffix("_tuned").removesuffix("_cosine")
-        chosen[name] = {"lr": tuned_lr[loss]}
-        run = _fixed_run(setting, loss, tuned_lr[loss], name.endswith("_cosine"))
+        chosen[name] = {"lr": tuned_lr[name]}
+        run = _fixed_run(setting, loss, tuned_lr[name], name.endswith("_cosine"))
         return lambda seed: run(seed, test)
     loss = {"ce_early_stop": "ce", "ce_val": "ce"}.get(name, name.removesuffix("_trainval"))
     fixed = FixedLossTeacher(loss, setting.base)
@@ -197,17 +197,19 @@ def _fixed_run(setting: Setting, loss: str, lr: float, cosine: bool) -> Callable
     return run
 
 
-def tune_lr(setting: Setting, loss: str) -> float:
+def tune_lr(setting: Setting, name: str) -> float:
     """The learning rate from `LR_GRID` with the best mean final validation accuracy over
-    `TUNING_STUDENTS` students of their own (none of the compared ones)."""
+    `TUNING_STUDENTS` students of their own (none of the compared ones), under the method's
+    own schedule (`*_cosine`: annealed, `*_tuned`: constant)."""
     seeds = tuning_seeds(setting.cfg)
+    loss, cosine = name.removesuffix("_tuned").removesuffix("_cosine"), name.endswith("_cosine")
 
     def score(lr: float) -> float:
-        run = _fixed_run(setting, loss, lr, cosine=False)
+        run = _fixed_run(setting, loss, lr, cosine)
         return statistics.fmean(run(seed).val_acc for seed in seeds)
 
     best = max(LR_GRID, key=score)
-    print(f"{loss}: tuned learning rate {best} (best validation accuracy over {LR_GRID})")
+    print(f"{name}: tuned learning rate {best} (best validation accuracy over {LR_GRID})")
     return best
 
 
@@ -245,11 +247,9 @@ def compare(
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     record_noise(setting.task.splits, out)
     results = {m: MethodResult(m) for m in methods}
-    tuned = dict.fromkeys(
-        m.removesuffix("_tuned").removesuffix("_cosine") for m in methods if m in TUNED_METHODS
-    )
+    tuned = [m for m in methods if m in TUNED_METHODS]
     with progress.phase("compare", _students(methods, seeds, len(tuned)) * cfg.steps):
-        tuned_lr = {loss: tune_lr(setting, loss) for loss in tuned}
+        tuned_lr = {name: tune_lr(setting, name) for name in tuned}
         chosen: dict[str, dict[str, float]] = {}
         runners = {m: _method_runner(m, setting, tuned_lr, chosen) for m in methods}
         jobs = [(m, student_seed(cfg.seed, "evaluation", s)) for s in range(seeds) for m in methods]
@@ -355,14 +355,14 @@ def _setting(cfg: Config, run_dir: str | None) -> Setting:
     return Setting(cfg, task, trainval, base, run_dir)
 
 
-def _students(methods: list[str], seeds: int, tuned_losses: int) -> int:
+def _students(methods: list[str], seeds: int, tuned_methods: int) -> int:
     """Student lifetimes a compare trains: the compared ones, and those that choose the
     tuned learning rates, the KD settings and the self-distillation model."""
     kd_grid = len(KD_WEIGHTS) * len(KD_TEMPERATURES) * TUNING_STUDENTS
     distilling = [m for m in methods if m in DISTILL_METHODS]
     return (
         len(methods) * seeds
-        + tuned_losses * len(LR_GRID) * TUNING_STUDENTS
+        + tuned_methods * len(LR_GRID) * TUNING_STUDENTS
         + len(distilling) * kd_grid
         + ("self_distill" in methods)
     )
