@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from agents import FixedLossTeacher, ReinforceTeacher, Teacher
-from l2t import progress, threads
+from l2t import progress, reweighting, threads
 from l2t.applying import (
     base_loss_of,
     load_teacher,
@@ -54,11 +54,16 @@ TRAINVAL_METHODS = (  # on train + val (a user with a trusted set trains on it),
     *(f"{m}_trainval" for m in ("label_smoothing", "focal", "gce", "sce", "bootstrap", "base")),
     "ce_val",
 )
+REWEIGHT_METHODS = (  # online meta-learning on the trusted set, on CE or on the base point
+    *reweighting.METHODS,
+    *(f"{m}_base" for m in reweighting.METHODS),
+)
 TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule", "teacher_untrained")
 BASE_METHODS = ("base",)  # the family at the run's base point (composite: chosen on val)
 METHODS = (
     (FIXED_METHODS + BASE_METHODS + ROBUST_METHODS + TRAINVAL_METHODS + DISTILL_METHODS)
     + TUNED_METHODS
+    + REWEIGHT_METHODS
     + TEACHER_METHODS
 )
 WIN_T = 2.5  # the project's bar for a claimed win (RESULTS.md), raised where df need it
@@ -143,6 +148,18 @@ def _method_runner(
         fresh = make_teacher(cfg, setting.base)
         return lambda seed: run_student(
             setting.task, fresh, fresh.theta(), seed, cfg.eval_every, test
+        )
+    if name in REWEIGHT_METHODS:
+        samplewise: reweighting.PerSample = reweighting.cross_entropy
+        if name.endswith("_base"):
+            if setting.task.composite is None:
+                raise ValueError(
+                    f"{name} reweights the composite base point: loss.family=composite"
+                )
+            samplewise = setting.task.composite.samplewise(setting.base)
+        method = name.removesuffix("_base")
+        return lambda seed: reweighting.reweighted_student(
+            setting.task, method, seed, cfg.eval_every, test, samplewise
         )
     if name in TEACHER_METHODS:
         assert setting.run_dir is not None

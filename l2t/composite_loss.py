@@ -21,7 +21,7 @@ term whose weight is 0 and that no teacher moves costs nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -106,6 +106,12 @@ class CompositeLoss:
         hidden = torch.tanh(F.linear(per_sample.detach()[:, None], w1, b1))
         w = torch.sigmoid(F.linear(hidden, w2, b2)).squeeze(1)
         return c["log_scale"].exp() * (w * per_sample).sum() / w.sum()
+
+    def samplewise(self, params: Sequence[Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+        """(logits, targets) -> the (B,) losses `l_i` at `params`, before any weighting or
+        scale: what a per-sample reweighting method weighs (l2t/reweighting.py)."""
+        c, phi = dict(zip(CONTROLS, params[0].unbind())), params[5:]
+        return lambda logits, targets: self.per_sample(c, phi, logits, targets)
 
     def per_sample(
         self, c: dict[str, Tensor], phi: Sequence[Tensor], logits: Tensor, targets: Tensor
