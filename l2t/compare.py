@@ -58,7 +58,10 @@ REWEIGHT_METHODS = (  # online meta-learning on the trusted set, on CE or on the
     *reweighting.METHODS,
     *(f"{m}_base" for m in reweighting.METHODS),
 )
-TEACHER_METHODS = ("teacher_online", "teacher_learning", "teacher_schedule", "teacher_untrained")
+TEACHER_METHODS = (
+    *("teacher_online", "teacher_learning", "teacher_schedule", "teacher_untrained"),
+    "teacher_schedule_trainval",  # the replayed schedule needs no val split: train + val
+)
 BASE_METHODS = ("base",)  # the family at the run's base point (composite: chosen on val)
 METHODS = (
     (FIXED_METHODS + BASE_METHODS + ROBUST_METHODS + TRAINVAL_METHODS + DISTILL_METHODS)
@@ -91,7 +94,11 @@ def default_methods_for(cfg: Config, have_teacher: bool) -> tuple[str, ...]:
     methods = fixed + (BASE_METHODS if composite else ())
     methods += ROBUST_METHODS if cfg.label_noise else ()
     methods += DISTILL_METHODS if cfg.distill.model else ()
-    teachers = tuple(m for m in TEACHER_METHODS if composite or m != "teacher_untrained")
+    teachers = tuple(
+        m
+        for m in TEACHER_METHODS
+        if (composite or m != "teacher_untrained") and not m.endswith("_trainval")
+    )
     tuned = tuple(m for m in TUNED_METHODS if not (composite and m.startswith("base_dln")))
     return methods + (tuned + teachers if have_teacher else ())
 
@@ -165,8 +172,9 @@ def _method_runner(
         assert setting.run_dir is not None
         mode = "online" if name == "teacher_online" else "schedule"
         teacher = load_teacher(setting.run_dir, mode, cfg, device)
+        task = setting.trainval if name.endswith("_trainval") else setting.task
         return lambda seed: teach_student(
-            cfg, setting.task, teacher, setting.base, seed, cfg.eval_every, test
+            cfg, task, teacher, setting.base, seed, cfg.eval_every, test
         )
     if name in DISTILL_METHODS:
         splits = setting.task.splits
@@ -468,7 +476,7 @@ def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
     if any(m.endswith("_trainval") or m == "ce_val" for m in results):
         lines += [
             "",
-            f"Data: rows ending `_trainval` trained on train + the trusted val split "
+            "Data: rows ending `_trainval` trained on train + the trusted val split "
             f"(val_size={cfg.val_size}), `ce_val` on the val split alone, every other row on "
             "train only; a student trained on val is not judged on it (test only).",
         ]
