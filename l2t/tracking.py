@@ -52,7 +52,14 @@ class Tracker:
         self.path = run_dir / "metrics.jsonl"
         lines: list[str] = []
         if keep_lines is not None and self.path.exists():
-            lines = self.path.read_text().splitlines(keepends=True)[:keep_lines]
+            written = self.path.read_text().splitlines(keepends=True)
+            lines = written[:keep_lines]
+            if len(written) > keep_lines:  # records after the checkpoint, a torn one included
+                print(
+                    f"note: {self.path}: {len(written) - keep_lines} line(s) written after the "
+                    "checkpoint dropped; the resumed run writes them again",
+                    file=sys.stderr,
+                )
         self.path.write_text("".join(lines))
         self.lines = len(lines)
         self.file = self.path.open("a")

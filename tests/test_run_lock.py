@@ -99,5 +99,10 @@ def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(
     monkeypatch.setattr(checkpoint.torch, "save", real_save)
     saved = checkpoint.load_checkpoint(out / "checkpoint.pt")  # the second, whole
     assert (saved["episode"], saved["update"]) == (0, 2)
+    with open(out / "metrics.jsonl", "a") as f:  # and a crash mid-append left a torn line
+        f.write('{"phase": "meta", "upd')
     assert main(["train-teacher", f"out={out}", "resume=true"]) == 0
+    assert "line(s) written after the checkpoint dropped" in capsys.readouterr().err
     assert (out / "summary.json").is_file()
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert all(isinstance(json.loads(line), dict) for line in lines)  # valid JSON lines
