@@ -2,7 +2,8 @@
 evaluation students, `compare`'s students. Every student step ticks the bar of the phase
 it belongs to (`l2t.teaching.run_student`), so the ETA counts the work that is left. On a
 terminal a tqdm bar; elsewhere (a log file, nohup, a scheduler, CI) a plain line every
-`LINE_EVERY_S` seconds and at the end of the phase. None with `progress=false`."""
+`LINE_EVERY_S` seconds and at the end of a phase that printed one. None with
+`progress=false`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class Lines:
         self.name, self.total, self.unit, self.n = name, total, unit, initial
         self.start = self.last = time.monotonic()
         self.postfix: dict[str, Any] = {}
+        self.printed = False
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -37,7 +39,7 @@ class Lines:
         self.postfix = {k: v for k, v in figures.items() if v is not None}
 
     def write(self) -> None:
-        self.last = time.monotonic()
+        self.last, self.printed = time.monotonic(), True
         elapsed = int(self.last - self.start)
         share = f" ({self.n / self.total:.0%})" if self.total else ""
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
@@ -49,7 +51,10 @@ class Lines:
         )
 
     def close(self) -> None:
-        self.write()
+        """A last line for a phase that printed any (a phase shorter than `LINE_EVERY_S`
+        stays silent: short commands and tests keep one-line outputs)."""
+        if self.printed or time.monotonic() - self.start >= LINE_EVERY_S:
+            self.write()
 
 
 def enable(on: bool) -> None:
