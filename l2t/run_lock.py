@@ -98,17 +98,22 @@ def locked(run_dir: Path, enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    created = not run_dir.exists()
+    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # deepest first
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         path = acquire(run_dir)
     except ConfigError:
-        if created:
-            run_dir.rmdir()
+        _remove_empty(created)
         raise
     try:
         yield
     finally:
         release(path)
-        if created and not any(run_dir.iterdir()):  # refused input: nothing left behind
-            run_dir.rmdir()
+        _remove_empty(created)  # refused input: nothing left behind
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the directories `locked` created, deepest first, while they are empty."""
+    for directory in created:
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()

@@ -1,6 +1,7 @@
 """The composite loss family contains the fixed losses as points, and its teacher starts
 exactly there (l2t/composite_loss.py, agents/control_teacher.py)."""
 
+import json
 import math
 
 import pytest
@@ -178,3 +179,18 @@ def test_a_scale_following_the_cosine_is_the_cosine_learning_rate(float64):
     for name, p in a.student.params.items():
         torch.testing.assert_close(p, b.student.params[name], rtol=1e-10, atol=1e-12)
         assert not torch.equal(p, start(cosine, annealed, 5).student.params[name])
+
+
+def test_a_composite_run_compares_its_base_its_untrained_teacher_and_reweighting(tmp_path):
+    from l2t.cli import main
+
+    run, out = tmp_path / "run", tmp_path / "cmp"
+    tiny = ["steps=30", "eval_every=15", "episodes=1", "select_students=1", "val_batch=50"]
+    tiny += ["unroll.steps=5", "estimator.population=2", "estimator.horizon=2"]
+    assert main(["train-teacher", f"out={run}", "loss.family=composite", *tiny]) == 0
+    assert (run / "base_point.json").is_file()  # loss.base=auto, chosen on validation
+    methods = "methods=base,teacher_untrained,mwnet_base,l2rw_base,teacher_schedule_trainval"
+    assert main(["compare", f"teacher={run}", "seeds=1", methods, f"out={out}"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["teacher_untrained"]["curves"] == results["base"]["curves"]  # bit for bit
+    assert results["mwnet_base"]["curves"] != results["base"]["curves"]
