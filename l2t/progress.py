@@ -33,12 +33,16 @@ class Lines:
     def update(self, n: int = 1) -> None:
         self.n += n
         if time.monotonic() - self.last >= LINE_EVERY_S:
-            self.write()
+            self._line()
 
     def set_postfix(self, **figures: Any) -> None:
         self.postfix = {k: v for k, v in figures.items() if v is not None}
 
-    def write(self) -> None:
+    def write(self, text: str) -> None:
+        """A line of the phase's own (tqdm's `write`)."""
+        print(text, file=sys.stderr, flush=True)
+
+    def _line(self) -> None:
         self.last, self.printed = time.monotonic(), True
         elapsed = int(self.last - self.start)
         share = f" ({self.n / self.total:.0%})" if self.total else ""
@@ -54,7 +58,7 @@ class Lines:
         """A last line for a phase that printed any (a phase shorter than `LINE_EVERY_S`
         stays silent: short commands and tests keep one-line outputs)."""
         if self.printed or time.monotonic() - self.start >= LINE_EVERY_S:
-            self.write()
+            self._line()
 
 
 def enable(on: bool) -> None:
