@@ -75,11 +75,12 @@ def _rank_pids(torchrun_pid):
 def test_a_killed_run_resumes_with_two_and_ends_byte_identical(tmp_path):
     """Whole group killed, or one rank: the survivor leaves within seconds (no hang), and a
     resume with two processes ends as the uninterrupted run did."""
-    reference = _torchrun(tmp_path / "reference")
+    quick = ("select_students=1", "checkpoint_every=1")  # the selection split is tested above
+    reference = _torchrun(tmp_path / "reference", *quick)
     assert reference.returncode == 0, reference.stderr
     for kill in ("group", "rank 1"):
         out = tmp_path / kill.replace(" ", "")
-        proc = _torchrun(out, "checkpoint_every=1", start=subprocess.Popen)
+        proc = _torchrun(out, *quick, start=subprocess.Popen)
         deadline = time.monotonic() + 120
         while True:  # kill once a checkpoint inside episode 0 exists
             assert proc.poll() is None, "the run finished before the kill point"
@@ -95,7 +96,7 @@ def test_a_killed_run_resumes_with_two_and_ends_byte_identical(tmp_path):
             os.kill(_rank_pids(proc.pid)[1], signal.SIGKILL)
             assert proc.wait(timeout=60) != 0
         assert not (out / "summary.json").exists()
-        resumed = _torchrun(out, "checkpoint_every=1", "resume=true")
+        resumed = _torchrun(out, *quick, "resume=true")
         assert resumed.returncode == 0, resumed.stderr
         for name in ("metrics.jsonl", "summary.json"):
             assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
