@@ -76,8 +76,9 @@ def _per_call_us(fn: Callable[[], object], budget_s: float) -> float:
 def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
     """`l2t.LearnedLoss` per call (forward and backward, a batch of 128 x 10 logits) against
     `nn.CrossEntropyLoss` on the same logits, in microseconds: a replayed schedule of the
-    DLN and of the composite family at cross-entropy's point, and an online teacher whose
-    proposal every K calls is included (amortised over K)."""
+    DLN and of the composite family at cross-entropy's point (alone, and with the terms the
+    default controls move), and an online teacher whose proposal every K calls is included
+    (amortised over K)."""
     logits = torch.randn(128, 10, requires_grad=True)
     targets = torch.randint(10, (128,))
 
@@ -85,9 +86,11 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
         return _per_call_us(lambda: criterion(logits, targets).backward(), budget_s)
 
     rows = {"criterion: nn.CrossEntropyLoss, us": timed(torch.nn.CrossEntropyLoss())}
+    at_ce = {"family": "composite", "base": "ce"}
     for name, changes in (
         ("dln", {}),
-        ("composite at ce", {"loss": {"family": "composite", "base": "ce"}}),
+        ("composite at ce", {"loss": {**at_ce, "ranges": ""}}),
+        ("composite at ce, default controls", {"loss": at_ce}),
     ):
         run_cfg = from_dict(changes, copy.deepcopy(cfg))
         base = base_loss_params(run_cfg)

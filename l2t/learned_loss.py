@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ class LearnedLoss(nn.Module):
         self._moved = 0.0  # the parameters' movement over the last teacher step
         self._snapshot: list[Tensor] | None = None
         self._said: set[str] = set()
+        self._loss: Callable[[Tensor, Tensor], Tensor] | None = None  # at this step's params
+        self._cast: tuple[torch.device, torch.dtype] | None = None  # their device and dtype
 
     @classmethod
     def from_run(
@@ -143,11 +146,13 @@ class LearnedLoss(nn.Module):
         if self.t % self.k == 0 or self._params is None:
             self._propose(logits)
         assert self._params is not None
-        params = [p.to(logits.device, logits.dtype) for p in self._params]
-        loss = loss_fn(self.family, params, self.temperature, self.mix, self.composite)(
-            logits, targets
-        )
-        self._losses.append(float(loss.detach()))
+        if self._loss is None or self._cast != (logits.device, logits.dtype):
+            self._cast = (logits.device, logits.dtype)
+            params = [p.to(logits.device, logits.dtype) for p in self._params]
+            self._loss = loss_fn(self.family, params, self.temperature, self.mix, self.composite)
+        loss = self._loss(logits, targets)
+        if self.mode == "online":  # the train loss the teacher reads
+            self._losses.append(float(loss.detach()))
         return loss
 
     def _propose(self, logits: Tensor) -> None:
@@ -176,7 +181,7 @@ class LearnedLoss(nn.Module):
                 self.teacher.theta(), self._teacher_state, obs
             )
         self._params = [p.detach() for p in params]
-        self._losses = []
+        self._loss, self._losses = None, []
 
     # -- resume ----------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
@@ -191,7 +196,7 @@ class LearnedLoss(nn.Module):
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.t, self._params = int(state["t"]), state["params"]
+        self.t, self._params, self._loss = int(state["t"]), state["params"], None
         self._teacher_state, self._losses = state["teacher_state"], list(state["losses"])
         self._observed, self._moved = state["observed"], float(state["moved"])
         self._snapshot = state["snapshot"]

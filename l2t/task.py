@@ -52,7 +52,7 @@ def loss_fn(
     `composite`); with distillation the DLN's label slots carry soft labels of
     `temperature` and `mix` (the parametric family uses the hard labels)."""
     if composite is not None:
-        return lambda z, y: composite(params, z, y)
+        return composite.bind(params)
     if family == "parametric":
         return lambda z, y: parametric_loss(params[0], z, y)
     return lambda z, y: dln_loss(params, z, y, temperature, mix)

@@ -44,6 +44,7 @@ def test_bench_writes_every_row_as_json(tmp_path, capsys):
         "criterion: nn.CrossEntropyLoss, us",
         "criterion: LearnedLoss schedule, dln, us",
         "criterion: LearnedLoss schedule, composite at ce, us",
+        "criterion: LearnedLoss schedule, composite at ce, default controls, us",
         "criterion: LearnedLoss online, dln, us",
     }
     assert all(us > 0 for us in record["criterion_us"].values())
