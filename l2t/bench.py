@@ -77,8 +77,8 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
     """`l2t.LearnedLoss` per call (forward and backward, a batch of 128 x 10 logits) against
     `nn.CrossEntropyLoss` on the same logits, in microseconds: a replayed schedule of the
     DLN and of the composite family at cross-entropy's point (alone, and with the terms the
-    default controls move), and an online teacher whose proposal every K calls is included
-    (amortised over K)."""
+    default controls move), and the configured teacher online, its proposal every K calls
+    included (amortised over K)."""
     logits = torch.randn(128, 10, requires_grad=True)
     targets = torch.randint(10, (128,))
 
@@ -104,14 +104,15 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
     online_cfg = from_dict({"teacher": {"observe": "state"}}, copy.deepcopy(cfg))
     teacher = make_teacher(online_cfg, base_loss_params(online_cfg))
     k = online_cfg.unroll.steps
-    online = LearnedLoss(teacher, "online", 10**9, k, "dln", lr=online_cfg.optim.lr)
+    family, composite = online_cfg.loss.family, composite_of(online_cfg)
+    online = LearnedLoss(teacher, "online", 10**9, k, family, composite, lr=online_cfg.optim.lr)
     online.observe(2.3, 0.1)
 
     def online_call() -> None:
         online(logits, targets).backward()
         online.step()
 
-    rows["criterion: LearnedLoss online, dln, us"] = _per_call_us(online_call, budget_s)
+    rows["criterion: LearnedLoss online, us"] = _per_call_us(online_call, budget_s)
     return rows
 
 

@@ -45,7 +45,7 @@ def test_bench_writes_every_row_as_json(tmp_path, capsys):
         "criterion: LearnedLoss schedule, dln, us",
         "criterion: LearnedLoss schedule, composite at ce, us",
         "criterion: LearnedLoss schedule, composite at ce, default controls, us",
-        "criterion: LearnedLoss online, dln, us",
+        "criterion: LearnedLoss online, us",
     }
     assert all(us > 0 for us in record["criterion_us"].values())
     assert "| plain CE step" in capsys.readouterr().out  # the Markdown table keeps its names

@@ -51,12 +51,10 @@ class TruncatedBackprop(Estimator):
                 chained = step if step.val_grad is not None else None
             objective = objective / max(count, 1)
             if chained is not None:  # one step: dL/dtheta = dL/dphi . dphi/dtheta
-                assert chained.proposal is not None
+                assert chained.proposal is not None and chained.val_grad is not None
+                outputs, grad_outputs = _set_by_teacher(chained.proposal, chained.val_grad)
                 grads = torch.autograd.grad(
-                    chained.proposal,
-                    list(leaves.values()),
-                    grad_outputs=chained.val_grad,
-                    allow_unused=True,
+                    outputs, list(leaves.values()), grad_outputs=grad_outputs, allow_unused=True
                 )
             elif objective.requires_grad:
                 grads = torch.autograd.grad(objective, list(leaves.values()), allow_unused=True)
@@ -83,8 +81,9 @@ class TruncatedBackprop(Estimator):
         val_grads: list[Tensor] = []
         for step in steps:
             if step.proposal is not None and step.val_grad is not None:
-                proposals += step.proposal
-                val_grads += step.val_grad
+                outputs, grad_outputs = _set_by_teacher(step.proposal, step.val_grad)
+                proposals += outputs
+                val_grads += grad_outputs
         grads = (
             torch.autograd.grad(
                 proposals, list(leaves.values()), grad_outputs=val_grads, allow_unused=True
@@ -111,3 +110,12 @@ class TruncatedBackprop(Estimator):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_counters(state)
         self.lives = [lifetime_from_dict(d) for d in state["lives"]] or None
+
+
+def _set_by_teacher(
+    proposal: list[Tensor], val_grad: tuple[Tensor, ...]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """The loss parameters the teacher set (with a graph to theta) and their dL_val/dphi:
+    parameters it passes through unchanged (the composite's fixed parts) stay out."""
+    kept = [(p, g) for p, g in zip(proposal, val_grad) if p.requires_grad]
+    return [p for p, _ in kept], [g for _, g in kept]
