@@ -11,7 +11,8 @@ for new loss parameters every K steps from what it reads of the student: the tra
 and the step size it tracks itself (the mean of the losses it returned; the parameters'
 movement when `observe(..., model=model)` is given), and the validation loss and accuracy
 the caller reports with `observe`. With the same model, data and plain SGD it trains the
-same student as `l2t teach` (a test).
+same student as `l2t teach` (a test). Targets are hard labels (B,), or, for a run that
+distilled, `l2t.labels.pack(labels, model_logits)` (B, 1 + C): the soft labels' form.
 """
 
 from __future__ import annotations
