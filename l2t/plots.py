@@ -55,7 +55,8 @@ def plot_curves(
         values = np.array([[p[metric] for p in c] for c in curves])
         mean = values.mean(axis=0)
         style = styles[(i // 10) % len(styles)]  # past ten colours, another line style
-        label = f"{name} (final {mean[-1]:.3f})"
+        same = ", the same students" if " = " in name else ""  # e.g. ce = ce_early_stop
+        label = f"{name} (final {mean[-1]:.3f}{same})"
         (line,) = ax.plot(steps, mean, lw=2, ls=style, label=label)
         if len(curves) > 1:
             std = values.std(axis=0)
@@ -67,9 +68,9 @@ def plot_curves(
     if background:
         title += " (faint: meta-training students, validation split)"
     ax.set_title(title, fontsize=10)
-    if len(merged) > 4:  # many methods: the legend beside the axes, not over the curves
-        fig.set_size_inches(10, 4.5)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    if len(merged) > 4:  # many methods: the legend under the axes, not over the curves
+        fig.set_size_inches(8, 4.5 + 0.2 * len(merged))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
     else:
         ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
