@@ -20,6 +20,7 @@ from agents import (
     ScheduleTeacher,
     Teacher,
 )
+from envs.student_training import StudentTrainingEnv
 from l2t import progress, threads
 from l2t.base_loss import base_loss_params
 from l2t.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
@@ -133,8 +134,6 @@ def teach_student(
     """The student of `seed` under the frozen `teacher`: a policy on the lifetime path; the
     REINFORCE agent, which acts on the environment's observations, through its env."""
     if isinstance(teacher, ReinforceTeacher):
-        from envs.student_training import StudentTrainingEnv
-
         env = StudentTrainingEnv(cfg, task.splits, base)
         return teacher.teach(env, seed, eval_every, test)
     return run_student(task, teacher, teacher.theta(), seed, eval_every, test, on_step)

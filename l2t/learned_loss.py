@@ -30,7 +30,7 @@ from agents import Teacher
 from l2t.applying import MODES, load_teacher, run_config
 from l2t.config import ConfigError
 from l2t.lifetime import Observation, TeacherState
-from l2t.student_state import StudentState, features
+from l2t.student_state import FEATURE_NAMES, StudentState, features
 from l2t.task import CompositeLoss, composite_of, loss_fn
 
 
@@ -64,8 +64,9 @@ class LearnedLoss(nn.Module):
         self.temperature, self.mix, self.lr = temperature, mix, lr
         self.t = 0  # optimizer steps taken
         self._params: list[Tensor] | None = None  # the loss parameters of this teacher step
+        self._start = 0  # the optimizer step at which they were proposed
         self._teacher_state: TeacherState = teacher.initial_state()
-        self._losses: list[float] = []  # the losses returned in this teacher step
+        self._losses: list[Tensor] = []  # the losses returned in this teacher step
         self._observed: tuple[float, float] | None = None  # val loss and accuracy
         self._moved = 0.0  # the parameters' movement over the last teacher step
         self._snapshot: list[Tensor] | None = None
@@ -80,11 +81,10 @@ class LearnedLoss(nn.Module):
         """The learned loss of a `train-teacher` run (its directory or its teacher.pt)."""
         if total_steps is None:
             raise ConfigError("total_steps is required: the optimizer steps of your training")
-        cfg = run_config(run, {})
-        device = torch.device("cpu")
-        teacher = load_teacher(run, mode, cfg, device) if mode in MODES else None
-        if teacher is None:
+        if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        cfg = run_config(run, {})
+        teacher = load_teacher(run, mode, cfg, torch.device("cpu"))
         return cls(
             teacher,
             mode,
@@ -144,23 +144,24 @@ class LearnedLoss(nn.Module):
             )
         if logits.shape[1] < 2:
             raise ValueError("LearnedLoss needs at least 2 classes (a pairwise loss)")
-        if self.t % self.k == 0 or self._params is None:
-            self._propose(logits)
+        start = min(self.t - self.t % self.k, self.total_steps)
+        if self._params is None or start != self._start:  # a new teacher step: once per step
+            self._propose(logits, start)
         assert self._params is not None
         if self._loss is None or self._cast != (logits.device, logits.dtype):
             self._cast = (logits.device, logits.dtype)
             params = [p.to(logits.device, logits.dtype) for p in self._params]
             self._loss = loss_fn(self.family, params, self.temperature, self.mix, self.composite)
         loss = self._loss(logits, targets)
-        if self.mode == "online":  # the train loss the teacher reads
-            self._losses.append(float(loss.detach()))
+        if self.mode == "online":  # the train loss the teacher reads (no host sync here)
+            self._losses.append(loss.detach())
         return loss
 
-    def _propose(self, logits: Tensor) -> None:
-        """The loss parameters of the teacher step starting at step `t`."""
-        step = min(self.t - self.t % self.k, self.total_steps)
+    def _propose(self, logits: Tensor, step: int) -> None:
+        """The loss parameters of the teacher step starting at optimizer step `step`."""
         progress = step / self.total_steps
-        obs = Observation(torch.zeros(5), None, progress)  # a schedule reads the progress only
+        unread = torch.zeros(len(FEATURE_NAMES))  # a schedule reads the progress only
+        obs = Observation(unread, None, progress)
         if self.mode == "online":
             if self._observed is None:
                 raise ValueError(
@@ -169,7 +170,8 @@ class LearnedLoss(nn.Module):
                 )
             val_loss, val_acc = self._observed
             k = len(self._losses) or 1
-            train = sum(self._losses) / k if self._losses else val_loss
+            losses = torch.stack(self._losses).float().cpu() if self._losses else None
+            train = float(losses.mean()) if losses is not None else val_loss
             moved = torch.tensor(self._moved / (self.lr * k))
             student = StudentState({}, {}, {}, step, torch.tensor(train), moved, torch.tensor(True))
             measured = features(
@@ -181,13 +183,14 @@ class LearnedLoss(nn.Module):
             params, self._teacher_state = self.teacher.propose(
                 self.teacher.theta(), self._teacher_state, obs
             )
-        self._params = [p.detach() for p in params]
+        self._params, self._start = [p.detach() for p in params], step
         self._loss, self._losses = None, []
 
     # -- resume ----------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
         return {
             "t": self.t,
+            "start": self._start,
             "params": self._params,
             "teacher_state": self._teacher_state,
             "losses": self._losses,
@@ -198,6 +201,7 @@ class LearnedLoss(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.t, self._params, self._loss = int(state["t"]), state["params"], None
+        self._start = int(state["start"])
         self._teacher_state, self._losses = state["teacher_state"], list(state["losses"])
         self._observed, self._moved = state["observed"], float(state["moved"])
         self._snapshot = state["snapshot"]

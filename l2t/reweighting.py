@@ -99,7 +99,7 @@ def reweighted_student(
             meta = lookahead(call, live, (eps * losses).sum(), sgd.lr, *val)
             (g_eps,) = torch.autograd.grad(meta, eps)
             w = (-g_eps).clamp_min(0)
-            w = w / w.sum() if float(w.sum()) > 0 else w
+            w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)  # all 0 stays 0; no host sync
             objective = (w.detach() * losses).sum()
         grads = torch.autograd.grad(objective, live)
         with torch.no_grad():
