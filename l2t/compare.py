@@ -34,6 +34,7 @@ from l2t.applying import (
 )
 from l2t.base_point import LR_GRID, TUNING_STUDENTS, choose_base, tuning_seeds
 from l2t.checkpoint import atomic_write_json, atomic_write_text
+from l2t.composite_loss import parse_ranges
 from l2t.config import Config, ConfigError
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
@@ -54,9 +55,10 @@ TRAINVAL_METHODS = (  # on train + val (a user with a trusted set trains on it),
     *(f"{m}_trainval" for m in ("label_smoothing", "focal", "gce", "sce", "bootstrap", "base")),
     "ce_val",
 )
-REWEIGHT_METHODS = (  # online meta-learning on the trusted set, on CE or on the base point
-    *reweighting.METHODS,
-    *(f"{m}_base" for m in reweighting.METHODS),
+_REWEIGHT = ("mwnet", "l2rw", "mwnet_base", "l2rw_base", "meta_base")
+REWEIGHT_METHODS = (  # online meta-learning on the trusted set, on CE or on the base point;
+    *_REWEIGHT,  # `_trainval`: the student also trains on the trusted split it looks ahead on
+    *(f"{m}_trainval" for m in _REWEIGHT),
 )
 TEACHER_METHODS = (
     *("teacher_online", "teacher_learning", "teacher_schedule", "teacher_untrained"),
@@ -157,16 +159,16 @@ def _method_runner(
             setting.task, fresh, fresh.theta(), seed, cfg.eval_every, test
         )
     if name in REWEIGHT_METHODS:
-        samplewise: reweighting.PerSample = reweighting.cross_entropy
-        if name.endswith("_base"):
+        method, _, data = name.partition("_")
+        base = None
+        if data.startswith("base"):
             if setting.task.composite is None:
-                raise ValueError(
-                    f"{name} reweights the composite base point: loss.family=composite"
-                )
-            samplewise = setting.task.composite.samplewise(setting.base)
-        method = name.removesuffix("_base")
+                raise ValueError(f"{name} works on the composite base point: loss.family=composite")
+            ranges = parse_ranges(cfg.loss.ranges)
+            base = reweighting.BasePoint(setting.task.composite, setting.base, ranges)
+        task = setting.trainval if name.endswith("_trainval") else setting.task
         return lambda seed: reweighting.reweighted_student(
-            setting.task, method, seed, cfg.eval_every, test, samplewise
+            task, method, seed, cfg.eval_every, test, base
         )
     if name in TEACHER_METHODS:
         assert setting.run_dir is not None

@@ -189,8 +189,11 @@ def test_a_composite_run_compares_its_base_its_untrained_teacher_and_reweighting
     tiny += ["unroll.steps=5", "estimator.population=2", "estimator.horizon=2"]
     assert main(["train-teacher", f"out={run}", "loss.family=composite", *tiny]) == 0
     assert (run / "base_point.json").is_file()  # loss.base=auto, chosen on validation
-    methods = "methods=base,teacher_untrained,mwnet_base,l2rw_base,teacher_schedule_trainval"
+    methods = "methods=base,teacher_untrained,mwnet_base,l2rw_base,meta_base,meta_base_trainval"
+    methods += ",teacher_schedule_trainval"
     assert main(["compare", f"teacher={run}", "seeds=1", methods, f"out={out}"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["teacher_untrained"]["curves"] == results["base"]["curves"]  # bit for bit
     assert results["mwnet_base"]["curves"] != results["base"]["curves"]
+    assert results["meta_base"]["curves"] != results["base"]["curves"]
+    assert results["meta_base"]["curves"] != results["meta_base_trainval"]["curves"]

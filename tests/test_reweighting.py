@@ -4,11 +4,18 @@ virtual step (float64), and students trained with MW-Net and L2RW learn."""
 
 import pytest
 import torch
+from precision import as_float64
 from torch.func import functional_call
 
+from agents import FixedLossTeacher
+from l2t import reweighting
 from l2t.applying import make_task
+from l2t.base_loss import base_loss_params
+from l2t.composite_loss import parse_ranges
 from l2t.config import from_dict
-from l2t.reweighting import cross_entropy, lookahead, reweighted_student
+from l2t.data import load_splits
+from l2t.reweighting import BasePoint, cross_entropy, lookahead, reweighted_student
+from l2t.teaching import run_student
 
 
 def test_the_lookahead_gradient_in_the_sample_weights_is_the_finite_difference(float64):
@@ -44,3 +51,30 @@ def test_a_reweighted_student_learns(method):
     result = reweighted_student(task, method, 0, 50, test)
     assert [p["step"] for p in result.curve] == [0, 50, 100]
     assert result.test_acc > result.curve[0]["test_acc"] + 0.05  # it trained
+
+
+def test_meta_starts_at_the_base_point_and_trains_its_student(float64, monkeypatch):
+    """With its controls held (a zero meta learning rate) `meta` is the base point's fixed
+    loss on the lifetime path's batches and schedule: the same student as `base`."""
+    cfg = from_dict(
+        {
+            "steps": 40,
+            "eval_every": 20,
+            "val_batch": 100,
+            "unroll": {"steps": 5},
+            "optim": {"cosine": True},
+            "loss": {"family": "composite", "base": "sce"},
+        }
+    )
+    task = make_task(cfg, as_float64(load_splits(cfg)))
+    base = base_loss_params(cfg)
+    point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
+    fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
+    monkeypatch.setattr(reweighting, "META_LR", 0.0)
+    held = reweighted_student(task, "meta", 0, 20, base=point)
+    assert [p["val_acc"] for p in held.curve] == pytest.approx(
+        [p["val_acc"] for p in fixed.curve], abs=1e-12
+    )
+    monkeypatch.undo()
+    moving = reweighted_student(task, "meta", 0, 20, base=point)
+    assert moving.curve != held.curve  # the lookahead moved the weights
