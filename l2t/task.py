@@ -163,9 +163,7 @@ class Task:
     def batches(self, seed: int, t: int) -> Batches:
         """The data of teacher step `t` of the student of `seed`."""
         generator = torch.Generator().manual_seed((seed << 20) + t)
-        k = min(self.k, self.steps - t * self.k)
-        idx = torch.randint(len(self.splits.y_train), (k, self.batch_size), generator=generator)
-        idx = idx.to(self.device)
+        idx = self._train_indices(t, generator).to(self.device)
         n_val = len(self.splits.y_val)
         if self.val_batch and self.val_batch < n_val:
             vidx = torch.randint(n_val, (self.val_batch,), generator=generator).to(self.device)
@@ -173,6 +171,14 @@ class Task:
         else:
             x_val, y_val = self.splits.x_val, self.splits.y_val
         return Batches(self.splits.x_train[idx], self.train_targets[idx], x_val, y_val)
+
+    def train_indices(self, seed: int, t: int) -> Tensor:
+        """(k, batch_size): which training samples `batches(seed, t)` holds (on the CPU)."""
+        return self._train_indices(t, torch.Generator().manual_seed((seed << 20) + t))
+
+    def _train_indices(self, t: int, generator: torch.Generator) -> Tensor:
+        k = min(self.k, self.steps - t * self.k)
+        return torch.randint(len(self.splits.y_train), (k, self.batch_size), generator=generator)
 
     def loss_fn(self, params: Sequence[Tensor]) -> LossFn:
         return loss_fn(self.family, params, self.temperature, self.mix, self.composite)

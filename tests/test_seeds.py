@@ -2,6 +2,7 @@
 tuning, distillation models) in runs of seeds 0..20 has a seed of its own."""
 
 import pytest
+import torch
 
 from l2t.cli import main
 from l2t.seeds import INDEX_BITS, ROLES, student_seed
@@ -45,3 +46,17 @@ def test_every_student_a_run_and_its_comparison_train_is_named_by_the_scheme(
     assert {named[s][0] for s in seen} == {"train", "selection", "evaluation", "tuning"}
     evaluation = sorted(i for role, i in map(named.__getitem__, seen) if role == "evaluation")
     assert set(evaluation) == {0, 1, 2}  # the run's final student is compare's first
+
+
+def test_a_batch_is_the_training_samples_its_indices_name():
+    """`Task.train_indices` names the samples of `Task.batches` (the reweighting
+    diagnostics find the noisy labels in a batch by them)."""
+    from l2t.applying import make_task
+    from l2t.config import from_dict
+
+    task = make_task(from_dict({"steps": 40, "unroll": {"steps": 15}}))
+    for seed, t in ((3, 0), (5, 2)):  # t = 2: the last teacher step, 10 student steps
+        idx = task.train_indices(seed, t)
+        assert idx.shape == (15 if t < 2 else 10, task.batch_size)
+        assert torch.equal(task.batches(seed, t).x, task.splits.x_train[idx])
+    assert not torch.equal(task.train_indices(3, 0), task.train_indices(4, 0))
