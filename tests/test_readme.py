@@ -24,6 +24,13 @@ def capped(arg: str) -> str:
     return arg
 
 
+def make_run_config() -> str:
+    """The config `make run` trains (the Makefile's `CONFIG`)."""
+    match = re.search(r"^CONFIG \?= (\S+)$", (ROOT / "Makefile").read_text(), flags=re.M)
+    assert match, "the Makefile names make run's config as `CONFIG ?= FILE`"
+    return match.group(1)
+
+
 def readme_commands() -> list[list[str]]:
     text = (ROOT / "README.md").read_text()
     commands = []
@@ -31,7 +38,7 @@ def readme_commands() -> list[list[str]]:
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("  #")[0].strip()
             if line == "make run":  # the default job, as the Makefile runs it
-                line = "l2t train-teacher"
+                line = f"l2t train-teacher --config {make_run_config()}"
             if line.startswith("l2t "):
                 commands.append(shlex.split(line)[1:])
     return commands
