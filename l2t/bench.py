@@ -171,7 +171,7 @@ def _estimator(
     run_cfg = from_dict(changed, copy.deepcopy(cfg))
     teacher = make_teacher(run_cfg, _base(cfg, task))
     task = make_task(run_cfg, task.splits)
-    reason = unbatchable(task, teacher) if run_cfg.estimator.vmap else None
+    reason = unbatchable(task.model, task.splits) if run_cfg.estimator.vmap else None
     if reason:
         print(f"(a vmapped row is left out: {reason})")
         return None

@@ -20,19 +20,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, retake
+from l2t.splits import Splits
 from l2t.student_state import StudentState, end_state, features, sgd_update, validate
 from l2t.task import Task
 
 
-def unbatchable(task: Task, policy: Policy) -> str | None:
-    """Why the population of `task` under `policy` cannot be vmapped, or None if it can."""
-    if any(True for _ in task.model.buffers()):
-        return f"the student ({type(task.model).__name__}) has BatchNorm buffers"
-    if task.splits.model_logits is not None:
+def unbatchable(model: nn.Module, splits: Splits) -> str | None:
+    """Why a population of `model` students on `splits` cannot be vmapped, or None."""
+    if any(True for _ in model.buffers()):
+        return f"the student ({type(model).__name__}) has BatchNorm buffers"
+    if splits.model_logits is not None:
         return "distillation's soft labels (one_hot) have no batching rule"
     return None
 

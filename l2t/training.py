@@ -46,6 +46,7 @@ from l2t.population import unbatchable
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
 from l2t.splits import Splits
+from l2t.students import build_student
 from l2t.task import Task
 from l2t.teaching import EpisodeResult, OnStep, run_student
 from l2t.tracking import Tracker, read_metrics
@@ -161,13 +162,17 @@ def make_estimator(cfg: Config, tasks: Task | list[Task], policy: Any) -> Estima
         vmap=e.vmap,
     )
     for task in [tasks] if isinstance(tasks, Task) else tasks:
-        reason = unbatchable(task, policy) if e.vmap else None
-        if reason:
-            raise ConfigError(
-                f"estimator.vmap=true cannot batch these students: {reason}; "
-                "use estimator.vmap=false"
-            )
+        check_batchable(cfg, task.model, task.splits)
     return ESTIMATORS[e.kind](tasks, policy, settings)
+
+
+def check_batchable(cfg: Config, model: torch.nn.Module, splits: Splits) -> None:
+    """Refuse `estimator.vmap=true` for students it cannot batch (l2t/population.py)."""
+    reason = unbatchable(model, splits) if cfg.estimator.vmap else None
+    if reason:
+        raise ConfigError(
+            f"estimator.vmap=true cannot batch these students: {reason}; use estimator.vmap=false"
+        )
 
 
 def updates_per_episode(cfg: Config, task: Task) -> int:
@@ -280,6 +285,8 @@ def _setup(cfg: Config) -> Run:
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     splits = load_splits(cfg, device)
+    for arch in mix_of(cfg):  # refused before the base point's grid, not after it
+        check_batchable(cfg, build_student(arch, splits.input_shape, splits.num_classes), splits)
     cfg, ranked = choose_base(cfg, splits)  # loss.base=auto: the best fixed point on val
     base_phi = base_loss_params(cfg)
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's

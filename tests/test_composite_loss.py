@@ -3,6 +3,7 @@ exactly there (l2t/composite_loss.py, agents/control_teacher.py)."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +198,21 @@ def test_a_composite_run_compares_its_base_its_untrained_teacher_and_reweighting
     assert results["mwnet_base"]["curves"] != results["base"]["curves"]
     assert results["meta_base"]["curves"] != results["base"]["curves"]
     assert results["meta_base"]["curves"] != results["meta_base_trainval"]["curves"]
+
+
+def test_students_vmap_cannot_batch_are_refused_before_the_base_point_grid(
+    tmp_path, monkeypatch, capsys
+):
+    """The base point's grid trains 80 students first: a config the estimator will refuse
+    is refused before them, not after."""
+    from l2t import training
+    from l2t.cli import main
+
+    def grid_ran(*args):
+        raise AssertionError("the base point was chosen before the refusal")
+
+    monkeypatch.setattr(training, "choose_base", grid_ran)
+    config = str(Path(__file__).parents[1] / "configs" / "mnist1d_mlp_composite.yaml")
+    args = ["dataset=digits", "student=resnet8", f"out={tmp_path / 'run'}"]
+    assert main(["train-teacher", "--config", config, *args]) == 2
+    assert "BatchNorm buffers; use estimator.vmap=false" in capsys.readouterr().err
