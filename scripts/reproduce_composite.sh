@@ -37,6 +37,8 @@ compare transfer_lenet "teacher=$runs/mlp" "${digits[@]}" "$transfer_rows"
 train noise40 label_noise=0.4 && compare noise40/compare "teacher=$runs/noise40" "methods=$noise_rows,gce,ce_early_stop"
 compare noise40_meta "$config" label_noise=0.4 \
   methods=ce,sce,sce_trainval,base,l2rw,l2rw_trainval,l2rw_base,meta_base,meta_base_trainval
+compare noise40_v200_meta "$config" label_noise=0.4 val_size=200 \
+  methods=ce,sce,sce_trainval,base,l2rw,l2rw_trainval,meta_base,meta_base_trainval
 train noise40_v200 label_noise=0.4 val_size=200
 compare noise40_v200/compare "teacher=$runs/noise40_v200" "methods=$noise_rows,l2rw"
 train pf30 label_noise=0.3 label_noise_kind=pairflip
@@ -44,6 +46,6 @@ compare pf30/compare "teacher=$runs/pf30" "methods=${noise_rows/,ce_val/},gce"
 
 # distillation: a CNN model taught with cross-entropy, the MLP students learn from it
 [ -f "$runs/cnn_model/model.pt" ] || $l2t train-model student=cnn1d "out=$runs/cnn_model" threads=1
-train distill "distill.model=$runs/cnn_model/model.pt"
+train distill "distill.model=$runs/cnn_model/model.pt" estimator.vmap=false  # soft labels: no vmap
 compare distill/compare "teacher=$runs/distill" \
   methods=ce,kd,base,teacher_untrained,teacher_online,teacher_schedule
