@@ -48,4 +48,4 @@ compare pf30/compare "teacher=$runs/pf30" "methods=${noise_rows/,ce_val/},gce"
 [ -f "$runs/cnn_model/model.pt" ] || $l2t train-model student=cnn1d "out=$runs/cnn_model" threads=1
 train distill "distill.model=$runs/cnn_model/model.pt" estimator.vmap=false  # soft labels: no vmap
 compare distill/compare "teacher=$runs/distill" \
-  methods=ce,kd,base,teacher_untrained,teacher_online,teacher_schedule
+  methods=ce,kd,label_smoothing,base,teacher_untrained,teacher_online,teacher_schedule
