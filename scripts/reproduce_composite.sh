@@ -41,6 +41,14 @@ compare noise40_v200_meta "$config" label_noise=0.4 val_size=200 \
   methods=ce,sce,sce_trainval,base,l2rw,l2rw_trainval,meta_base,meta_base_trainval
 train noise40_v200 label_noise=0.4 val_size=200
 compare noise40_v200/compare "teacher=$runs/noise40_v200" "methods=$noise_rows,l2rw"
+pairflip=(label_noise=0.3 label_noise_kind=pairflip)
+compare pf30_meta "$config" "${pairflip[@]}" methods=sce,sce_trainval,base,l2rw,meta_base,meta_base_trainval
+compare pf30_meta_more "$config" "${pairflip[@]}" \
+  methods=sce_trainval,ce_trainval,gce_trainval,label_smoothing_trainval,l2rw_trainval
+compare pf30_meta_seed1 "$config" "${pairflip[@]}" seed=1 \
+  methods=ce_trainval,gce_trainval,label_smoothing_trainval,sce_trainval,base_trainval,l2rw_trainval,meta_base_trainval
+compare mlp/compare_meta "teacher=$runs/mlp" methods=label_smoothing,base,meta_base
+compare cnn/compare_meta "teacher=$runs/cnn" methods=label_smoothing,base,meta_base
 train pf30 label_noise=0.3 label_noise_kind=pairflip
 compare pf30/compare "teacher=$runs/pf30" "methods=${noise_rows/,ce_val/},gce"
 
