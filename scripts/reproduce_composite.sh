@@ -25,6 +25,8 @@ compare() {  # out, args...: 10 paired seeds, once
 # clean: MNIST-1D MLP and CNN, digits LeNet
 clean_rows=methods=ce,sce,ce_cosine,label_smoothing,base,teacher_untrained,teacher_online,teacher_schedule
 train mlp && compare mlp/compare "teacher=$runs/mlp" "$clean_rows"
+compare mlp/compare_cosine "teacher=$runs/mlp" \
+  methods=ce_cosine,label_smoothing,base,teacher_online,teacher_schedule
 train cnn student=cnn1d && compare cnn/compare "teacher=$runs/cnn" "$clean_rows"
 train lenet "${digits[@]}" && compare lenet/compare "teacher=$runs/lenet" "$clean_rows"
 
