@@ -49,6 +49,8 @@ compare pf30_meta_more "$config" "${pairflip[@]}" \
   methods=sce_trainval,ce_trainval,gce_trainval,label_smoothing_trainval,l2rw_trainval
 compare pf30_meta_seed1 "$config" "${pairflip[@]}" seed=1 \
   methods=ce_trainval,gce_trainval,label_smoothing_trainval,sce_trainval,base_trainval,l2rw_trainval,meta_base_trainval
+compare pf30_v200_meta "$config" "${pairflip[@]}" val_size=200 \
+  methods=ce_trainval,label_smoothing_trainval,sce_trainval,base_trainval,l2rw_trainval,meta_base_trainval
 compare mlp/compare_meta "teacher=$runs/mlp" methods=label_smoothing,base,meta_base
 compare cnn/compare_meta "teacher=$runs/cnn" methods=label_smoothing,base,meta_base
 train pf30 label_noise=0.3 label_noise_kind=pairflip
