@@ -19,7 +19,7 @@ from torch.func import functional_call
 
 from agents.base import Teacher
 from agents.lstm_teacher import _lstm_cell
-from l2t.composite_loss import controlled_size, params_from_unit, parse_ranges
+from l2t.composite_loss import control_rows, controlled_size, params_from_unit, parse_ranges
 from l2t.lifetime import Observation, TeacherState, Theta
 from l2t.student_state import FEATURE_NAMES
 
@@ -52,6 +52,19 @@ class ControlTeacher(Teacher):
         teacher = cls([tuple(p.shape) for p in base], ranges, **hparams)
         teacher.base_phi.copy_(torch.cat([p.flatten() for p in base]))
         return teacher.to(base[0].device)
+
+    def sigma_of(self, sigma: float, per_control: dict[str, float]) -> dict[str, Tensor]:
+        """PES/ES perturbation scales of the output head (`estimator.sigma_controls`): the
+        rows that set a named control get its sigma, every other parameter `sigma`."""
+        if not per_control:
+            return {}
+        rows = control_rows(self.ranges)
+        weight = torch.full_like(self.head.weight, sigma, device="cpu")
+        bias = torch.full_like(self.head.bias, sigma, device="cpu")
+        for name, value in per_control.items():
+            weight[rows[name]] = value
+            bias[rows[name]] = value
+        return {"head.weight": weight, "head.bias": bias}
 
     def base_params(self) -> list[Tensor]:
         sizes = [math.prod(s) for s in self.phi_shapes]

@@ -56,9 +56,10 @@ def point(name: str, kd_mix: float = 0.0) -> dict[str, float]:
 POINTS = ("ce", "label_smoothing", "sce", "gce", "kd", "base_dln")
 
 
-def parse_ranges(text: str) -> dict[str, float]:
+def parse_ranges(text: str, key: str = "loss.ranges") -> dict[str, float]:
     """`loss.ranges`, e.g. "log_scale=0.7,ce=0.5,reweight=2": how far a teacher may move
-    each control from its base value (a control not named stays at its base)."""
+    each control from its base value (a control not named stays at its base). Also reads
+    `estimator.sigma_controls`, a value per control in the same form (`key`)."""
     ranges: dict[str, float] = {}
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -66,14 +67,26 @@ def parse_ranges(text: str) -> dict[str, float]:
         name, _, value = item.partition("=")
         if name not in (*CONTROLS, REWEIGHT):
             allowed = ", ".join((*CONTROLS, REWEIGHT))
-            raise ValueError(f"loss.ranges: unknown control '{name}'; allowed: {allowed}")
+            raise ValueError(f"{key}: unknown control '{name}'; allowed: {allowed}")
         try:
             ranges[name] = float(value)
         except ValueError:
-            raise ValueError(f"loss.ranges: '{item}' is not control=number") from None
+            raise ValueError(f"{key}: '{item}' is not control=number") from None
         if not ranges[name] >= 0:
-            raise ValueError(f"loss.ranges: the range of {name} must be >= 0; got {value}")
+            raise ValueError(f"{key}: the value of {name} must be >= 0; got {value}")
     return ranges
+
+
+def control_rows(ranges: dict[str, float]) -> dict[str, slice]:
+    """Which of the `controlled_size(ranges)` unit values set each moved control (the
+    weight net's output layer, `reweight`, is WEIGHT_HIDDEN + 1 of them)."""
+    rows, at = {}, 0
+    for name in CONTROLS:
+        if ranges.get(name, 0.0) > 0:
+            rows[name], at = slice(at, at + 1), at + 1
+    if ranges.get(REWEIGHT, 0.0) > 0:
+        rows[REWEIGHT] = slice(at, at + WEIGHT_HIDDEN + 1)
+    return rows
 
 
 @dataclass(frozen=True)

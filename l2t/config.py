@@ -94,6 +94,8 @@ class EstimatorConfig:
     population: int = 0  # students per teacher update: greedy, tbptt average this many
     # lifetimes; pes, es run this many antithetic pairs (0: 1 for greedy, tbptt; 4 for pes, es)
     sigma: float = 0.01  # pes, es: std of the perturbation of the teacher's parameters
+    sigma_controls: str = ""  # pes, es with teacher.agent=control: a sigma per control for
+    # the head rows that set it, e.g. "log_scale=0.05,reweight=0.01" (others: sigma)
     vmap: bool = False  # pes, es, greedy: train the population's students together (torch.func)
     objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
     objective_from: float = 0.5  # pes, es: training progress from which val metrics count
@@ -507,6 +509,11 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(
             "students_mix spreads a population of students over architectures; "
             f"teacher.agent={t.agent} learns from one student: use agent=lstm|mlp"
+        )
+    if e.sigma_controls and (t.agent != "control" or e.kind not in ("pes", "es")):
+        raise ConfigError(
+            "estimator.sigma_controls sets the control teacher's perturbation per control: "
+            "teacher.agent=control with estimator.kind=pes|es"
         )
     if e.vmap and e.kind == "tbptt":
         raise ConfigError(

@@ -36,6 +36,7 @@ from l2t.applying import teach_student
 from l2t.base_loss import base_loss_params
 from l2t.base_point import choose_base
 from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
+from l2t.composite_loss import parse_ranges
 from l2t.config import Config, ConfigError, migrate, mix_of
 from l2t.data import load_splits, record_noise
 from l2t.device import resolve_device
@@ -161,9 +162,26 @@ def make_estimator(cfg: Config, tasks: Task | list[Task], policy: Any) -> Estima
         world=distributed.world(),
         vmap=e.vmap,
     )
+    if isinstance(policy, ControlTeacher):
+        settings.sigma_of = policy.sigma_of(e.sigma, per_control_sigmas(cfg))
     for task in [tasks] if isinstance(tasks, Task) else tasks:
         check_batchable(cfg, task.model, task.splits)
     return ESTIMATORS[e.kind](tasks, policy, settings)
+
+
+def per_control_sigmas(cfg: Config) -> dict[str, float]:
+    """`estimator.sigma_controls`, checked against the controls `loss.ranges` moves."""
+    try:
+        sigmas = parse_ranges(cfg.estimator.sigma_controls, "estimator.sigma_controls")
+        moved = parse_ranges(cfg.loss.ranges)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for name, value in sigmas.items():
+        if not value > 0:
+            raise ConfigError(f"estimator.sigma_controls: the sigma of {name} must be > 0")
+        if moved.get(name, 0.0) <= 0:
+            raise ConfigError(f"estimator.sigma_controls: loss.ranges does not move {name}")
+    return sigmas
 
 
 def check_batchable(cfg: Config, model: torch.nn.Module, splits: Splits) -> None:
@@ -287,6 +305,7 @@ def _setup(cfg: Config) -> Run:
     splits = load_splits(cfg, device)
     for arch in mix_of(cfg):  # refused before the base point's grid, not after it
         check_batchable(cfg, build_student(arch, splits.input_shape, splits.num_classes), splits)
+    per_control_sigmas(cfg)
     cfg, ranked = choose_base(cfg, splits)  # loss.base=auto: the best fixed point on val
     base_phi = base_loss_params(cfg)
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's

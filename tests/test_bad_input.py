@@ -10,6 +10,7 @@ from l2t.cli import main
 
 RUN_CONFIG = "steps: 20\nunroll: {steps: 5}\n"
 
+CONTROL = ["loss.family=composite", "teacher.agent=control"]
 CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "stepz=5"], "did you mean 'steps'"),
     (["train-teacher", "teacher.lrr=1"], "did you mean 'teacher.lr'"),
@@ -47,6 +48,13 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "students_mix=mlp,vit"], "names unknown student(s) vit; allowed: mlp"),
     (["train-teacher", "students_mix=mlp,cnn1d", "teacher.agent=reinforce"], "use agent=lstm|mlp"),
     (["train-teacher", "estimator.vmap=true", "estimator.kind=tbptt"], "use estimator.vmap=false"),
+    (["train-teacher", "estimator.sigma_controls=ce=0.1"], "teacher.agent=control with"),
+    (
+        ["train-teacher", *CONTROL, "estimator.sigma_controls=gce=0.1"],
+        "loss.ranges does not move gce",
+    ),
+    (["train-teacher", *CONTROL, "estimator.sigma_controls=lr=0.1"], "unknown control 'lr'"),
+    (["train-teacher", *CONTROL, "estimator.sigma_controls=ce=0"], "the sigma of ce must be > 0"),
     (
         ["train-teacher", "estimator.vmap=true", "dataset=digits", "student=resnet8"],
         "the student (ResNet) has BatchNorm buffers",

@@ -8,8 +8,8 @@ processes has exactly one place to go.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,6 +35,9 @@ class EstimatorSettings:
     rank: int = 0  # this process's share of the population: members rank, rank + world, ...
     world: int = 1  # processes sharing the population (l2t/distributed.py)
     vmap: bool = False  # advance the population's students together (l2t/population.py)
+    # per-element perturbation scales of named parameters (the control teacher's per-control
+    # sigma, `estimator.sigma_controls`); every other parameter: `sigma`
+    sigma_of: dict[str, Tensor] = field(default_factory=dict)
 
 
 class Diverged(RuntimeError):
@@ -191,23 +194,34 @@ class Estimator(ABC):
             (self.cfg.seed << 32) + (self.updates << 12) + pair
         )
         return {
-            name: (self.cfg.sigma * torch.randn(p.shape, generator=generator)).to(p.device)
+            name: (self.sigma(name) * torch.randn(p.shape, generator=generator)).to(p.device)
             for name, p in theta.items()
         }
 
+    def sigma(self, name: str) -> float | Tensor:
+        """The perturbation scale of parameter `name` (per element where `sigma_of` has it)."""
+        return self.cfg.sigma_of.get(name, self.cfg.sigma)
+
 
 def antithetic(
-    theta: Theta, losses: Sequence[Tensor], directions: Sequence[Theta], sigma: float, n: int
+    theta: Theta,
+    losses: Sequence[Tensor],
+    directions: Sequence[Theta],
+    sigma: Callable[[str], float | Tensor],
+    n: int,
 ) -> tuple[Theta, dict[str, float]]:
     """ES and PES's one combine: `sum_j (L+_j - L-_j) d_j / (2 sigma^2) / n` over this
     process's pairs (losses in +, - order; `n` the whole population, so processes' sums
-    add up), and the mean |L+ - L-| to log."""
+    add up; `sigma` per parameter, per element where it is a tensor: each coordinate's
+    own Gaussian), and the mean |L+ - L-| to log."""
     total = {name: torch.zeros_like(p) for name, p in theta.items()}
+    scale = {name: sigma(name) for name in theta}
+    scale = {k: v.to(theta[k].device) if isinstance(v, Tensor) else v for k, v in scale.items()}
     differences = []
     for j, direction in enumerate(directions):
         difference = losses[2 * j] - losses[2 * j + 1]
         for name, value in direction.items():
-            total[name] += difference / (2 * sigma**2) * value
+            total[name] += difference / (2 * scale[name] ** 2) * value
         differences.append(abs(difference.item()))
     spread = sum(differences) / n
     return {k: v / n for k, v in total.items()}, {"mean_abs_difference": spread}

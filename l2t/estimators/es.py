@@ -24,7 +24,7 @@ class ES(Estimator):
         lives = [life for life in fresh for _ in (1.0, -1.0)]
         _, losses = self.run_all(thetas, lives, self.task.teacher_steps)
         self.updates += 1
-        return antithetic(theta, losses, eps, self.cfg.sigma, n)
+        return antithetic(theta, losses, eps, self.sigma, n)
 
     def state_dict(self) -> dict[str, Any]:
         return self.counters()

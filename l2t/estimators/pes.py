@@ -43,7 +43,7 @@ class PES(Estimator):
             {name: a + e[name] for name, a in acc.items()}
             for (_, _, acc), e in zip(self.pairs, eps)
         ]
-        estimate = antithetic(theta, losses, accumulated, self.cfg.sigma, n)
+        estimate = antithetic(theta, losses, accumulated, self.sigma, n)
         for j, acc in enumerate(accumulated):
             plus, minus = lives[2 * j], lives[2 * j + 1]
             if plus.done(self.task):  # a fresh pair of students and a zero accumulator
