@@ -84,15 +84,15 @@ def reweighted_student(
     params = [p.clone() for p in state.params.values()]
     buffers = dict(state.buffers)
     momentum: list[Tensor | None] = [None] * len(params)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = _weight_net().to(task.device)
     if method == "meta":
         assert base is not None
         moved = {REWEIGHT: base.ranges[REWEIGHT]}
         controls = nn.Parameter(torch.zeros(controlled_size(moved), device=task.device))
         adam = torch.optim.Adam([controls], lr=META_LR)  # tanh(0) = 0: the base point exactly
-    else:
+    elif method == "mwnet":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = _weight_net().to(task.device)
         adam = torch.optim.Adam(net.parameters(), lr=WEIGHT_NET_LR, weight_decay=1e-4)
     samplewise = cross_entropy if base is None else base.loss.samplewise(base.params)
 
@@ -111,8 +111,8 @@ def reweighted_student(
             result.curve.append(evaluate(task, now, test))
             result.next_eval += eval_every
         threads.rebalance()
-        batches = task.batches(seed, step // task.k)
-        sgd = task.sgd_at(step - step % task.k)
+        if step % task.k == 0:  # a teacher step's batches, validation batch and SGD
+            batches, sgd = task.batches(seed, step // task.k), task.sgd_at(step)
         x, y = batches.x[step % task.k], batches.y[step % task.k]
         live = [p.detach().requires_grad_() for p in params]
         logits = call(live, x)
@@ -139,12 +139,7 @@ def reweighted_student(
             objective = (w * losses).mean()
         else:
             losses = samplewise(logits, y)
-            eps = torch.zeros_like(losses, requires_grad=True)
-            meta = lookahead(call, live, (eps * losses).sum(), sgd.lr, *val)
-            (g_eps,) = torch.autograd.grad(meta, eps)
-            w = (-g_eps).clamp_min(0)
-            w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)  # all 0 stays 0; no host sync
-            objective = (w.detach() * losses).sum()
+            objective = (l2rw_weights(call, live, losses, sgd.lr, *val) * losses).sum()
         grads = torch.autograd.grad(objective, live)
         with torch.no_grad():
             for i, (p, g) in enumerate(zip(live, grads)):
@@ -156,6 +151,23 @@ def reweighted_student(
     result.val_acc = result.curve[-1]["val_acc"]
     result.test_acc = result.curve[-1].get("test_acc")
     return result
+
+
+def l2rw_weights(
+    call: Callable[[list[Tensor], Tensor], Tensor],
+    params: list[Tensor],
+    losses: Tensor,
+    lr: float,
+    x_val: Tensor,
+    y_val: Tensor,
+) -> Tensor:
+    """Learning to Reweight's (B,) weights of `losses`: the negative gradient of the
+    lookahead validation loss in per-sample weights at 0, clipped at 0, summing to 1."""
+    eps = torch.zeros_like(losses, requires_grad=True)
+    meta = lookahead(call, params, (eps * losses).sum(), lr, x_val, y_val)
+    (g_eps,) = torch.autograd.grad(meta, eps)
+    w = (-g_eps).clamp_min(0)
+    return w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)  # all 0 stays 0; no host sync
 
 
 def lookahead(

@@ -23,7 +23,7 @@ from torch.func import functional_call
 from l2t.base_loss import base_loss_params
 from l2t.config import load_config
 from l2t.data import load_splits
-from l2t.reweighting import lookahead
+from l2t.reweighting import l2rw_weights
 from l2t.student_state import StudentState, sgd_update
 from l2t.task import Task
 from l2t.teaching import accuracy_of
@@ -60,10 +60,7 @@ def main(argv: list[str]) -> None:
         live = [p.detach().requires_grad_() for p in params]
         losses = per_sample(call(live, batches.x[i]), batches.y[i])
         if weighting == "l2rw":
-            eps = torch.zeros_like(losses, requires_grad=True)
-            val = lookahead(call, live, (eps * losses).sum(), sgd.lr, batches.x_val, batches.y_val)
-            w = -torch.autograd.grad(val, eps)[0].clamp_max(0)
-            w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+            w = l2rw_weights(call, live, losses, sgd.lr, batches.x_val, batches.y_val)
         else:
             w = torch.full_like(losses, 1 / len(losses))
         grads = torch.autograd.grad((w.detach() * losses).sum(), live)

@@ -215,8 +215,7 @@ def antithetic(
     add up; `sigma` per parameter, per element where it is a tensor: each coordinate's
     own Gaussian), and the mean |L+ - L-| to log."""
     total = {name: torch.zeros_like(p) for name, p in theta.items()}
-    scale = {name: sigma(name) for name in theta}
-    scale = {k: v.to(theta[k].device) if isinstance(v, Tensor) else v for k, v in scale.items()}
+    scale = {name: _on(sigma(name), p.device) for name, p in theta.items()}
     differences = []
     for j, direction in enumerate(directions):
         difference = losses[2 * j] - losses[2 * j + 1]
@@ -246,3 +245,7 @@ def lifetime_from_dict(data: dict[str, Any]) -> Lifetime:
     saved = data["obs"]
     obs = Observation(saved["student"], saved["grad"], float(saved.get("progress", 0.0)))
     return Lifetime(int(data["seed"]), int(data["t"]), student, dict(data["teacher"]), obs)
+
+
+def _on(value: float | Tensor, device: torch.device) -> float | Tensor:
+    return value.to(device) if isinstance(value, Tensor) else value
