@@ -29,7 +29,7 @@ from l2t.lifetime import Policy, advance, start
 from l2t.population import unbatchable
 from l2t.schedule import Schedule
 from l2t.splits import Splits
-from l2t.student_state import unroll, validate
+from l2t.student_state import validate
 from l2t.task import Task, composite_of
 from l2t.tracking import Tracker
 from l2t.training import make_estimator, make_teacher, teacher_update
@@ -136,16 +136,7 @@ def saved_tensor_bytes(cfg: Config, splits: Splits, k: int) -> int:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = task.loss_fn(phi)
-        end = unroll(
-            task.model,
-            student,
-            loss,
-            batches.x,
-            batches.y,
-            task.sgd,
-            create_graph=True,
-            backend=task.backend,
-        )
+        end = task.train(student, loss, batches, create_graph=True)
         validate(task.model, end, batches.x_val, batches.y_val)
     return total
 

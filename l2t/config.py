@@ -146,7 +146,9 @@ class Config:
     # member i and selection student i train the (i mod n)-th; `student` for the final one)
     steps: int = 3000  # student updates per episode (the student's whole budget)
     episodes: int = 3  # meta-training episodes: each student of the population lives a lifetime
-    select_students: int = 5  # frozen held-out students scoring each teacher (0: its episode)
+    select_students: int = 10  # frozen held-out students scoring each teacher (0: its episode)
+    select_level: float = 0.05  # keep a trained teacher only if a one-sided paired t-test on
+    # the selection students beats the untrained one at p below this (1: any higher mean)
     eval_every: int = 150  # student steps between evaluations drawn in the curves
     seed: int = 0  # seeds data split, students, batches and the teacher (0 .. 2**20 - 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -478,7 +480,9 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"config key 'distill.mix' must be in [0, 1]; got {cfg.distill.mix}")
     if cfg.select_students < 0:
         raise ConfigError(f"config key 'select_students' must be >= 0; got {cfg.select_students}")
-    if cfg.select_students == 0 and t.agent in ("lstm", "mlp"):
+    if not 0 < cfg.select_level <= 1:
+        raise ConfigError(f"config key 'select_level' must be in (0, 1]; got {cfg.select_level}")
+    if cfg.select_students == 0 and t.agent not in ("reinforce", "fixed"):
         raise ConfigError(
             "select_students=0 scores a teacher by its own learning episode, which a teacher "
             f"trained by an estimator (agent={t.agent}) does not have; use select_students>=1"
@@ -505,10 +509,10 @@ def _check_ranges(cfg: Config) -> None:
             f"config key 'students_mix' names unknown student(s) {', '.join(unknown)}; "
             f"allowed: {', '.join(allowed)}"
         )
-    if cfg.students_mix and t.agent not in ("lstm", "mlp"):
+    if cfg.students_mix and t.agent in ("reinforce", "fixed"):
         raise ConfigError(
             "students_mix spreads a population of students over architectures; "
-            f"teacher.agent={t.agent} learns from one student: use agent=lstm|mlp"
+            f"teacher.agent={t.agent} learns from one student: use agent=lstm|mlp|control"
         )
     if e.sigma_controls and (t.agent != "control" or e.kind not in ("pes", "es")):
         raise ConfigError(

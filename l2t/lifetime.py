@@ -16,7 +16,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from l2t.student_state import LossFn, StudentState, features, unroll, validate
+from l2t.student_state import Loss, StudentState, features, validate
 from l2t.task import Batches, Task
 
 Theta = dict[str, Tensor]  # the teacher's parameters, as values
@@ -46,7 +46,7 @@ class Policy(Protocol):
 
     def base_params(self) -> list[Tensor]: ...
 
-    def loss_fn(self, task: Task, params: Sequence[Tensor]) -> LossFn: ...
+    def loss_fn(self, task: Task, params: Sequence[Tensor]) -> Loss: ...
 
 
 @dataclass
@@ -112,22 +112,12 @@ def advance(
     outside the unroll: the divergence flag.
     """
     batches = task.batches(life.seed, life.t)
-    sgd = task.sgd_at(life.student.step)
     with torch.set_grad_enabled(differentiable):
         params, teacher = policy.propose(theta, life.teacher, life.obs)
     if policy.observes_gradient and not differentiable:
         params = [p.detach().requires_grad_() for p in params]
     second_order = differentiable or policy.observes_gradient
-    student = unroll(
-        task.model,
-        life.student,
-        policy.loss_fn(task, params),
-        batches.x,
-        batches.y,
-        sgd,
-        create_graph=second_order,
-        backend=task.backend,
-    )
+    student = task.train(life.student, policy.loss_fn(task, params), batches, second_order)
     with torch.set_grad_enabled(second_order):
         val_loss, val_acc = validate(
             task.model, student, batches.x_val, batches.y_val, task.criterion
@@ -176,8 +166,7 @@ def retake(
     """The guard against a proposed loss that broke the student: the same K steps under the
     base loss instead, the policy restarted; the new student, teacher state and validation."""
     base = policy.loss_fn(task, policy.base_params())
-    sgd = task.sgd_at(life.student.step)
-    student = unroll(task.model, life.student.detach(), base, batches.x, batches.y, sgd)
+    student = task.train(life.student.detach(), base, batches)
     with torch.no_grad():
         val_loss, val_acc = validate(
             task.model, student, batches.x_val, batches.y_val, task.criterion

@@ -16,6 +16,7 @@ base loss exactly as `advance` does.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,14 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, retake
 from l2t.splits import Splits
-from l2t.student_state import StudentState, end_state, features, sgd_update, validate
+from l2t.student_state import (
+    Lookahead,
+    StudentState,
+    end_state,
+    features,
+    sgd_update,
+    validate,
+)
 from l2t.task import Task
 
 
@@ -79,7 +87,14 @@ def _advance_group(
     batches: Any,
     chain: bool,
 ) -> list[Step]:
-    sgd, model = task.sgd, task.model
+    model = task.model
+    # each member's SGD at its own student step (a staggered population spans the budget):
+    # `Task.sgd_at` decides the rate, vmapped as a tensor; momentum and decay are the task's
+    sgd = task.sgd_at(lives[0].student.step)
+    dtype = next(iter(lives[0].student.params.values())).dtype
+    rates = torch.tensor(
+        [task.sgd_at(life.student.step).lr for life in lives], dtype=dtype, device=task.device
+    )
     names = list(lives[0].student.params)
     observes = policy.observes_gradient
     second_order = chain or observes  # dL_val/dphi: the meta-gradient or the observation
@@ -99,6 +114,7 @@ def _advance_group(
 
     def train(
         phi: list[Tensor],
+        lr: Tensor,
         params: dict[str, Tensor],
         momentum: dict[str, Tensor],
         x: Tensor,
@@ -108,9 +124,12 @@ def _advance_group(
     ) -> tuple[Any, ...]:
         """K SGD steps under the loss `phi` and validation; with `second_order` also
         dL_val/dphi through the K steps (nested torch.func transforms)."""
+        member_sgd = dataclasses.replace(sgd, lr=lr)
 
         def val_after(phi: list[Tensor]) -> tuple[Tensor, tuple[Any, ...]]:
             loss_fn = policy.loss_fn(task, phi)
+            if isinstance(loss_fn, Lookahead):  # it steps its own state: one student at a time
+                raise TypeError("a Lookahead loss (reweighting) is not vmapped")
 
             def train_loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
                 return loss_fn(functional_call(model, p, (xb,)), yb)
@@ -122,9 +141,9 @@ def _advance_group(
                 grads, loss = grad_and_value(train_loss)(p, xb, yb)
                 updated = {}
                 for i, n in enumerate(names):
-                    updated[n], buffers[i] = sgd_update(p[n], grads[n], buffers[i], sgd)
+                    updated[n], buffers[i] = sgd_update(p[n], grads[n], buffers[i], member_sgd)
                 p, total = updated, total + loss
-            end = end_state(start, p, {}, names, buffers, total, x, sgd)
+            end = end_state(start, p, {}, names, buffers, total, x, member_sgd)
             val_loss, val_acc = validate(model, end, x_val, y_val, task.criterion)
             rest = (end.params, end.momentum, end.train_loss, end.update_norm, end.finite)
             return val_loss, (*rest, val_acc)
@@ -152,6 +171,7 @@ def _advance_group(
     with torch.no_grad():
         out = vmap(train)(
             [p.detach() for p in proposal],
+            rates,
             stack([life.student.params for life in lives]),
             stack([momentum_of(life.student) for life in lives]),
             *(torch.stack([getattr(b, f) for b in batches]) for f in ("x", "y", "x_val", "y_val")),

@@ -19,25 +19,25 @@ validation batch.
 
 Their published form reweights cross-entropy; given the run's `BasePoint`, `mwnet` and
 `l2rw` weigh the composite's per-sample loss there instead (`compare`'s `*_base` rows).
-Students train on the lifetime path's data (the seed's batches, the teacher step's
-validation batch) at the task's SGD, so rows pair with every other method.
+Students train on the one step function (`Task.train`, through `run_student`): the seed's
+batches, the teacher step's validation batch, the task's SGD and schedule, so rows pair
+with every other method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from l2t import progress, threads
 from l2t.composite_loss import REWEIGHT, CompositeLoss, controlled_size, params_from_unit
-from l2t.student_state import StudentState, sgd_update
+from l2t.lifetime import Observation
+from l2t.student_state import Forward, Lookahead, Loss, LossFn
 from l2t.task import Task
-from l2t.teaching import EpisodeResult, evaluate
+from l2t.teaching import EpisodeResult, run_student
 
 METHODS = ("mwnet", "l2rw", "meta")
 WEIGHT_NET_HIDDEN = 100  # Meta-Weight-Net's
@@ -74,90 +74,101 @@ def reweighted_student(
     base: BasePoint | None = None,
 ) -> EpisodeResult:
     """The student of `seed` trained with `method` over cross-entropy or, given `base`, over
-    the composite family at that point."""
-    if method not in METHODS:
-        raise ValueError(f"unknown reweighting method '{method}'; allowed: {', '.join(METHODS)}")
-    if method == "meta" and (base is None or not base.loss.reweight):
-        raise ValueError("meta moves the composite family's weight net: loss.ranges reweight=R")
-    model, state = task.model, task.init(seed)
-    names = list(state.params)
-    params = [p.clone() for p in state.params.values()]
-    buffers = dict(state.buffers)
-    momentum: list[Tensor | None] = [None] * len(params)
-    if method == "meta":
-        assert base is not None
-        moved = {REWEIGHT: base.ranges[REWEIGHT]}
-        controls = nn.Parameter(torch.zeros(controlled_size(moved), device=task.device))
-        adam = torch.optim.Adam([controls], lr=META_LR)  # tanh(0) = 0: the base point exactly
-    elif method == "mwnet":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = _weight_net().to(task.device)
-        adam = torch.optim.Adam(net.parameters(), lr=WEIGHT_NET_LR, weight_decay=1e-4)
-    samplewise = cross_entropy if base is None else base.loss.samplewise(base.params)
+    the composite family at that point: `run_student` under a `Reweighted` policy, so on
+    the one step function, schedule and divergence guard every method shares."""
+    return run_student(task, Reweighted(task, method, seed, base), {}, seed, eval_every, test)
 
-    def call(weights: list[Tensor], x: Tensor) -> Tensor:
-        return functional_call(model, {**dict(zip(names, weights)), **buffers}, (x,))
 
-    def at_controls() -> list[Tensor]:
-        assert base is not None
-        return params_from_unit(base.params, moved, torch.tanh(controls))
+class Reweighted(Lookahead):
+    """A reweighting method as a policy with no parameters (`run_student` trains under it)
+    and its loss: a `Lookahead` that, at every SGD step, first moves its own state (the
+    weight net, or the composite's controls) by the lookahead, then returns the weighted
+    loss of the step. Its state lives in the object: one per student."""
 
-    result, step = EpisodeResult(), 0
-    model.train()
-    while step < task.steps:
-        if step >= result.next_eval:
-            now = StudentState(dict(zip(names, params)), buffers, {}, step, *_zeros(params))
-            result.curve.append(evaluate(task, now, test))
-            result.next_eval += eval_every
-        threads.rebalance()
-        if step % task.k == 0:  # a teacher step's batches, validation batch and SGD
-            batches, sgd = task.batches(seed, step // task.k), task.sgd_at(step)
-        x, y = batches.x[step % task.k], batches.y[step % task.k]
-        live = [p.detach().requires_grad_() for p in params]
-        logits = call(live, x)
+    observes_gradient = False
+    teacher_set = False  # judged as a fixed loss: broken only when not finite
 
-        val = (batches.x_val, batches.y_val)
+    def __init__(self, task: Task, method: str, seed: int, base: BasePoint | None) -> None:
+        if method not in METHODS:
+            allowed = ", ".join(METHODS)
+            raise ValueError(f"unknown reweighting method '{method}'; allowed: {allowed}")
+        if method == "meta" and (base is None or not base.loss.reweight):
+            raise ValueError("meta moves the composite family's weight net: loss.ranges reweight=R")
+        self.method, self.base = method, base
+        # the switch `propose` sets: on, the reweighting; off (the guard's retake), the plain loss
+        self.on, self.off = torch.ones((), device=task.device), torch.zeros((), device=task.device)
         if method == "meta":
             assert base is not None
-            meta = lookahead(call, live, base.loss(at_controls(), logits, y), sgd.lr, *val)
-            adam.zero_grad()
-            meta.backward(inputs=[controls])
-            adam.step()
-            with torch.no_grad():
-                current = at_controls()
-            objective = base.loss(current, logits, y)
+            self.moved = {REWEIGHT: base.ranges[REWEIGHT]}
+            self.controls = nn.Parameter(
+                torch.zeros(controlled_size(self.moved), device=task.device)
+            )
+            self.adam = torch.optim.Adam([self.controls], lr=META_LR)  # tanh(0): the base point
         elif method == "mwnet":
-            losses = samplewise(logits, y)
-            weighted = (net(losses.detach()[:, None]).squeeze(1) * losses).mean()
-            meta = lookahead(call, live, weighted, sgd.lr, *val)
-            adam.zero_grad()
-            meta.backward(inputs=list(net.parameters()))
-            adam.step()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.net = _weight_net().to(task.device)
+            self.adam = torch.optim.Adam(self.net.parameters(), lr=WEIGHT_NET_LR, weight_decay=1e-4)
+        self.samplewise = cross_entropy if base is None else base.loss.samplewise(base.params)
+        self.plain: LossFn = F.cross_entropy if base is None else base.loss.bind(base.params)
+
+    def initial_state(self) -> dict[str, Tensor]:
+        return {}
+
+    def propose(
+        self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        return [self.on], state
+
+    def base_params(self) -> list[Tensor]:
+        return [self.off]
+
+    def loss_fn(self, task: Task, params: Sequence[Tensor]) -> Loss:
+        return self if params[0] is self.on else self.plain
+
+    def at_controls(self) -> list[Tensor]:
+        assert self.base is not None
+        return params_from_unit(self.base.params, self.moved, torch.tanh(self.controls))
+
+    def objective(
+        self,
+        forward: Forward,
+        params: list[Tensor],
+        x: Tensor,
+        y: Tensor,
+        lr: float | Tensor,
+        x_val: Tensor,
+        y_val: Tensor,
+    ) -> Tensor:
+        logits = forward(params, x)
+        if self.method == "meta":
+            assert self.base is not None
+            weighted = self.base.loss(self.at_controls(), logits, y)
+            meta = lookahead(forward, params, weighted, lr, x_val, y_val)
+            self.adam.zero_grad()
+            meta.backward(inputs=[self.controls])
+            self.adam.step()
             with torch.no_grad():
-                w = net(losses.detach()[:, None]).squeeze(1)
-            objective = (w * losses).mean()
-        else:
-            losses = samplewise(logits, y)
-            objective = (l2rw_weights(call, live, losses, sgd.lr, *val) * losses).sum()
-        grads = torch.autograd.grad(objective, live)
-        with torch.no_grad():
-            for i, (p, g) in enumerate(zip(live, grads)):
-                params[i], momentum[i] = sgd_update(p.detach(), g, momentum[i], sgd)
-        step += 1
-        progress.tick(1)
-    final = StudentState(dict(zip(names, params)), buffers, {}, step, *_zeros(params))
-    result.curve.append(evaluate(task, final, test))
-    result.val_acc = result.curve[-1]["val_acc"]
-    result.test_acc = result.curve[-1].get("test_acc")
-    return result
+                current = self.at_controls()
+            return self.base.loss(current, logits, y)
+        losses = self.samplewise(logits, y)
+        if self.method == "mwnet":
+            weights = self.net(losses.detach()[:, None]).squeeze(1)
+            meta = lookahead(forward, params, (weights * losses).mean(), lr, x_val, y_val)
+            self.adam.zero_grad()
+            meta.backward(inputs=list(self.net.parameters()))
+            self.adam.step()
+            with torch.no_grad():
+                w = self.net(losses.detach()[:, None]).squeeze(1)
+            return (w * losses).mean()
+        return (l2rw_weights(forward, params, losses, lr, x_val, y_val) * losses).sum()
 
 
 def l2rw_weights(
     call: Callable[[list[Tensor], Tensor], Tensor],
     params: list[Tensor],
     losses: Tensor,
-    lr: float,
+    lr: float | Tensor,
     x_val: Tensor,
     y_val: Tensor,
 ) -> Tensor:
@@ -174,7 +185,7 @@ def lookahead(
     call: Callable[[list[Tensor], Tensor], Tensor],
     params: list[Tensor],
     objective: Tensor,
-    lr: float,
+    lr: float | Tensor,
     x_val: Tensor,
     y_val: Tensor,
 ) -> Tensor:
@@ -182,8 +193,3 @@ def lookahead(
     training loss of `params`), differentiable in whatever weighted it."""
     grads = torch.autograd.grad(objective, params, create_graph=True)
     return F.cross_entropy(call([p - lr * g for p, g in zip(params, grads)], x_val), y_val)
-
-
-def _zeros(params: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    zero = params[0].new_zeros(())
-    return zero, zero, zero.new_ones((), dtype=torch.bool)

@@ -12,6 +12,7 @@ flag stay tensors on the device; the caller reads them once per teacher step, if
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+Forward = Callable[[list[Tensor], Tensor], Tensor]  # (parameters, inputs) -> logits
 BACKENDS = ("func", "higher")
 
 # progress, train loss / log C, val loss / log C, val accuracy, log(1 + update norm)
@@ -33,9 +35,32 @@ FEATURE_HIGH = (1.0, 10.0, 10.0, 1.0, 10.0)
 class SGD:
     """Plain SGD as torch.optim.SGD does it (no dampening, no Nesterov)."""
 
-    lr: float
+    lr: float | Tensor  # a 0-dim tensor inside the vmapped population: one rate per member
     momentum: float = 0.0
     weight_decay: float = 0.0
+
+
+class Lookahead(ABC):
+    """A training loss that reads the student, not only its logits: the reweighting
+    methods' one-step lookahead on the teacher step's validation batch (l2t/reweighting.py).
+    `unroll` calls `objective` at every SGD step in place of `loss_fn(logits, y)`, so these
+    methods train on the same step function as every other (docs/design.md §3)."""
+
+    @abstractmethod
+    def objective(
+        self,
+        forward: Forward,
+        params: list[Tensor],
+        x: Tensor,
+        y: Tensor,
+        lr: float | Tensor,
+        x_val: Tensor,
+        y_val: Tensor,
+    ) -> Tensor:
+        """The loss of this SGD step on batch `(x, y)`, differentiable in `params`."""
+
+
+Loss = LossFn | Lookahead  # what a student trains under: a loss of its logits, or a lookahead
 
 
 @dataclass
@@ -81,12 +106,13 @@ def state_of(module: nn.Module) -> StudentState:
 def unroll(
     model: nn.Module,
     state: StudentState,
-    loss_fn: LossFn,
+    loss_fn: Loss,
     x_batches: Tensor,
     y_batches: Tensor,
     sgd: SGD,
     create_graph: bool = False,
     backend: str = "func",
+    val: tuple[Tensor, Tensor] | None = None,
 ) -> StudentState:
     """`len(x_batches)` SGD steps from `state` under `loss_fn`; `state` is not changed.
 
@@ -96,9 +122,10 @@ def unroll(
     (fixed losses, replayed schedules, evolution strategies) and no graph is kept.
     `backend` calls the student functionally with `torch.func.functional_call` (`func`) or
     `higher`'s monkey-patched module (`higher`); both give the same numbers (a test).
+    A `Lookahead` loss is given each step's learning rate and the validation batch `val`.
     """
     if not create_graph:
-        return _unroll_first_order(model, state, loss_fn, (x_batches, y_batches), sgd)
+        return _unroll_first_order(model, state, loss_fn, (x_batches, y_batches), sgd, val)
     if backend not in BACKENDS:
         raise ValueError(f"unknown unroll backend '{backend}'; allowed: {', '.join(BACKENDS)}")
     names = list(state.params)
@@ -110,7 +137,11 @@ def unroll(
     call = _functional(model, names, buffers, backend)
     for x, y in zip(x_batches, y_batches):
         with torch.enable_grad():  # the student's own gradient, also under no_grad
-            loss = loss_fn(call(x, params), y)
+            if isinstance(loss_fn, Lookahead):
+                forward = lambda ps, inputs: call(inputs, ps)  # noqa: E731
+                loss = _lookahead_loss(loss_fn, forward, params, x, y, sgd, val)
+            else:
+                loss = loss_fn(call(x, params), y)
             grads = torch.autograd.grad(loss, params, create_graph=True)
         new_params = []
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -165,9 +196,28 @@ def _functional(
     return lambda x, params: functional_call(model, {**dict(zip(names, params)), **buffers}, (x,))
 
 
+def _lookahead_loss(
+    loss_fn: Lookahead,
+    forward: Forward,
+    params: list[Tensor],
+    x: Tensor,
+    y: Tensor,
+    sgd: SGD,
+    val: tuple[Tensor, Tensor] | None,
+) -> Tensor:
+    if val is None:
+        raise ValueError("a Lookahead loss needs the validation batch: unroll(..., val=...)")
+    return loss_fn.objective(forward, params, x, y, sgd.lr, *val)
+
+
 @torch.no_grad()
 def _unroll_first_order(
-    model: nn.Module, state: StudentState, loss_fn: LossFn, data: tuple[Tensor, Tensor], sgd: SGD
+    model: nn.Module,
+    state: StudentState,
+    loss_fn: Loss,
+    data: tuple[Tensor, Tensor],
+    sgd: SGD,
+    val: tuple[Tensor, Tensor] | None = None,
 ) -> StudentState:
     """The same steps with no graph: the state is loaded into the template module, each
     step's `sgd_update` copied into it, and read back (measured: `functional_call`'s
@@ -178,21 +228,30 @@ def _unroll_first_order(
         p.copy_(state.params[name])
     for name, b in model.named_buffers():
         b.copy_(state.buffers[name])
-    params = list(named.values())
+    params: list[Tensor] = list(named.values())
     momentum = [state.momentum[n].clone() if n in state.momentum else None for n in named]
     total = torch.zeros((), device=x_batches.device)
     model.train()
+    names = list(named)
+    buffers = dict(model.named_buffers())
+
+    def forward(weights: list[Tensor], inputs: Tensor) -> Tensor:
+        return functional_call(model, {**dict(zip(names, weights)), **buffers}, (inputs,))
+
     for x, y in zip(x_batches, y_batches):
         with torch.enable_grad():
-            loss = loss_fn(model(x), y)
+            if isinstance(loss_fn, Lookahead):
+                loss = _lookahead_loss(loss_fn, forward, params, x, y, sgd, val)
+            else:
+                loss = loss_fn(model(x), y)
             grads = torch.autograd.grad(loss, params)
-        for i, (p, g) in enumerate(zip(params, grads)):
-            new, momentum[i] = sgd_update(p, g, momentum[i], sgd)
-            p.copy_(new)
+        for i, (w, g) in enumerate(zip(params, grads)):
+            new, momentum[i] = sgd_update(w, g, momentum[i], sgd)
+            w.copy_(new)
         total += loss.detach()
     params_out = {n: p.detach().clone() for n, p in named.items()}
-    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-    return end_state(state, params_out, buffers, list(named), momentum, total, x_batches, sgd)
+    buffers_out = {n: b.detach().clone() for n, b in buffers.items()}
+    return end_state(state, params_out, buffers_out, names, momentum, total, x_batches, sgd)
 
 
 def end_state(

@@ -24,7 +24,7 @@ from l2t.labels import pack
 from l2t.loss_network import dln_loss
 from l2t.parametric_loss import coefficients_from_unit, parametric_loss
 from l2t.splits import Splits
-from l2t.student_state import SGD, LossFn, StudentState, state_of
+from l2t.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
 from l2t.students import build_student
 
 DIVERGENCE_FACTOR = 10.0  # broken: validation cross-entropy above 10 ln(C), or not finite
@@ -93,7 +93,7 @@ class Task:
         self.device = splits.x_train.device
         self.build = build  # a fresh student module (initialized from torch's global RNG)
         self.model = build().to(self.device)  # the architecture; weights live in states
-        self.sgd = sgd
+        self._sgd = sgd  # the base rate: read through `sgd_at`, which applies the schedule
         self.steps = steps  # student updates in one lifetime
         self.k = k  # student updates per teacher step
         self.teacher_steps = math.ceil(steps / k)
@@ -137,11 +137,28 @@ class Task:
 
     def sgd_at(self, step: int) -> SGD:
         """The SGD of the teacher step starting at student step `step`: with `cosine`, the
-        learning rate `lr (1 + cos(pi step / steps)) / 2`, set once per teacher step."""
+        learning rate `lr (1 + cos(pi step / steps)) / 2`, set once per teacher step. The one
+        place a learning rate is decided (docs/design.md §3): every path asks it, the vmapped
+        population per member."""
         if not self.cosine:
-            return self.sgd
-        lr = self.sgd.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
-        return dataclasses.replace(self.sgd, lr=lr)
+            return self._sgd
+        lr = self._sgd.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
+        return dataclasses.replace(self._sgd, lr=lr)
+
+    def train(
+        self,
+        student: StudentState,
+        loss_fn: Loss,
+        batches: Batches,
+        create_graph: bool = False,
+    ) -> StudentState:
+        """The student's K SGD steps of one teacher step under `loss_fn`, at the rate
+        `sgd_at` gives for its step: the one step function of every one-student path
+        (`lifetime.advance`, its guard, the online estimator's probe, the reweighting
+        methods). `population.advance_together` vmaps the same update (tests)."""
+        sgd, val = self.sgd_at(student.step), (batches.x_val, batches.y_val)
+        x, y = batches.x, batches.y
+        return unroll(self.model, student, loss_fn, x, y, sgd, create_graph, self.backend, val)
 
     def broken_mask(self, finite: Tensor, val_loss: Tensor) -> Tensor:
         """Which students are broken (any batch shape, on the device): not finite, or a

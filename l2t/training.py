@@ -5,9 +5,9 @@
    of teacher steps, one teacher update (estimate, Adam step) at a time (docs/design.md §4;
    the REINFORCE agent instead learns from one student in the gymnasium environment). Then
    the teacher, frozen, teaches `select_students` held-out students on the same lifetime
-   path, and their mean final validation accuracy scores it as it will be used; the best
-   teacher is kept, the untrained one included (a later teacher is not always a better
-   one, docs/design.md §5). A checkpoint after every episode allows exact resume.
+   path, scored as it will be used; a trained teacher replaces the untrained one only when
+   a one-sided paired test on those students says it is better (l2t/selection.py,
+   docs/design.md §5). A checkpoint after every episode allows exact resume.
 3. The kept teacher, frozen, teaches a new student (its loss schedule is recorded), and a
    cross-entropy student and a student under the fixed base loss `phi_0` with the same
    initialization, batches and budget are trained; all three are evaluated on the test
@@ -46,6 +46,7 @@ from l2t.plots import plot_curves, plot_schedule
 from l2t.population import unbatchable
 from l2t.schedule import Schedule
 from l2t.seeds import student_seed
+from l2t.selection import judge
 from l2t.splits import Splits
 from l2t.students import build_student
 from l2t.task import Task
@@ -261,6 +262,9 @@ class Checkpoint:
     metrics_lines: int  # lines of metrics.jsonl written so far (a resume drops the rest)
     config: dict[str, Any]
     episode_in_hand: dict[str, Any] | None = None  # the REINFORCE agent's student part way
+    # each selection student's score under the untrained teacher: what a trained one must
+    # beat, paired (None: a checkpoint from before paired selection, judged by the mean)
+    untrained_scores: list[float] | None = None
 
     @classmethod
     def load(cls, path: Path, device: torch.device) -> Checkpoint:
@@ -429,7 +433,8 @@ def meta_train(run: Run) -> int:
     done = state.episode * run.per_episode + state.update
     bar = progress.bar("meta-training", total, "update", done)
     if state.best_teacher is None:  # the untrained teacher (about the base loss) competes
-        state.best_val_acc = _selection_score(run, -math.inf)
+        state.untrained_scores = _selection_scores(run)
+        state.best_val_acc = _mean(state.untrained_scores, -math.inf)
         state.best_teacher = copy.deepcopy(teacher.state_dict())
         run.tracker.log({"phase": "initial", "selection_val_acc": state.best_val_acc})
     for episode in range(state.episode, cfg.episodes):
@@ -443,18 +448,28 @@ def meta_train(run: Run) -> int:
                     last = update + 1 == run.per_episode
                     save = functools.partial(_save, run, episode, update + 1)
                     _after_update(update + 1, stop, cfg.checkpoint_every, last, save)
-            score = _selection_score(run, -math.inf)
+            scores = _selection_scores(run)
         elif run.env is not None:  # one student in the env, the REINFORCE agent learning
             result = _reinforce_episode(run, episode, bar)
-            score = _selection_score(run, result.val_acc)
+            scores = _selection_scores(run) if cfg.select_students else [result.val_acc]
             record.update(
                 val_acc=result.val_acc, diverged_steps=result.diverged_steps, curve=result.curve
             )
         else:  # a fixed loss: nothing to learn
-            score = -math.inf
-        if score > state.best_val_acc:
-            state.best_val_acc, state.best_episode = score, episode
-            state.best_teacher = copy.deepcopy(teacher.state_dict())
+            scores = []
+        score = _mean(scores, -math.inf)
+        if scores:  # paired with the untrained teacher's students (l2t/selection.py)
+            paired = state.untrained_scores if cfg.select_students else None
+            verdict = judge(scores, paired, cfg.select_level)
+            record.update(selection_accepted=verdict.accepted)
+            if not math.isnan(verdict.p):
+                record.update(selection_p=verdict.p)
+            better = verdict.accepted and score > state.best_val_acc
+            kept = "kept" if better else "not kept"
+            print(f"episode {episode}: {verdict.reason(cfg.select_level)}: {kept}", flush=True)
+            if better:
+                state.best_val_acc, state.best_episode = score, episode
+                state.best_teacher = copy.deepcopy(teacher.state_dict())
         run.tracker.log({**record, "selection_val_acc": score, "best_episode": state.best_episode})
         _save(run, episode + 1, 0)
     bar.close()
@@ -464,18 +479,18 @@ def meta_train(run: Run) -> int:
     return int(diverged)
 
 
-def _selection_score(run: Run, episode_val_acc: float) -> float:
-    """Mean final val accuracy of `select_students` fresh students taught by the teacher
-    as it is now, frozen — the way it will be used (student i of the architecture
-    i mod n, as in the population); with 0, the learning episode's own."""
+def _selection_scores(run: Run) -> list[float]:
+    """Final val accuracy of each of the `select_students` fresh students taught by the
+    teacher as it is now, frozen — the way it will be used (student i of the architecture
+    i mod n, as in the population); the same seeds for every teacher, so scores pair.
+    Each process teaches its share; every process gets all of them (an empty list with 0)."""
     cfg = run.cfg
-    if cfg.select_students == 0:
-        return episode_val_acc
     mine = range(run.rank, cfg.select_students, run.world)
     configs = _mixed(cfg)
+    scores = torch.zeros(cfg.select_students, dtype=torch.float64)
     with progress.phase("selection students", len(mine) * cfg.steps):
-        scores = [
-            teach_student(
+        for i in mine:
+            scores[i] = teach_student(
                 configs[i % len(run.tasks)],
                 run.tasks[i % len(run.tasks)],
                 run.teacher,
@@ -483,10 +498,12 @@ def _selection_score(run: Run, episode_val_acc: float) -> float:
                 student_seed(cfg.seed, "selection", i),
                 cfg.steps,
             ).val_acc
-            for i in mine
-        ]
-    (total,) = distributed.sum_([torch.tensor(sum(scores), dtype=torch.float64)])
-    return float(total) / cfg.select_students
+    (scores,) = distributed.sum_([scores])
+    return [float(v) for v in scores]
+
+
+def _mean(values: list[float], empty: float) -> float:
+    return sum(values) / len(values) if values else empty
 
 
 def _reinforce_episode(run: Run, episode: int, bar: Any) -> EpisodeResult:

@@ -19,7 +19,7 @@ import torch
 from l2t.base_loss import base_loss_params
 from l2t.config import load_config
 from l2t.data import load_splits
-from l2t.student_state import unroll, validate
+from l2t.student_state import validate
 from l2t.task import Task
 from l2t.threads import configure
 
@@ -48,10 +48,7 @@ def main(argv: list[str]) -> None:
                 for _ in range(DRAWS if b < n_val else 1):
                     idx = torch.randperm(n_val, generator=generator)[:b]
                     start = time.perf_counter()
-                    end = unroll(
-                        task.model, student, task.loss_fn(phi), batches.x, batches.y,
-                        task.sgd, create_graph=True,
-                    )  # fmt: skip
+                    end = task.train(student, task.loss_fn(phi), batches, create_graph=True)
                     val_loss, _ = validate(task.model, end, splits.x_val[idx], splits.y_val[idx])
                     g = torch.cat([x.flatten() for x in torch.autograd.grad(val_loss, phi)])
                     seconds[b].append(time.perf_counter() - start)
@@ -59,7 +56,7 @@ def main(argv: list[str]) -> None:
                         grads[b] = g
                     else:
                         cosines[b].append(torch.cosine_similarity(g, grads[n_val], dim=0).item())
-        student = unroll(task.model, student, base, batches.x, batches.y, task.sgd)
+        student = task.train(student, base, batches)
     print(
         f"{cfg.dataset} {cfg.student}, K={cfg.unroll.steps}, {n_val} validation samples, "
         f"{DRAWS} draws at 5 points of a lifetime, {torch.get_num_threads()} thread(s)"

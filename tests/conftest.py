@@ -31,6 +31,7 @@ def tiny_cfg(tmp_path) -> Config:
             "steps": 60,
             "episodes": 2,
             "select_students": 1,
+            "select_level": 1.0,  # one student has no paired test: keep the best mean
             "eval_every": 30,
             "val_batch": 200,
             "out": str(tmp_path / "run"),

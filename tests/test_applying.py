@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from runs import trained_run
 
-import l2t.lifetime
+import l2t.task
 from l2t.cli import main
 from l2t.compare import METHODS
 from l2t.distill import DISTILL_METHODS
@@ -23,14 +23,14 @@ def run_dir(tmp_path_factory) -> Path:
 def unroll_calls(monkeypatch) -> list[int]:
     """Counts second-order unrolls (the real function still runs)."""
     calls: list[int] = []
-    real = l2t.lifetime.unroll
+    real = l2t.task.unroll
 
     def counting(*args, **kwargs):
         if kwargs.get("create_graph") or (len(args) > 6 and args[6]):
             calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(l2t.lifetime, "unroll", counting)
+    monkeypatch.setattr(l2t.task, "unroll", counting)
     return calls
 
 

@@ -13,6 +13,7 @@ def _overrides(cfg):
         f"steps={cfg.steps}",
         f"episodes={cfg.episodes}",
         f"select_students={cfg.select_students}",
+        f"select_level={cfg.select_level}",
         f"eval_every={cfg.eval_every}",
         f"val_batch={cfg.val_batch}",
         f"loss.init_steps={cfg.loss.init_steps}",

@@ -93,6 +93,29 @@ def test_a_vmapped_teacher_step_equals_one_student_at_a_time(
     assert lives[0].student.momentum  # the momentum path was exercised
 
 
+def test_members_at_different_steps_train_at_their_own_cosine_rate(tiny_cfg, float64):
+    """`optim.cosine=true` with momentum: a staggered population's members are at different
+    student steps, so each trains at its own rate from `Task.sgd_at` (once the vmapped path
+    took the constant base rate for all, and PES trained for another regime than the one
+    selection judged). The rates differ by far more than the bound: a constant rate fails."""
+    optim = dataclasses.replace(tiny_cfg.optim, momentum=0.9, cosine=True)
+    task, policy = _setup(dataclasses.replace(tiny_cfg, optim=optim), observe="state")
+    thetas = _perturbed(policy.theta(), 3)
+    lives = [start(task, policy, seed) for seed in (31, 32, 33)]
+    for j, life in enumerate(lives):  # members 0, 2 and 4 teacher steps into their budget
+        for _ in range(2 * j):
+            life = advance(task, policy, thetas[j], life).life
+        lives[j] = life
+    rates = {task.sgd_at(life.student.step).lr for life in lives}
+    assert len(rates) == 3 and max(rates) - min(rates) > 0.01
+    for _ in range(2):
+        one = [advance(task, policy, th, life) for th, life in zip(thetas, lives)]
+        together = advance_together(task, policy, thetas, lives)
+        for a, b in zip(one, together):
+            _assert_same_step(a, b)
+        lives = [step.life for step in one]
+
+
 def test_a_member_whose_loss_breaks_its_student_is_retaken_under_the_base_loss(tiny_cfg, float64):
     """A loss scale of e^12 breaks the student of one member; the others train as usual."""
     task, policy = _setup(tiny_cfg, scale=12.0)

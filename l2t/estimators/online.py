@@ -23,7 +23,7 @@ from torch import Tensor
 
 from l2t import progress, threads
 from l2t.lifetime import Lifetime, Observation, advance, start
-from l2t.student_state import unroll, validate
+from l2t.student_state import validate
 from l2t.task import Task
 from l2t.teaching import EpisodeResult, evaluate
 
@@ -77,9 +77,7 @@ def _probed(task: Task, teacher: Any, life: Lifetime) -> Lifetime:
     params = [p.detach().requires_grad_() for p in teacher.split(life.teacher["phi"])]
     batches = task.batches(life.seed, life.t)
     loss = teacher.loss_fn(task, params)
-    probe = unroll(
-        task.model, life.student, loss, batches.x, batches.y, task.sgd, True, task.backend
-    )
+    probe = task.train(life.student, loss, batches, create_graph=True)
     val_loss, _ = validate(task.model, probe, batches.x_val, batches.y_val, task.criterion)
     grad = torch.cat([g.flatten() for g in torch.autograd.grad(val_loss, params)])
     obs = Observation(life.obs.student, grad.detach(), life.obs.progress)
