@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from l2t.checkpoint import atomic_save, load_checkpoint
 from l2t.config import ConfigError
-from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.student_state import LossFn
-from l2t.task import Task
+from l2t.engine.lifetime import Observation, TeacherState, Theta
+from l2t.engine.student_state import LossFn
+from l2t.engine.task import Task
+from l2t.io.checkpoint import atomic_save, load_checkpoint
 
 TEACHER_FORMAT = 2  # 2: the run's config inside; 1: without it (still read)
 READABLE_FORMATS = (1, 2)
@@ -23,7 +23,7 @@ READABLE_FORMATS = (1, 2)
 class Teacher(nn.Module):
     """A teacher sets the student's loss each teacher step: `propose(theta, state, obs)`, pure
     in its parameters `theta`, so estimators can differentiate or perturb it and a frozen
-    teacher trains students on the same path (`l2t.teaching.run_student`). The defaults
+    teacher trains students on the same path (`l2t.engine.teaching.run_student`). The defaults
     are those of a policy that observes only the student state and keeps no state.
 
     Subclasses keep their constructor arguments in `self.hparams` (for `save`).
@@ -33,6 +33,7 @@ class Teacher(nn.Module):
     registry: ClassVar[dict[str, type[Teacher]]] = {}
     observes_gradient = False  # whether `propose` reads dL_val/dphi (a second-order unroll)
     teacher_set = True  # a loss it sets is judged by the divergence guard (lifetime.broken)
+    optimizer: torch.optim.Optimizer | None = None  # a learning teacher's own Adam
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -63,10 +64,11 @@ class Teacher(nn.Module):
 
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond the weights (optimizer moments) needed to resume exactly."""
-        return {}
+        return {} if self.optimizer is None else {"optimizer": self.optimizer.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        return None
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
 
     def save(self, path: str | Path, config: dict[str, Any] | None = None) -> None:
         """One self-contained file of plain data: format, kind, constructor arguments,

@@ -18,10 +18,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
-from agents.lstm_teacher import _lstm_cell
-from l2t.composite_loss import control_rows, controlled_size, params_from_unit, parse_ranges
-from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.student_state import FEATURE_NAMES
+from agents.lstm_teacher import lstm_cell
+from l2t.engine.lifetime import Observation, TeacherState, Theta
+from l2t.engine.student_state import FEATURE_NAMES
+from l2t.losses.composite import control_rows, controlled_size, params_from_unit, parse_ranges
 
 
 class ControlTeacher(Teacher):
@@ -48,7 +48,7 @@ class ControlTeacher(Teacher):
 
     @classmethod
     def around(cls, base: list[Tensor], ranges: str, **hparams: Any) -> ControlTeacher:
-        """A teacher of the composite base point `base` (l2t.base_loss.base_loss_params)."""
+        """A teacher of the composite base point `base` (l2t.losses.base_loss.base_loss_params)."""
         teacher = cls([tuple(p.shape) for p in base], ranges, **hparams)
         teacher.base_phi.copy_(torch.cat([p.flatten() for p in base]))
         return teacher.to(base[0].device)
@@ -76,7 +76,7 @@ class ControlTeacher(Teacher):
 
     def forward(self, state: TeacherState, student: Tensor) -> tuple[Tensor, TeacherState]:
         """The unit controls in [-1, 1]^n and the next LSTM state."""
-        h, c = _lstm_cell(cast(nn.LSTMCell, self.cell), student[None], state["h"], state["c"])
+        h, c = lstm_cell(cast(nn.LSTMCell, self.cell), student[None], state["h"], state["c"])
         return torch.tanh(self.head(h)).squeeze(0), {"h": h, "c": c}
 
     # -- the policy (docs/design.md §3) ----------------------------------------------------
@@ -85,9 +85,3 @@ class ControlTeacher(Teacher):
     ) -> tuple[list[Tensor], TeacherState]:
         unit, state = functional_call(self, theta, (state, obs.student))
         return params_from_unit(self.base_params(), self.ranges, unit), state
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])

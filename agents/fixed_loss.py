@@ -1,5 +1,5 @@
 """Baselines that do not learn: a fixed loss for the student's whole life, as a policy with
-no parameters (it trains on the same path as every teacher, l2t/teaching.py)."""
+no parameters (it trains on the same path as every teacher, l2t/engine/teaching.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from agents.base import Teacher
-from l2t.distill import kd_loss
-from l2t.fixed_losses import LOSSES, fixed_loss
-from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.student_state import LossFn
-from l2t.task import Task
+from l2t.data.distill import kd_loss
+from l2t.engine.lifetime import Observation, TeacherState, Theta
+from l2t.engine.student_state import LossFn
+from l2t.engine.task import Task
+from l2t.losses.fixed import LOSSES, fixed_loss
 
 FIXED_LOSSES = (*LOSSES, "kd", "base_dln", "base")
 
 
 class FixedLossTeacher(Teacher):
-    """A loss of `l2t.fixed_losses` (cross-entropy, its variants, the noise-robust losses),
+    """A loss of `l2t.losses.fixed` (cross-entropy, its variants, the noise-robust losses),
     `kd` (vanilla distillation at the task's `mix` and `temperature`), `base_dln` (the
     DLN at its base weights `base`) or `base` (the loss family at its base point `base`:
     for the composite family, the point chosen on validation). Only a non-finite student

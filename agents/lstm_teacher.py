@@ -16,7 +16,7 @@ appended to the DLN weights as one 0-dim tensor (docs/design.md §6):
   restarted from `phi_0` with every student.
 
 As a policy (docs/design.md §3) it is the pure `propose(theta, state, obs)`, used by every
-outer-gradient estimator (`l2t/estimators/`) and by frozen teachers (`l2t/teaching.py`);
+outer-gradient estimator (`l2t/estimators/`) and by frozen teachers (`l2t/engine/teaching.py`);
 `update` and `bptt` set how it learns while it teaches (`l2t/estimators/online.py`, the
 paper's procedure).
 """
@@ -32,8 +32,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
-from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.student_state import FEATURE_NAMES
+from l2t.engine.lifetime import Observation, TeacherState, Theta
+from l2t.engine.student_state import FEATURE_NAMES
 
 OBSERVATIONS = ("grad", "state")
 
@@ -48,9 +48,9 @@ def preprocess_gradient(g: Tensor, p: float = GRAD_PREPROCESS_P) -> Tensor:
     return torch.stack([log_part, sign_part], dim=1)
 
 
-def _lstm_cell(cell: nn.LSTMCell, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+def lstm_cell(cell: nn.LSTMCell, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """`cell(x, (h, c))` written out: the same numbers on the CPU (tested), and unlike the
-    fused `lstm_cell` it vmaps (a population advanced together, l2t/population.py) and has
+    fused `lstm_cell` it vmaps (a population advanced together, l2t/engine/population.py) and has
     a double backward on every device (cuDNN's has none)."""
     gates = F.linear(x, cell.weight_ih, cell.bias_ih) + F.linear(h, cell.weight_hh, cell.bias_hh)
     i, f, g, o = gates.chunk(4, dim=-1)
@@ -125,7 +125,7 @@ class LSTMTeacher(Teacher):
 
     @classmethod
     def around(cls, base: list[Tensor], family: str = "dln", **hparams: Any) -> LSTMTeacher:
-        """A teacher of the base loss parameters `base` (a DLN's `phi_0`, l2t.base_loss)."""
+        """A teacher of the base loss parameters `base` (a DLN's `phi_0`, l2t.losses.base_loss)."""
         if family != "dln":
             raise ValueError("the lstm teacher sets a dynamic loss network; use loss.family=dln")
         teacher = cls([tuple(p.shape) for p in base], **hparams).to(base[0].device)
@@ -175,7 +175,7 @@ class LSTMTeacher(Teacher):
         new_state: TeacherState = {}
         x = features
         for i, cell in enumerate(self.cells):
-            h, c = _lstm_cell(cast(nn.LSTMCell, cell), x, state[f"h{i}"], state[f"c{i}"])
+            h, c = lstm_cell(cast(nn.LSTMCell, cell), x, state[f"h{i}"], state[f"c{i}"])
             new_state[f"h{i}"], new_state[f"c{i}"] = h, c
             x = h
         out = torch.tanh(self.head(x).squeeze(1))
@@ -193,9 +193,3 @@ class LSTMTeacher(Teacher):
             )
             phi = torch.cat([phi, torch.sigmoid(logit)])
         return phi, {**new_state, "phi": phi}
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])

@@ -4,7 +4,7 @@ is trained by reverse-mode differentiation through the student's (unrolled) upda
 With `loss.family=parametric` (its natural setting) it outputs the four coefficients of a
 mixture of classic losses; with `dln` it outputs bounded offsets of all DLN weights. As a
 policy (docs/design.md §3) it is the pure `propose(theta, state, obs)`, so every estimator
-can train it, and frozen it trains students on the same path (l2t/teaching.py); it
+can train it, and frozen it trains students on the same path (l2t/engine/teaching.py); it
 observes the student state only (first order under ES and PES).
 """
 
@@ -17,10 +17,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
-from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.parametric_loss import BASE_COEFFICIENTS
-from l2t.student_state import FEATURE_NAMES
-from l2t.task import params_from_action
+from l2t.engine.lifetime import Observation, TeacherState, Theta
+from l2t.engine.student_state import FEATURE_NAMES
+from l2t.engine.task import params_from_action
+from l2t.losses.parametric import BASE_COEFFICIENTS
 
 
 class MLPTeacher(Teacher):
@@ -70,7 +70,7 @@ class MLPTeacher(Teacher):
         return torch.tanh(self.net(student_state))
 
     def params_from_action(self, action: Tensor) -> list[Tensor]:
-        """The env's mapping (`l2t.task.params_from_action`) around this teacher's base."""
+        """The env's mapping (`l2t.engine.task.params_from_action`) around this teacher's base."""
         sizes = [torch.Size(s).numel() for s in self.phi_shapes]
         base = [c.view(s) for c, s in zip(self.base_phi.split(sizes), self.phi_shapes)]
         return params_from_action(self.family, base, self.beta, action)
@@ -83,9 +83,3 @@ class MLPTeacher(Teacher):
 
     def base_params(self) -> list[Tensor]:
         return self.params_from_action(torch.zeros_like(self.base_phi))
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])

@@ -20,11 +20,12 @@ from torch import Tensor, nn
 from agents.base import Teacher
 from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
-from l2t.teaching import EpisodeResult
+from l2t.engine.teaching import EpisodeResult
 
 
 class ReinforceTeacher(Teacher):
     kind = "reinforce"
+    optimizer: torch.optim.Optimizer  # set in __init__: REINFORCE steps it every teacher step
     baseline: Tensor
 
     def __init__(
@@ -179,9 +180,3 @@ class ReinforceTeacher(Teacher):
         ]
         self.obs = None if state["obs"] is None else state["obs"].numpy()
         self.params = None if state["params"] is None else list(state["params"])
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])

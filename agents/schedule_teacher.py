@@ -7,8 +7,8 @@ import torch
 from torch import Tensor
 
 from agents.base import Teacher
-from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.schedule import Schedule
+from l2t.engine.lifetime import Observation, TeacherState, Theta
+from l2t.engine.schedule import Schedule
 
 
 class ScheduleTeacher(Teacher):

@@ -1,7 +1,7 @@
 """One student's lifetime through the environment, for agents that act in it (the REINFORCE
 teacher, any gymnasium agent): reset, a step per teacher step, the val (and test) accuracy
 every `eval_every` student steps. Policies (agents with `propose`) train their students on
-the lifetime path instead (l2t/teaching.py)."""
+the lifetime path instead (l2t/engine/teaching.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from torch import Tensor
 
 from envs.student_training import StudentTrainingEnv
-from l2t import progress, threads
-from l2t.teaching import EpisodeResult, accuracy_of
+from l2t.engine.teaching import EpisodeResult, accuracy_of
+from l2t.io import progress, threads
 
 StepFn = Callable[[StudentTrainingEnv], dict[str, float] | None]
 

@@ -1,6 +1,6 @@
 """Student training as a gymnasium environment: one env step is one teacher step.
 
-A thin adapter over `l2t.task.Task` and `l2t.lifetime` (docs/design.md §3) for RL code
+A thin adapter over `l2t.engine.task.Task` and `l2t.engine.lifetime` (docs/design.md §3) for RL code
 (the REINFORCE teacher, any gymnasium agent): a step is `lifetime.advance` of a policy
 whose parameters are the action, so an env student trains exactly as a student of every
 other path does (the same data, SGD, divergence guard). Nothing in `l2t/` imports it.
@@ -9,13 +9,13 @@ A step trains the student for K = `unroll.steps` updates under the loss the acti
 The loss comes from one of two families (`loss.family`):
 - `dln`: the dynamic loss network; the loss parameters are its weights `phi`, and an
   action `a` in [-1, 1]^n sets `phi = phi_0 + teacher.beta * a` (a bounded offset);
-- `parametric`: four coefficients of a mixture of classic losses (`l2t.parametric_loss`);
+- `parametric`: four coefficients of a mixture of classic losses (`l2t.losses.parametric`);
   `a` in [-1, 1]^4 sets `max([1, 0, 0, 0] + a, 0)` (cross-entropy at a = 0).
 `reset(seed=s)` gives the student of seed `s` — the same initialization and batches an
 estimator's or `l2t compare`'s student of seed `s` gets.
 
 Observation (a flat `Box`): the student features every teacher observes
-(`l2t.student_state.features`: `[progress, train loss / log C, val loss / log C, val
+(`l2t.engine.student_state.features`: `[progress, train loss / log C, val loss / log C, val
 accuracy, log(1 + update norm)]`), then, with `observe_loss_state` (default), the loss
 state, statistics of the validation gradient g w.r.t. the loss parameters through the
 step's K student updates (a second-order unroll, as every teacher observing g has it):
@@ -38,13 +38,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from l2t.base_loss import base_loss_params
 from l2t.config import Config, from_dict
-from l2t.data import load_splits
-from l2t.device import resolve_device
-from l2t.lifetime import Lifetime, Observation, TeacherState, Theta, advance, start
-from l2t.splits import Splits
-from l2t.student_state import (
+from l2t.data.datasets import load_splits
+from l2t.data.splits import Splits
+from l2t.engine.lifetime import Lifetime, Observation, TeacherState, Theta, advance, start
+from l2t.engine.student_state import (
     FEATURE_HIGH,
     FEATURE_NAMES,
     LossFn,
@@ -52,8 +50,10 @@ from l2t.student_state import (
     state_from_dict,
     state_to_dict,
 )
-from l2t.students import build_student
-from l2t.task import Task, params_from_action
+from l2t.engine.students import build_student
+from l2t.engine.task import Task, params_from_action
+from l2t.io.device import resolve_device
+from l2t.losses.base_loss import base_loss_params
 
 LOSS_STATE_NAMES = ("g_mean_over_rms", "g_log10_rms", "g_frac_positive", "g_log10_max")
 _STATE_LOW = np.zeros(len(FEATURE_NAMES), dtype=np.float32)
@@ -65,7 +65,7 @@ _VAL_ACC = FEATURE_NAMES.index("val_acc")
 
 class ActionPolicy:
     """The `lifetime.Policy` the env drives: its parameters are the action, `{"action": a}`,
-    mapped to loss parameters by `l2t.task.params_from_action` around the base `phi_0`."""
+    mapped to loss parameters by `l2t.engine.task.params_from_action` around the base `phi_0`."""
 
     teacher_set = True  # an action's loss is judged broken by the validation loss too
 
@@ -149,7 +149,7 @@ class StudentTrainingEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """A fresh student: `seed` is the student's seed (its initialization and every
-        batch, as in `l2t.task.Task`), so an env student and an estimator's student of the
+        batch, as in `l2t.engine.task.Task`), so an env student and an estimator's student of the
         same seed are the same; without a seed one is drawn from the env's generator."""
         super().reset(seed=seed)
         student_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))

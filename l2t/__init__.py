@@ -6,7 +6,10 @@ Python API, mirroring the CLI: `l2t.load_config(...)`, `l2t.train_teacher(cfg)`,
 
 from typing import Any
 
+from l2t import _moved
 from l2t.config import Config, ConfigError, load_config
+
+_moved.install()
 
 __all__ = ["Config", "ConfigError", "LearnedLoss", "load_config", "train_teacher"]
 
@@ -15,7 +18,7 @@ def __getattr__(name: str) -> Any:
     """`l2t.train_teacher` and `l2t.LearnedLoss` on first use: importing l2t (as envs
     does) stays light."""
     if name == "train_teacher":
-        from l2t.training import train_teacher
+        from l2t.commands.training import train_teacher
 
         return train_teacher
     if name == "LearnedLoss":

@@ -3,7 +3,7 @@
 import os
 import sys
 
-from l2t.cli import main
+from l2t.commands.cli import main
 
 code = main()
 if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from l2t.seeds import MAX_RUN_SEED
+from l2t.engine.seeds import MAX_RUN_SEED
 
 
 class ConfigError(ValueError):
@@ -54,10 +54,10 @@ class LossNetConfig:
         "auto", "auto", "ce", "label_smoothing", "sce", "gce", "kd", "base_dln"
     )  # composite: the point the teacher starts at (auto: the best on validation)
     ranges: str = "log_scale=0.5,ce=0.5,rce=0.5,smoothing=0.1,reweight=2"  # composite: how
-    # far the teacher moves each control from the base point (l2t/composite_loss.py)
+    # far the teacher moves each control from the base point (l2t/losses/composite.py)
     init: str = _choice(
         "pairwise_logistic", "pairwise_logistic", "pairwise_sce", "random"
-    )  # the pair loss the DLN starts as (l2t/loss_network.py PAIR_LOSSES), or random
+    )  # the pair loss the DLN starts as (l2t/losses/dln.py PAIR_LOSSES), or random
     init_steps: int = 1000  # Adam steps fitting the DLN to its initial loss
 
 
@@ -75,7 +75,7 @@ class TeacherConfig:
     bptt: int = 1  # teacher steps per truncated backprop through the LSTM state
     fixed_loss: str = _choice(
         "ce", "ce", "label_smoothing", "focal", "gce", "sce", "bootstrap", "kd", "base_dln"
-    )  # agent=fixed: the loss it keeps (l2t/fixed_losses.py)
+    )  # agent=fixed: the loss it keeps (l2t/losses/fixed.py)
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
     observe: str = _choice(
         "state", "state", "grad"

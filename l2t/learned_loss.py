@@ -12,7 +12,7 @@ and the step size it tracks itself (the mean of the losses it returned; the para
 movement when `observe(..., model=model)` is given), and the validation loss and accuracy
 the caller reports with `observe`. With the same model, data and plain SGD it trains the
 same student as `l2t teach` (a test). Targets are hard labels (B,), or, for a run that
-distilled, `l2t.labels.pack(labels, model_logits)` (B, 1 + C): the soft labels' form.
+distilled, `l2t.losses.labels.pack(labels, model_logits)` (B, 1 + C): the soft labels' form.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from agents import Teacher
-from l2t.applying import MODES, load_teacher, run_config
+from l2t.commands.applying import MODES, load_teacher, run_config
 from l2t.config import ConfigError
-from l2t.lifetime import Observation, TeacherState
-from l2t.student_state import FEATURE_NAMES, StudentState, features
-from l2t.task import CompositeLoss, composite_of, loss_fn
+from l2t.engine.lifetime import Observation, TeacherState
+from l2t.engine.student_state import FEATURE_NAMES, StudentState, features
+from l2t.engine.task import CompositeLoss, composite_of, loss_fn
 
 
 class LearnedLoss(nn.Module):

@@ -2,7 +2,7 @@
 
 import sys
 
-from l2t.cli import main
+from l2t.commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

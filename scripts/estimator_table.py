@@ -16,7 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from l2t.compare import BASELINES, format_paired, paired_stats, win_rule
+from l2t.commands.compare import BASELINES, format_paired, paired_stats, win_rule
 
 
 def main(args: list[str]) -> None:

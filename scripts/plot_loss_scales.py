@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from agents import LSTMTeacher, Teacher
-from l2t.plots import plot_loss_scale
-from l2t.schedule import Schedule
+from l2t.engine.schedule import Schedule
+from l2t.io.plots import plot_loss_scale
 
 
 def main(out: str, runs: list[str]) -> None:

@@ -21,16 +21,16 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-import l2t.lifetime as lifetime_module
-import l2t.task as task_module
+import l2t.engine.lifetime as lifetime_module
+import l2t.engine.task as task_module
 from agents import LSTMTeacher
-from l2t.base_loss import base_loss_params
 from l2t.config import load_config
-from l2t.data import load_splits
-from l2t.device import resolve_device
-from l2t.lifetime import Lifetime, advance, start
-from l2t.task import Task
-from l2t.threads import configure
+from l2t.data.datasets import load_splits
+from l2t.engine.lifetime import Lifetime, advance, start
+from l2t.engine.task import Task
+from l2t.io.device import resolve_device
+from l2t.io.threads import configure
+from l2t.losses.base_loss import base_loss_params
 
 RANGES = {
     "teacher": "teacher (LSTM) forward",

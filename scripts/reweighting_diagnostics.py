@@ -20,14 +20,14 @@ import sys
 import torch
 from torch.func import functional_call
 
-from l2t.base_loss import base_loss_params
 from l2t.config import load_config
-from l2t.data import load_splits
-from l2t.reweighting import l2rw_weights
-from l2t.student_state import StudentState, sgd_update
-from l2t.task import Task
-from l2t.teaching import accuracy_of
-from l2t.threads import configure
+from l2t.data.datasets import load_splits
+from l2t.engine.student_state import StudentState, sgd_update
+from l2t.engine.task import Task
+from l2t.engine.teaching import accuracy_of
+from l2t.io.threads import configure
+from l2t.losses.base_loss import base_loss_params
+from l2t.methods.reweighting import l2rw_weights
 
 EVERY = 500
 

@@ -16,12 +16,12 @@ import time
 
 import torch
 
-from l2t.base_loss import base_loss_params
 from l2t.config import load_config
-from l2t.data import load_splits
-from l2t.student_state import validate
-from l2t.task import Task
-from l2t.threads import configure
+from l2t.data.datasets import load_splits
+from l2t.engine.student_state import validate
+from l2t.engine.task import Task
+from l2t.io.threads import configure
+from l2t.losses.base_loss import base_loss_params
 
 SIZES = (50, 100, 200, 500)
 DRAWS = 8

@@ -9,7 +9,7 @@ from l2t.config import Config, from_dict
 def _deterministic(monkeypatch) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what l2t.threads honours in auto mode
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what l2t.io.threads honours in auto mode
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from pathlib import Path
 from typing import Any
 
+from l2t.commands.training import train_teacher
 from l2t.config import from_dict
-from l2t.training import train_teacher
 
 
 def trained_run(out: Path, **teacher: Any) -> Path:

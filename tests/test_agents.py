@@ -7,10 +7,10 @@ import torch
 
 from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher, Teacher
 from envs.student_training import StudentTrainingEnv
-from l2t.cli import main
+from l2t.commands.cli import main
 from l2t.config import from_dict
-from l2t.lifetime import advance, start
-from l2t.teaching import run_student
+from l2t.engine.lifetime import advance, start
+from l2t.engine.teaching import run_student
 
 
 class TargetBandit(gym.Env):

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from runs import trained_run
 
-import l2t.task
-from l2t.cli import main
-from l2t.compare import METHODS
-from l2t.distill import DISTILL_METHODS
-from l2t.tracking import read_metrics
+import l2t.engine.task
+from l2t.commands.cli import main
+from l2t.commands.compare import METHODS
+from l2t.data.distill import DISTILL_METHODS
+from l2t.io.tracking import read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,14 @@ def run_dir(tmp_path_factory) -> Path:
 def unroll_calls(monkeypatch) -> list[int]:
     """Counts second-order unrolls (the real function still runs)."""
     calls: list[int] = []
-    real = l2t.task.unroll
+    real = l2t.engine.task.unroll
 
     def counting(*args, **kwargs):
         if kwargs.get("create_graph") or (len(args) > 6 and args[6]):
             calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(l2t.task, "unroll", counting)
+    monkeypatch.setattr(l2t.engine.task, "unroll", counting)
     return calls
 
 
@@ -100,7 +100,7 @@ def test_teacher_pt_alone_is_enough_to_teach(run_dir, tmp_path):
 
 def test_a_frozen_teacher_gives_the_same_student_on_every_path(run_dir, tmp_path):
     """Training's final evaluation, `teach` (online and schedule) and `compare`'s first seed
-    train the student of one seed on one engine (l2t/teaching.py): the same curves."""
+    train the student of one seed on one engine (l2t/engine/teaching.py): the same curves."""
     final = next(r for r in read_metrics(run_dir) if r.get("phase") == "final")
     curves = {}
     for mode in ("online", "schedule"):
@@ -153,7 +153,7 @@ def test_compare_writes_tables_and_plots(run_dir, tmp_path):
 
 
 def test_paired_statistics_by_hand():
-    from l2t.compare import paired_stats
+    from l2t.commands.compare import paired_stats
 
     mean, half, t = paired_stats([0.61, 0.63, 0.62], [0.60, 0.60, 0.60])
     # differences 0.01, 0.03, 0.02: sd 0.01, sem 0.01/sqrt(3), t_0.975(2) = 4.3027
@@ -166,9 +166,9 @@ def test_small_seed_counts_give_no_absurd_t_and_say_so():
     """Two equal paired differences have no spread: no t (not -1476395 nor -inf); the win
     rule follows the degrees of freedom (t_0.975(1) = 12.71 > 2.5) and says when too few
     seeds make every claim weak."""
-    from l2t.compare import MethodResult, paired_stats, results_table, win_rule
+    from l2t.commands.compare import MethodResult, paired_stats, results_table, win_rule
     from l2t.config import Config
-    from l2t.teaching import EpisodeResult
+    from l2t.engine.teaching import EpisodeResult
 
     mean, half, t = paired_stats([0.41, 0.43], [0.432, 0.452])  # -0.022 twice, float noise
     assert mean == pytest.approx(-0.022) and math.isnan(half) and math.isnan(t)

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 import torch
 
-from l2t.cli import main
+from l2t.commands.cli import main
 
 RUN_CONFIG = "steps: 20\nunroll: {steps: 5}\n"
 

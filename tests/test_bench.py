@@ -1,9 +1,9 @@
-from l2t.bench import saved_tensor_bytes
+from l2t.commands.bench import saved_tensor_bytes
 from l2t.config import from_dict
 
 
 def test_unroll_memory_grows_linearly_in_k():
-    from l2t.applying import make_task
+    from l2t.commands.applying import make_task
 
     cfg = from_dict({"steps": 40, "loss": {"init_steps": 10}})
     splits = make_task(cfg).splits
@@ -16,7 +16,7 @@ def test_unroll_memory_grows_linearly_in_k():
 def test_bench_writes_every_row_as_json(tmp_path, capsys):
     import json
 
-    from l2t.cli import main
+    from l2t.commands.cli import main
 
     out = tmp_path / "bench.json"
     tiny = ["steps=20", "unroll.steps=5", "loss.init_steps=10", "val_batch=50", "val_size=100"]
@@ -52,15 +52,15 @@ def test_bench_writes_every_row_as_json(tmp_path, capsys):
 
 
 def test_bench_refuses_an_out_that_is_not_a_json_file(tmp_path, capsys):
-    from l2t.cli import main
+    from l2t.commands.cli import main
 
     assert main(["bench", f"out={tmp_path}"]) == 2
     assert "out=FILE.json" in capsys.readouterr().err
 
 
 def test_bench_online_rows_use_the_configured_teacher():
-    from l2t.applying import make_task
-    from l2t.bench import online_teacher
+    from l2t.commands.applying import make_task
+    from l2t.commands.bench import online_teacher
 
     cfg = from_dict(
         {"steps": 20, "teacher": {"hidden": 7, "beta": 0.05}, "loss": {"init_steps": 10}}

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from l2t.cli import main
+from l2t.commands.cli import main
 
 
 def _overrides(cfg):
@@ -131,7 +131,7 @@ def test_existing_run_is_not_overwritten(tiny_cfg, capsys):
 
 
 def test_metrics_and_summaries_are_strict_json_with_null_for_non_finite_values(tiny_cfg):
-    from l2t.tracking import Tracker
+    from l2t.io.tracking import Tracker
 
     run = Path(tiny_cfg.out)
     run.mkdir(parents=True)

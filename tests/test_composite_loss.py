@@ -1,5 +1,5 @@
 """The composite loss family contains the fixed losses as points, and its teacher starts
-exactly there (l2t/composite_loss.py, agents/control_teacher.py)."""
+exactly there (l2t/losses/composite.py, agents/control_teacher.py)."""
 
 import json
 import math
@@ -10,9 +10,13 @@ import torch
 from precision import as_float64
 
 from agents import ControlTeacher, FixedLossTeacher
-from l2t.applying import make_task
-from l2t.base_loss import base_loss_params
-from l2t.composite_loss import (
+from l2t.commands.applying import make_task
+from l2t.config import ConfigError, from_dict
+from l2t.data.distill import kd_loss
+from l2t.engine.lifetime import Observation, advance, start
+from l2t.engine.teaching import run_student
+from l2t.losses.base_loss import base_loss_params
+from l2t.losses.composite import (
     CONTROLS,
     REWEIGHT,
     WEIGHT_HIDDEN,
@@ -23,13 +27,9 @@ from l2t.composite_loss import (
     parse_ranges,
     point,
 )
-from l2t.config import ConfigError, from_dict
-from l2t.distill import kd_loss
-from l2t.fixed_losses import fixed_loss
-from l2t.labels import pack
-from l2t.lifetime import Observation, advance, start
-from l2t.loss_network import DynamicLossNetwork, dln_loss
-from l2t.teaching import run_student
+from l2t.losses.dln import DynamicLossNetwork, dln_loss
+from l2t.losses.fixed import fixed_loss
+from l2t.losses.labels import pack
 
 B, C = 32, 10
 
@@ -183,7 +183,7 @@ def test_a_scale_following_the_cosine_is_the_cosine_learning_rate(float64):
 
 
 def test_a_composite_run_compares_its_base_its_untrained_teacher_and_reweighting(tmp_path):
-    from l2t.cli import main
+    from l2t.commands.cli import main
 
     run, out = tmp_path / "run", tmp_path / "cmp"
     tiny = ["steps=30", "eval_every=15", "episodes=1", "select_students=1", "val_batch=50"]
@@ -205,8 +205,8 @@ def test_students_vmap_cannot_batch_are_refused_before_the_base_point_grid(
 ):
     """The base point's grid trains 80 students first: a config the estimator will refuse
     is refused before them, not after."""
-    from l2t import training
-    from l2t.cli import main
+    from l2t.commands import training
+    from l2t.commands.cli import main
 
     def grid_ran(*args):
         raise AssertionError("the base point was chosen before the refusal")

@@ -84,7 +84,7 @@ def test_unknown_key_names_the_closest_and_where_all_are_listed():
 
 def test_python_api_mirrors_the_cli():
     import l2t
-    from l2t.training import train_teacher
+    from l2t.commands.training import train_teacher
 
     assert l2t.train_teacher is train_teacher
     assert isinstance(l2t.load_config(None, ["steps=30"]), l2t.Config)
@@ -93,7 +93,7 @@ def test_python_api_mirrors_the_cli():
 
 
 def test_help_lists_every_key_with_default_and_comment(capsys):
-    from l2t.cli import main
+    from l2t.commands.cli import main
     from l2t.config import allowed_keys, describe_keys
 
     with pytest.raises(SystemExit):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from l2t.commands.sweep import load_sweep
 from l2t.config import ConfigError, load_config
-from l2t.data import load_data
-from l2t.students import STUDENTS, build_student
-from l2t.sweep import load_sweep
+from l2t.data.datasets import load_data
+from l2t.engine.students import STUDENTS, build_student
 
 
 def test_mnist1d_is_generated_locally_with_published_sizes_and_seeded_splits():

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from l2t.cli import main
-from l2t.distill import kd_loss
-from l2t.labels import labels_of, pack, soft_labels
-from l2t.loss_network import DynamicLossNetwork, dln_loss, pair_features
+from l2t.commands.cli import main
+from l2t.data.distill import kd_loss
+from l2t.losses.dln import DynamicLossNetwork, dln_loss, pair_features
+from l2t.losses.labels import labels_of, pack, soft_labels
 
 TINY = ["steps=40", "eval_every=20", "loss.init_steps=20", "unroll.steps=5", "val_batch=100"]
 
@@ -65,14 +65,14 @@ def test_the_base_dln_fits_the_pairwise_distillation_loss():
     p = torch.sigmoid(z)
     features = torch.stack([p[:, 0], p[:, 1], q[:, 0], q[:, 1]], dim=-1)
     expected = q[:, 0] * F.softplus(z[:, 1] - z[:, 0]) + q[:, 1] * F.softplus(z[:, 0] - z[:, 1])
-    from l2t.loss_network import dln_apply
+    from l2t.losses.dln import dln_apply
 
     assert torch.allclose(dln_apply(network.phi, features).detach(), expected, atol=0.1)
 
 
 def test_a_teacher_that_sets_the_mix_starts_at_distill_mix_and_its_gradient_reaches_it():
     from agents import LSTMTeacher
-    from l2t.lifetime import Observation
+    from l2t.engine.lifetime import Observation
 
     torch.manual_seed(0)
     weights = [w.detach().double() for w in DynamicLossNetwork(hidden=8, layers=2).phi]
@@ -156,8 +156,8 @@ def test_the_tuned_base_dln_is_the_base_dln_at_the_mix_and_temperature_it_chose(
 
 def test_a_teacher_learns_the_mix_over_training_and_its_schedule_replays_it(model_path, tmp_path):
     from agents import Teacher
-    from l2t.lifetime import Observation
-    from l2t.schedule import Schedule
+    from l2t.engine.lifetime import Observation
+    from l2t.engine.schedule import Schedule
 
     run = tmp_path / "run"
     args = ["train-teacher", f"distill.model={model_path}", "teacher.mix_range=3", "episodes=2"]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from l2t.checkpoint import load_checkpoint
-from l2t.cli import main
+from l2t.commands.cli import main
+from l2t.io.checkpoint import load_checkpoint
 
 RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=3", "val_batch=100"]
 RUN += ["unroll.steps=5", "loss.init_steps=20", "progress=false"]

@@ -141,7 +141,7 @@ def test_a_teacher_set_loss_that_breaks_the_student_is_retaken_under_the_base_lo
     import torch
 
     from agents.fixed_loss import FixedLossTeacher
-    from l2t.lifetime import advance, start
+    from l2t.engine.lifetime import advance, start
 
     def env_at_start():
         cfg = {**TINY, "optim": {"lr": 50.0}, "observe_loss_state": observe_loss_state}

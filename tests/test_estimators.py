@@ -31,7 +31,7 @@ def _train(name: str, cfg: EstimatorSettings, updates: int = 8) -> float:
 
 def test_the_toy_task_has_a_short_horizon_bias():
     """The premise of the next test: the final loss is lowest at a larger loss scale."""
-    from l2t.lifetime import advance, start
+    from l2t.engine.lifetime import advance, start
 
     task, policy = quadratic_task(steps=200), LossScalePolicy()
 
@@ -113,12 +113,12 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
     """With the teacher observing dL_val/dphi, greedy reuses that gradient and chains it to
     theta through the teacher alone; the result is the gradient of two full passes (float64:
     the two sum in different orders)."""
-    from l2t.base_loss import base_loss_params
+    from l2t.commands.training import make_estimator, make_teacher
     from l2t.config import from_dict
-    from l2t.data import load_splits
+    from l2t.data.datasets import load_splits
+    from l2t.engine.task import Task
     from l2t.estimators.greedy import Greedy
-    from l2t.task import Task
-    from l2t.training import make_estimator, make_teacher
+    from l2t.losses.base_loss import base_loss_params
 
     class TwoPasses(Greedy):
         chain = False  # type: ignore[assignment]
@@ -168,12 +168,12 @@ def test_antithetic_with_a_sigma_per_element_is_unbiased_on_a_linear_objective(f
 def test_a_sigma_per_control_scales_the_rows_that_set_it():
     """`estimator.sigma_controls`: the control teacher's head rows of a named control are
     perturbed at its sigma (the same draw, rescaled), every other parameter at `sigma`."""
-    from l2t.base_loss import base_loss_params
-    from l2t.composite_loss import control_rows, parse_ranges
+    from l2t.commands.training import make_estimator, make_teacher
     from l2t.config import from_dict
-    from l2t.data import load_splits
-    from l2t.task import Task
-    from l2t.training import make_estimator, make_teacher
+    from l2t.data.datasets import load_splits
+    from l2t.engine.task import Task
+    from l2t.losses.base_loss import base_loss_params
+    from l2t.losses.composite import control_rows, parse_ranges
 
     changes = {"loss": {"family": "composite", "base": "ce"}, "teacher": {"agent": "control"}}
     changes["estimator"] = {"kind": "pes", "population": 2, "sigma": 0.01}

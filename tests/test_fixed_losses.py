@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from l2t.compare import early_stopped
-from l2t.fixed_losses import LOSSES, generalized_ce, soft_bootstrap, symmetric_ce
-from l2t.teaching import EpisodeResult
+from l2t.commands.compare import early_stopped
+from l2t.engine.teaching import EpisodeResult
+from l2t.losses.fixed import LOSSES, generalized_ce, soft_bootstrap, symmetric_ce
 
 
 def _batch(seed: int = 0):

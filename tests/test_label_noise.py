@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from l2t.cli import main
-from l2t.data import corrupt_labels, load_data
+from l2t.commands.cli import main
+from l2t.data.datasets import corrupt_labels, load_data
 
 
 @pytest.mark.parametrize("kind", ["symmetric", "pairflip"])

@@ -11,12 +11,12 @@ from runs import trained_run
 from torch.func import functional_call
 
 import l2t
-from l2t.applying import load_teacher, make_task, run_config
-from l2t.cli import main
+from l2t.commands.applying import load_teacher, make_task, run_config
+from l2t.commands.cli import main
 from l2t.config import ConfigError
-from l2t.lifetime import advance, start
-from l2t.seeds import student_seed
-from l2t.student_state import validate
+from l2t.engine.lifetime import advance, start
+from l2t.engine.seeds import student_seed
+from l2t.engine.student_state import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def _by_hand(run, mode):
 
 
 def _taught(run, mode):
-    """The final student of `teach`'s seed on l2t's own path (l2t/teaching.py's engine)."""
+    """The final student of `teach`'s seed on l2t's own path (l2t/engine/teaching.py's engine)."""
     cfg = run_config(run, {})
     task = make_task(cfg)
     teacher = load_teacher(run, mode, cfg, torch.device("cpu"))

@@ -6,11 +6,11 @@ import gc
 import pytest
 import torch
 
-from l2t.base_loss import base_loss_params
+from l2t.commands.training import make_estimator, make_teacher
 from l2t.config import from_dict
-from l2t.data import load_splits
-from l2t.task import Task
-from l2t.training import make_estimator, make_teacher
+from l2t.data.datasets import load_splits
+from l2t.engine.task import Task
+from l2t.losses.base_loss import base_loss_params
 
 
 def _live_tensors() -> int:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from l2t.loss_network import DynamicLossNetwork, dln_loss, pairwise_logistic_loss
+from l2t.losses.dln import DynamicLossNetwork, dln_loss, pairwise_logistic_loss
 
 
 @pytest.mark.parametrize("classes", [2, 10, 100])
@@ -43,7 +43,7 @@ def test_pair_sum_matches_the_pair_formula():
 
 
 def test_gradient_scale_reads_a_rescaled_loss():
-    from l2t.loss_network import gradient_scale
+    from l2t.losses.dln import gradient_scale
 
     phi = [w.detach() for w in DynamicLossNetwork(hidden=8, layers=2).phi]
     doubled = [*phi[:-1], 2.0 * phi[-1]]  # the loss is linear in its last layer's weights
@@ -71,8 +71,8 @@ def test_a_dln_started_as_pairwise_sce_gives_up_on_confidently_wrong_pairs():
 def test_the_folded_non_target_form_equals_the_four_feature_form(soft):
     """dln_loss (two features, constant slots folded into the first layer, non-target pairs
     only) is the four-feature DLN summed over non-target pairs: same loss, same gradients."""
-    from l2t.labels import pack
-    from l2t.loss_network import dln_apply, pair_features
+    from l2t.losses.dln import dln_apply, pair_features
+    from l2t.losses.labels import pack
 
     torch.manual_seed(3)
     phi = [w.detach().double().requires_grad_() for w in DynamicLossNetwork(12, 3).phi]

@@ -1,4 +1,4 @@
-"""A population advanced together with vmap (l2t/population.py) computes what one student at
+"""A population advanced together with vmap (l2t/engine/population.py) computes what one student at
 a time does: the step, the guard against a broken student, and the PES and ES estimates
 built on it.
 
@@ -13,14 +13,14 @@ import pytest
 import torch
 from precision import as_float64
 
-from l2t.base_loss import base_loss_params
-from l2t.data import load_splits
+from l2t.commands.training import make_teacher
+from l2t.data.datasets import load_splits
+from l2t.engine.lifetime import advance, start
+from l2t.engine.population import advance_together
+from l2t.engine.seeds import student_index
+from l2t.engine.task import Task
 from l2t.estimators import ESTIMATORS, EstimatorSettings
-from l2t.lifetime import advance, start
-from l2t.population import advance_together
-from l2t.seeds import student_index
-from l2t.task import Task
-from l2t.training import make_teacher
+from l2t.losses.base_loss import base_loss_params
 
 
 def _setup(cfg, **teacher):

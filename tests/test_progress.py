@@ -5,8 +5,8 @@ from typing import ClassVar
 
 import pytest
 
-from l2t import progress
-from l2t.cli import main
+from l2t.commands.cli import main
+from l2t.io import progress
 
 TINY = ["steps=20", "eval_every=10", "episodes=1", "select_students=1", "val_batch=100"]
 TINY += ["unroll.steps=5", "estimator.population=2", "estimator.horizon=2", "loss.init_steps=20"]
@@ -57,8 +57,8 @@ def test_a_sweep_shows_one_bar_over_its_trials(tmp_path, bars, grid_sweep, monke
 def test_a_log_gets_plain_progress_lines_and_the_run_directory_first(tmp_path, monkeypatch, capsys):
     """With stderr not a terminal (a log, nohup, CI) the phases print plain lines as they go;
     the run directory is named before the work starts, and `started` (runs/latest) too."""
+    from l2t.commands.training import train_teacher
     from l2t.config import from_dict
-    from l2t.training import train_teacher
 
     monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
     seen = []

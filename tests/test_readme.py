@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from l2t.cli import main
+from l2t.commands.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["steps=30", "eval_every=15", "episodes=1", "select_students=1", "val_batch=100"]

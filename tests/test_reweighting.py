@@ -1,4 +1,4 @@
-"""Online reweighting with the trusted set (l2t/reweighting.py): the lookahead's gradient
+"""Online reweighting with the trusted set (l2t/methods/reweighting.py): the lookahead's gradient
 in the per-sample weights is the finite difference of the validation loss after one
 virtual step (float64), and students trained with MW-Net and L2RW learn."""
 
@@ -8,14 +8,14 @@ from precision import as_float64
 from torch.func import functional_call
 
 from agents import FixedLossTeacher
-from l2t import reweighting
-from l2t.applying import make_task
-from l2t.base_loss import base_loss_params
-from l2t.composite_loss import parse_ranges
+from l2t.commands.applying import make_task
 from l2t.config import from_dict
-from l2t.data import load_splits
-from l2t.reweighting import BasePoint, cross_entropy, lookahead, reweighted_student
-from l2t.teaching import run_student
+from l2t.data.datasets import load_splits
+from l2t.engine.teaching import run_student
+from l2t.losses.base_loss import base_loss_params
+from l2t.losses.composite import parse_ranges
+from l2t.methods import reweighting
+from l2t.methods.reweighting import BasePoint, cross_entropy, lookahead, reweighted_student
 
 
 def test_the_lookahead_gradient_in_the_sample_weights_is_the_finite_difference(float64):

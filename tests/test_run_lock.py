@@ -1,5 +1,5 @@
-"""One writer per run directory, and writes that fail loudly (l2t/run_lock.py,
-l2t/checkpoint.py): a second writer is refused and changes nothing; a lock whose process
+"""One writer per run directory, and writes that fail loudly (l2t/io/run_lock.py,
+l2t/io/checkpoint.py): a second writer is refused and changes nothing; a lock whose process
 died is taken over; a failed write leaves the last checkpoint intact and says so."""
 
 import errno
@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from l2t import checkpoint
-from l2t.cli import main
+from l2t.commands.cli import main
+from l2t.io import checkpoint
 
 RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=1", "val_batch=100"]
 RUN += ["unroll.steps=5", "loss.init_steps=20", "estimator.population=1", "estimator.horizon=2"]

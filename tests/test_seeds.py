@@ -4,9 +4,9 @@ tuning, distillation models) in runs of seeds 0..20 has a seed of its own."""
 import pytest
 import torch
 
-from l2t.cli import main
-from l2t.seeds import INDEX_BITS, ROLES, student_seed
-from l2t.task import Task
+from l2t.commands.cli import main
+from l2t.engine.seeds import INDEX_BITS, ROLES, student_seed
+from l2t.engine.task import Task
 
 
 def test_runs_with_seeds_0_to_20_share_no_student():
@@ -51,7 +51,7 @@ def test_every_student_a_run_and_its_comparison_train_is_named_by_the_scheme(
 def test_a_batch_is_the_training_samples_its_indices_name():
     """`Task.train_indices` names the samples of `Task.batches` (the reweighting
     diagnostics find the noisy labels in a batch by them)."""
-    from l2t.applying import make_task
+    from l2t.commands.applying import make_task
     from l2t.config import from_dict
 
     task = make_task(from_dict({"steps": 40, "unroll": {"steps": 15}}))

@@ -1,14 +1,14 @@
 """Selection keeps a trained teacher only when a one-sided paired test says it beats the
-untrained one (l2t/selection.py, docs/design.md §5)."""
+untrained one (l2t/engine/selection.py, docs/design.md §5)."""
 
 import json
 import math
 
 import pytest
 
+from l2t.commands.training import train_teacher
 from l2t.config import from_dict
-from l2t.selection import judge, paired_p
-from l2t.training import train_teacher
+from l2t.engine.selection import judge, paired_p
 
 
 def _run(out, level):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from l2t.cli import main
+from l2t.commands.cli import main
 
 RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=1", "val_batch=100"]
 RUN += ["unroll.steps=5", "loss.init_steps=20", "estimator.population=1", "estimator.horizon=2"]
@@ -36,7 +36,7 @@ def _wait_for(path, proc, timeout=120.0):
 
 
 def _saved_update(path):
-    from l2t.checkpoint import load_checkpoint
+    from l2t.io.checkpoint import load_checkpoint
 
     if not path.exists():
         return None
@@ -110,7 +110,7 @@ TEACHERS = {  # each estimator, and the agent that learns inside the env (one st
 def test_a_stop_after_any_update_resumes_byte_identical(tmp_path, monkeypatch, capsys, teacher):
     """A stop at the end of the third teacher update of episode 0 (the first for es, whose
     update is a whole lifetime): the checkpoint there holds everything to go on exactly."""
-    from l2t import stopping
+    from l2t.io import stopping
 
     args = [*RUN, *TEACHERS[teacher], "checkpoint_every=0"]
     reference = tmp_path / "reference"
@@ -144,7 +144,7 @@ def test_an_injected_divergent_loss_is_rolled_back_counted_and_never_saved(
     import torch
 
     from agents import LSTMTeacher, Teacher
-    from l2t.checkpoint import load_checkpoint
+    from l2t.io.checkpoint import load_checkpoint
 
     original, calls = LSTMTeacher.loss_fn, [0]
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from l2t.loss_network import DynamicLossNetwork, dln_loss
-from l2t.student_state import SGD, state_of, unroll, validate
-from l2t.students import build_student
+from l2t.engine.student_state import SGD, state_of, unroll, validate
+from l2t.engine.students import build_student
+from l2t.losses.dln import DynamicLossNetwork, dln_loss
 
 
 def test_unroll_reproduces_torch_sgd_with_batchnorm_and_momentum():

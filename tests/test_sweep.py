@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 import yaml
 
-from l2t.cli import main
-from l2t.sweep import load_sweep, random_trials
-from l2t.tracking import wait_for_wandb_file
+from l2t.commands.cli import main
+from l2t.commands.sweep import load_sweep, random_trials
+from l2t.io.tracking import wait_for_wandb_file
 
 
 def wandb_offline_summary(run_dir: Path) -> dict[str, Any]:

@@ -5,13 +5,13 @@ import torch
 
 from agents import LSTMTeacher, Teacher
 from agents.lstm_teacher import preprocess_gradient
-from l2t.base_loss import base_loss_params
 from l2t.config import from_dict
-from l2t.data import load_splits
+from l2t.data.datasets import load_splits
+from l2t.engine.lifetime import advance, start
+from l2t.engine.task import Task
+from l2t.engine.teaching import run_student
 from l2t.estimators.online import _probed, teach_while_learning
-from l2t.lifetime import advance, start
-from l2t.task import Task
-from l2t.teaching import run_student
+from l2t.losses.base_loss import base_loss_params
 
 
 def test_gradient_preprocessing_follows_andrychowicz():
@@ -109,8 +109,8 @@ def test_a_loss_that_diverges_never_reaches_the_student_nor_the_teacher(tiny_cfg
 
 def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
     """In float64: scaling the last layer and scaling the loss round differently."""
-    from l2t.lifetime import Observation
-    from l2t.loss_network import dln_loss
+    from l2t.engine.lifetime import Observation
+    from l2t.losses.dln import dln_loss
 
     _, plain = _setup(tiny_cfg, {"observe": "state"})
     _, scaled = _setup(tiny_cfg, {"observe": "state", "scale": 2.0})
@@ -136,7 +136,7 @@ def test_the_scale_head_multiplies_the_whole_loss(tiny_cfg):
 def test_the_untrained_teacher_is_its_base_loss_bit_for_bit(tiny_cfg):
     """Its output head starts at zero: before it learns, its students are the base loss's."""
     from agents import FixedLossTeacher
-    from l2t.teaching import run_student
+    from l2t.engine.teaching import run_student
 
     task, teacher = _setup(tiny_cfg, {"observe": "state"})
     fixed = FixedLossTeacher("base_dln", teacher.base_params())

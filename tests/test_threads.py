@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from l2t import threads
-from l2t.cli import main
+from l2t.commands.cli import main
+from l2t.io import threads
 
 
 @pytest.fixture

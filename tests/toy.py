@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from l2t.lifetime import Observation, TeacherState, Theta
-from l2t.splits import Splits
-from l2t.student_state import SGD, LossFn
-from l2t.task import Task
+from l2t.data.splits import Splits
+from l2t.engine.lifetime import Observation, TeacherState, Theta
+from l2t.engine.student_state import SGD, LossFn
+from l2t.engine.task import Task
 
 CURVATURE = (1.0, 0.01)
 

@@ -1,7 +1,7 @@
 """What every outer-gradient estimator shares (docs/design.md §3): it owns a population of
 student lifetimes (and, for evolution strategies, their perturbations), advances them with
 the policy at the parameters it is given, and returns a gradient for `theta`. It never
-steps an optimizer: the outer loop (`l2t/training.py`) does, so an all-reduce across
+steps an optimizer: the outer loop (`l2t/commands/training.py`) does, so an all-reduce across
 processes has exactly one place to go.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, advance, start
-from l2t.population import advance_together
-from l2t.seeds import student_index, student_seed
-from l2t.student_state import state_from_dict, state_to_dict
-from l2t.task import Task
+from l2t.engine.lifetime import Lifetime, Observation, Policy, Step, Theta, advance, start
+from l2t.engine.population import advance_together
+from l2t.engine.seeds import student_index, student_seed
+from l2t.engine.student_state import state_from_dict, state_to_dict
+from l2t.engine.task import Task
 
 
 @dataclass
@@ -33,8 +33,8 @@ class EstimatorSettings:
     stagger: bool = True  # start a truncated population spread over the students' budget
     max_divergences: int = 20  # teacher steps in a row that may break students, then stop
     rank: int = 0  # this process's share of the population: members rank, rank + world, ...
-    world: int = 1  # processes sharing the population (l2t/distributed.py)
-    vmap: bool = False  # advance the population's students together (l2t/population.py)
+    world: int = 1  # processes sharing the population (l2t/io/distributed.py)
+    vmap: bool = False  # advance the population's students together (l2t/engine/population.py)
     # per-element perturbation scales of named parameters (the control teacher's per-control
     # sigma, `estimator.sigma_controls`); every other parameter: `sigma`
     sigma_of: dict[str, Tensor] = field(default_factory=dict)
@@ -149,7 +149,7 @@ class Estimator(ABC):
     ) -> tuple[list[Lifetime], list[Tensor]]:
         """`run` for each life j under `thetas[j]` (up to `steps[j]` teacher steps): one
         after another, or with `vmap` all together, a teacher step at a time, one batched
-        call per architecture (l2t/population.py)."""
+        call per architecture (l2t/engine/population.py)."""
         todo = [steps] * len(lives) if isinstance(steps, int) else list(steps)
         if not self.cfg.vmap:
             done = [self.run(theta, life, n) for theta, life, n in zip(thetas, lives, todo)]

@@ -1,5 +1,5 @@
 """Antithetic evolution strategies over whole student lifetimes (docs/design.md §3): the
-unbiased reference. Each estimate starts `students` pairs of fresh students, trains each
+unbiased reference. Each estimate starts `population` pairs of fresh students, trains each
 pair under `theta + eps` and `theta - eps` to the end of its budget (first order), and
 returns `mean((L+ - L-) * eps) / (2 sigma^2)`, with `L` the lifetime's meta-objective
 (validation loss or accuracy from `objective_from` on). Costs two whole lifetimes per pair
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from l2t.engine.lifetime import Theta
 from l2t.estimators.base import Estimator, antithetic, shifted
-from l2t.lifetime import Theta
 
 
 class ES(Estimator):

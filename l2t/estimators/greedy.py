@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from l2t.engine.lifetime import Policy
+from l2t.engine.task import Task
 from l2t.estimators.base import EstimatorSettings
 from l2t.estimators.tbptt import TruncatedBackprop
-from l2t.lifetime import Policy
-from l2t.task import Task
 
 
 class Greedy(TruncatedBackprop):

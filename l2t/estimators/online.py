@@ -16,21 +16,33 @@ estimate is `tbptt` over a population. How the teacher sees dL_val/dphi (`update
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from l2t import progress, threads
-from l2t.lifetime import Lifetime, Observation, advance, start
-from l2t.student_state import validate
-from l2t.task import Task
-from l2t.teaching import EpisodeResult, evaluate
+from l2t.engine.lifetime import Lifetime, Observation, Policy, advance, start
+from l2t.engine.student_state import validate
+from l2t.engine.task import Task
+from l2t.engine.teaching import EpisodeResult, evaluate
+from l2t.io import progress, threads
+
+
+class OnlineTeacher(Policy, Protocol):
+    """A policy that learns while its student trains: its live weights and its own Adam."""
+
+    hparams: dict[str, Any]
+    optimizer: torch.optim.Optimizer
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]: ...
+
+    def split(self, phi: Tensor) -> list[Tensor]: ...
 
 
 def teach_while_learning(
     task: Task,
-    teacher: Any,
+    teacher: OnlineTeacher,
     seed: int,
     eval_every: int,
     test: tuple[Tensor, Tensor] | None = None,
@@ -39,7 +51,7 @@ def teach_while_learning(
     its own Adam) learns from it; the teacher's weights change in place."""
     update = teacher.hparams.get("update", "fused")
     window_size = int(teacher.hparams.get("bptt", 1))
-    theta = dict(teacher.named_parameters())  # the live weights: Adam steps them
+    theta: dict[str, Tensor] = dict(teacher.named_parameters())  # live: Adam steps them
     teacher.optimizer.zero_grad(set_to_none=True)
     life, result, window = start(task, teacher, seed), EpisodeResult(), 0
     while not life.done(task):
@@ -71,7 +83,7 @@ def teach_while_learning(
     return result
 
 
-def _probed(task: Task, teacher: Any, life: Lifetime) -> Lifetime:
+def _probed(task: Task, teacher: OnlineTeacher, life: Lifetime) -> Lifetime:
     """`life` observing dL_val/dphi at the loss it trains under now (the teacher state's
     `phi`), from a probe unroll of this teacher step's batches that is not kept."""
     params = [p.detach().requires_grad_() for p in teacher.split(life.teacher["phi"])]

@@ -1,7 +1,7 @@
 """Persistent evolution strategies (Vicol, Metz and Sohl-Dickstein, ICML 2021; docs/design.md
 §3): an unbiased gradient of the whole-lifetime meta-objective from truncated unrolls.
 
-`students` antithetic pairs of lifetimes run under `theta + eps` and `theta - eps`. Each
+`population` antithetic pairs of lifetimes run under `theta + eps` and `theta - eps`. Each
 estimate draws a new `eps` per pair, adds it to the pair's accumulated perturbation, runs
 both students `horizon` teacher steps (first order: nothing is backpropagated into theta)
 and returns `mean((L+ - L-) * accumulated) / (2 sigma^2)`. Because the accumulated
@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from l2t.engine.lifetime import Lifetime, Theta
 from l2t.estimators.base import (
     Estimator,
     antithetic,
@@ -24,7 +25,6 @@ from l2t.estimators.base import (
     lifetime_to_dict,
     shifted,
 )
-from l2t.lifetime import Lifetime, Theta
 
 
 class PES(Estimator):

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from l2t.engine.lifetime import Lifetime, Theta
 from l2t.estimators.base import Estimator, lifetime_from_dict, lifetime_to_dict
-from l2t.lifetime import Lifetime, Theta
 
 
 class TruncatedBackprop(Estimator):

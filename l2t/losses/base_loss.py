@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from l2t import composite_loss
 from l2t.config import Config
-from l2t.loss_network import DynamicLossNetwork
-from l2t.parametric_loss import BASE_COEFFICIENTS
+from l2t.losses import composite
+from l2t.losses.dln import DynamicLossNetwork
+from l2t.losses.parametric import BASE_COEFFICIENTS
 
 
 def base_loss_params(cfg: Config) -> list[Tensor]:
@@ -21,11 +21,11 @@ def base_loss_params(cfg: Config) -> list[Tensor]:
     if cfg.loss.family == "parametric":
         return [torch.tensor(BASE_COEFFICIENTS)]
     if cfg.loss.family == "composite":
-        base = composite_loss.point(cfg.loss.base, cfg.distill.mix)
-        ranges = composite_loss.parse_ranges(cfg.loss.ranges)
-        shape = composite_loss.CompositeLoss.around(base, ranges)
+        base = composite.point(cfg.loss.base, cfg.distill.mix)
+        ranges = composite.parse_ranges(cfg.loss.ranges)
+        shape = composite.CompositeLoss.around(base, ranges)
         phi = _fitted_dln(cfg) if "dln" in shape.terms else []
-        return composite_loss.base_params(base, phi, cfg.seed)
+        return composite.base_params(base, phi, cfg.seed)
     mix = [torch.tensor(cfg.distill.mix)] if cfg.teacher.mix_range > 0 else []
     return _fitted_dln(cfg) + mix
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from l2t.checkpoint import to_json
 from l2t.config import Config
+from l2t.io.checkpoint import to_json
 
 
 def wandb_credentials() -> bool:

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from l2t.checkpoint import atomic_write_json
 from l2t.config import Config, ConfigError
-from l2t.distill import attach_model
-from l2t.splits import LabelNoise, Splits
+from l2t.data.distill import attach_model
+from l2t.data.splits import LabelNoise, Splits
+from l2t.io.checkpoint import atomic_write_json
 
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100", "mnist", "fashion-mnist")
 NOISE_KINDS = ("symmetric", "pairflip")

@@ -1,6 +1,6 @@
 """Progress of the long phases, one named bar at a time: meta-training, the selection and
 evaluation students, `compare`'s students. Every student step ticks the bar of the phase
-it belongs to (`l2t.teaching.run_student`), so the ETA counts the work that is left. On a
+it belongs to (`l2t.engine.teaching.run_student`), so the ETA counts the work that is left. On a
 terminal a tqdm bar; elsewhere (a log file, nohup, a scheduler, CI) a plain line every
 `LINE_EVERY_S` seconds and at the end of a phase that printed one. None with
 `progress=false`."""

@@ -30,11 +30,11 @@ from typing import Any
 
 import yaml
 
-from l2t import progress, threads
-from l2t.checkpoint import atomic_write_text
+from l2t.commands.training import train_teacher
 from l2t.config import Config, ConfigError, allowed_keys, from_dict, read_yaml
-from l2t.tracking import wandb_mode
-from l2t.training import train_teacher
+from l2t.io import progress, threads
+from l2t.io.checkpoint import atomic_write_text
+from l2t.io.tracking import wandb_mode
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("maximize", "minimize")

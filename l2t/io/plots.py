@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from l2t.composite_loss import CONTROLS
-from l2t.fixed_losses import cross_entropy, generalized_ce, soft_bootstrap, symmetric_ce
-from l2t.loss_network import dln_loss, gradient_scale, loss_surface
-from l2t.parametric_loss import TERMS
-from l2t.schedule import Schedule
+from l2t.engine.schedule import Schedule
+from l2t.losses.composite import CONTROLS
+from l2t.losses.dln import dln_loss, gradient_scale, loss_surface
+from l2t.losses.fixed import cross_entropy, generalized_ce, soft_bootstrap, symmetric_ce
+from l2t.losses.parametric import TERMS
 
 matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
 import matplotlib.pyplot as plt

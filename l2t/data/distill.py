@@ -1,6 +1,6 @@
 """Distillation from a model teacher (docs/design.md §6): `l2t train-model` trains a plain
 model with cross-entropy; `distill.model=PATH` gives every training sample that model's
-logits, which travel with the label (`l2t.labels`) to the losses that use them — Hinton's
+logits, which travel with the label (`l2t.losses.labels`) to the losses that use them — Hinton's
 vanilla KD as a fixed baseline, and the DLN, whose two label slots then carry the soft
 labels `q = (1 - mix) * onehot(y) + mix * softmax(model_logits / T)`.
 """
@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.checkpoint import load_checkpoint
 from l2t.config import Config, ConfigError
-from l2t.labels import labels_of, model_logits_of
-from l2t.splits import Splits
-from l2t.students import build_student
+from l2t.data.splits import Splits
+from l2t.engine.students import build_student
+from l2t.io.checkpoint import load_checkpoint
+from l2t.losses.labels import labels_of, model_logits_of
 
 KD_WEIGHTS = (0.25, 0.5, 0.75, 0.9)  # the grid vanilla KD's a is chosen from
 KD_TEMPERATURES = (1.0, 2.0, 4.0)  # ... and its T

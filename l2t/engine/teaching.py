@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from l2t import progress, threads
-from l2t.evaluation import accuracy
-from l2t.lifetime import Lifetime, Policy, Step, Theta, advance, start
-from l2t.student_state import StudentState, forward
-from l2t.task import Task
+from l2t.engine.evaluation import accuracy
+from l2t.engine.lifetime import Lifetime, Policy, Step, Theta, advance, start
+from l2t.engine.student_state import StudentState, forward
+from l2t.engine.task import Task
+from l2t.io import progress, threads
 
 
 @dataclass

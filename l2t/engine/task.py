@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.composite_loss import CompositeLoss, parse_ranges, point
 from l2t.config import Config, ConfigError
-from l2t.labels import pack
-from l2t.loss_network import dln_loss
-from l2t.parametric_loss import coefficients_from_unit, parametric_loss
-from l2t.splits import Splits
-from l2t.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
-from l2t.students import build_student
+from l2t.data.splits import Splits
+from l2t.engine.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
+from l2t.engine.students import build_student
+from l2t.losses.composite import CompositeLoss, parse_ranges, point
+from l2t.losses.dln import dln_loss
+from l2t.losses.labels import pack
+from l2t.losses.parametric import coefficients_from_unit, parametric_loss
 
 DIVERGENCE_FACTOR = 10.0  # broken: validation cross-entropy above 10 ln(C), or not finite
 
@@ -35,7 +35,7 @@ class Batches:
     """The data of one teacher step: K training batches and one validation batch."""
 
     x: Tensor  # (K, B, ...)
-    y: Tensor  # (K, B) labels, or (K, B, 1 + C) with a model's logits (l2t.labels)
+    y: Tensor  # (K, B) labels, or (K, B, 1 + C) with a model's logits (l2t.losses.labels)
     x_val: Tensor
     y_val: Tensor
 
@@ -99,13 +99,13 @@ class Task:
         self.teacher_steps = math.ceil(steps / k)
         self.batch_size = batch_size
         self.val_batch = val_batch  # validation samples per teacher step (0: the whole split)
-        self.family = family  # the loss parameters' family: dln | parametric
+        self.family = family  # the loss parameters' family: dln | parametric | composite
         self.criterion = criterion  # the validation loss: the meta-objective's term
         self.backend = backend  # second-order unrolls: func | higher
         self.temperature, self.mix = temperature, mix  # distillation's soft labels
         self.cosine = cosine  # the learning rate annealed to 0 along a cosine (baselines)
-        self.composite = composite  # family composite: its terms (l2t/composite_loss.py)
-        # a teaching model's logits travel with the labels (l2t.labels); else hard labels
+        self.composite = composite  # family composite: its terms (l2t/losses/composite.py)
+        # a teaching model's logits travel with the labels (l2t.losses.labels); else hard labels
         logits = splits.model_logits
         self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
 
@@ -207,7 +207,9 @@ def composite_of(cfg: Config) -> CompositeLoss | None:
     if cfg.loss.family != "composite":
         return None
     if cfg.loss.base == "auto":
-        raise ConfigError("loss.base=auto is chosen on validation first (l2t/base_point.py)")
+        raise ConfigError(
+            "loss.base=auto is chosen on validation first (l2t/methods/base_point.py)"
+        )
     try:
         base, ranges = point(cfg.loss.base, cfg.distill.mix), parse_ranges(cfg.loss.ranges)
     except ValueError as exc:

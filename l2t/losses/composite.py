@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2t.fixed_losses import GCE_Q, SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO, SMOOTHING
-from l2t.labels import labels_of, model_logits_of
-from l2t.loss_network import dln_loss
+from l2t.losses.dln import dln_loss
+from l2t.losses.fixed import GCE_Q, SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO, SMOOTHING
+from l2t.losses.labels import labels_of, model_logits_of
 
 CONTROLS = ("log_scale", "ce", "smoothing", "rce", "gce", "kd", "dln")
 TERMS = ("ce", "rce", "gce", "kd", "dln")  # the controls that weigh a per-sample term
@@ -38,22 +38,21 @@ WEIGHT_HIDDEN = 8  # the weight net: 1 -> 8 (tanh) -> 1 (sigmoid)
 REWEIGHT = "reweight"  # the name of the weight net's output layer as a control
 
 
+POINTS: dict[str, Callable[[float], dict[str, float]]] = {  # fixed losses inside the family
+    "ce": lambda kd_mix: {"ce": 1.0},
+    "label_smoothing": lambda kd_mix: {"ce": 1.0, "smoothing": SMOOTHING},
+    "sce": lambda kd_mix: {"ce": SCE_ALPHA, "rce": SCE_BETA},
+    "gce": lambda kd_mix: {"gce": 1.0},
+    "kd": lambda kd_mix: {"ce": 1.0 - kd_mix, "kd": kd_mix},
+    "base_dln": lambda kd_mix: {"dln": 1.0},
+}
+
+
 def point(name: str, kd_mix: float = 0.0) -> dict[str, float]:
     """The controls at which the family is the fixed loss `name` (unnamed controls are 0)."""
-    points = {
-        "ce": {"ce": 1.0},
-        "label_smoothing": {"ce": 1.0, "smoothing": SMOOTHING},
-        "sce": {"ce": SCE_ALPHA, "rce": SCE_BETA},
-        "gce": {"gce": 1.0},
-        "kd": {"ce": 1.0 - kd_mix, "kd": kd_mix},
-        "base_dln": {"dln": 1.0},
-    }
-    if name not in points:
-        raise ValueError(f"unknown composite point '{name}'; allowed: {', '.join(points)}")
-    return points[name]
-
-
-POINTS = ("ce", "label_smoothing", "sce", "gce", "kd", "base_dln")
+    if name not in POINTS:
+        raise ValueError(f"unknown composite point '{name}'; allowed: {', '.join(POINTS)}")
+    return POINTS[name](kd_mix)
 
 
 def parse_ranges(text: str, key: str = "loss.ranges") -> dict[str, float]:
@@ -131,7 +130,7 @@ class CompositeLoss:
 
     def samplewise(self, params: Sequence[Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
         """(logits, targets) -> the (B,) losses `l_i` at `params`, before any weighting or
-        scale: what a per-sample reweighting method weighs (l2t/reweighting.py)."""
+        scale: what a per-sample reweighting method weighs (l2t/methods/reweighting.py)."""
         c, phi = dict(zip(CONTROLS, params[0].unbind())), params[5:]
         return lambda logits, targets: self.per_sample(c, phi, logits, targets)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from l2t.checkpoint import atomic_save, load_checkpoint
+from l2t.io.checkpoint import atomic_save, load_checkpoint
 
 
 @dataclass

@@ -17,14 +17,13 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
 
 from agents import FixedLossTeacher, ReinforceTeacher, Teacher
-from l2t import progress, reweighting, threads
-from l2t.applying import (
+from l2t.commands.applying import (
     base_loss_of,
     load_teacher,
     make_task,
@@ -32,21 +31,23 @@ from l2t.applying import (
     teach_student,
     teacher_file,
 )
-from l2t.base_point import LR_GRID, TUNING_STUDENTS, choose_base, tuning_seeds
-from l2t.checkpoint import atomic_write_json, atomic_write_text
-from l2t.composite_loss import parse_ranges
+from l2t.commands.training import make_teacher
 from l2t.config import Config, ConfigError
-from l2t.data import load_splits, record_noise
-from l2t.device import resolve_device
-from l2t.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS
-from l2t.estimators.online import teach_while_learning
-from l2t.model_training import kd_baseline
-from l2t.plots import plot_curves, plot_schedule
-from l2t.schedule import Schedule
-from l2t.seeds import student_seed
-from l2t.task import Task
-from l2t.teaching import EpisodeResult, run_student
-from l2t.training import make_teacher
+from l2t.data.datasets import load_splits, record_noise
+from l2t.data.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS
+from l2t.engine.schedule import Schedule
+from l2t.engine.seeds import student_seed
+from l2t.engine.task import Task
+from l2t.engine.teaching import EpisodeResult, run_student
+from l2t.estimators.online import OnlineTeacher, teach_while_learning
+from l2t.io import progress, threads
+from l2t.io.checkpoint import atomic_write_json, atomic_write_text
+from l2t.io.device import resolve_device
+from l2t.io.plots import plot_curves, plot_schedule
+from l2t.losses.composite import parse_ranges
+from l2t.methods import reweighting
+from l2t.methods.base_point import LR_GRID, TUNING_STUDENTS, choose_base, tuning_seeds
+from l2t.methods.model_training import kd_baseline
 
 FIXED_METHODS = ("ce", "ce_trainval", "label_smoothing", "focal", "base_dln")
 ROBUST_METHODS = ("gce", "sce", "bootstrap", "ce_early_stop")  # for noisy labels
@@ -140,7 +141,7 @@ def _method_runner(
 ) -> Callable[[int], EpisodeResult]:
     """A function seed -> the method's finished student; a tuned method's setting, chosen
     on validation, goes into `chosen`. Every method trains on the lifetime path
-    (l2t/teaching.py), the teacher's as the baselines'."""
+    (l2t/engine/teaching.py), the teacher's as the baselines'."""
     cfg, test, device = setting.cfg, setting.test, setting.task.device
     if name == "teacher_learning":  # a fresh copy per student keeps learning on it (val only)
         assert setting.run_dir is not None
@@ -150,7 +151,8 @@ def _method_runner(
             teacher = load_teacher(run_dir, "online", cfg, device)
             if isinstance(teacher, ReinforceTeacher | FixedLossTeacher):
                 raise ValueError(f"teacher_learning needs an lstm or mlp teacher: {teacher.kind}")
-            return teach_while_learning(setting.task, teacher, seed, cfg.eval_every, test)
+            learner = cast(OnlineTeacher, teacher)  # lstm and mlp teachers carry an Adam
+            return teach_while_learning(setting.task, learner, seed, cfg.eval_every, test)
 
         return learning
     if name == "teacher_untrained":  # the run's teacher before any update: its base point

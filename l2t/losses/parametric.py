@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2t.fixed_losses import focal_loss
-from l2t.labels import labels_of
-from l2t.loss_network import pairwise_logistic_loss
+from l2t.losses.dln import pairwise_logistic_loss
+from l2t.losses.fixed import focal_loss
+from l2t.losses.labels import labels_of
 
 TERMS = ("cross_entropy", "pairwise_logistic", "uniform_ce", "focal")
 BASE_COEFFICIENTS = (1.0, 0.0, 0.0, 0.0)

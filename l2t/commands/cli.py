@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from l2t import run_lock, stopping
 from l2t.config import (
     Config,
     ConfigError,
@@ -22,6 +21,7 @@ from l2t.config import (
     read_yaml,
 )
 from l2t.estimators import Diverged
+from l2t.io import run_lock, stopping
 
 LATEST = Path("runs/latest")
 
@@ -59,7 +59,7 @@ def _how_to_resume(run_dir: Path) -> str:
     """What a stopped train-teacher left, in one line."""
     if not (run_dir / "checkpoint.pt").is_file():
         return f"no checkpoint of {run_dir} was written yet, so there is nothing to resume"
-    from l2t.checkpoint import load_checkpoint
+    from l2t.io.checkpoint import load_checkpoint
 
     saved = load_checkpoint(run_dir / "checkpoint.pt")
     where = f"episode {saved['episode']}, update {saved.get('update', 0)}"
@@ -69,7 +69,7 @@ def _how_to_resume(run_dir: Path) -> str:
 
 
 def _train_teacher(args: argparse.Namespace) -> None:
-    from l2t.training import train_teacher
+    from l2t.commands.training import train_teacher
 
     cfg = load_config(args.config, args.overrides)
     fresh = cfg.out == Config().out and not _gave_out(args.overrides)
@@ -102,7 +102,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
 
 
 def _train_model(args: argparse.Namespace) -> None:
-    from l2t.model_training import train_model
+    from l2t.methods.model_training import train_model
 
     overrides = args.overrides if _gave_out(args.overrides) else ["out=runs/model", *args.overrides]
     cfg = load_config(args.config, overrides)
@@ -126,7 +126,7 @@ def _pop(overrides: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], 
 
 def _config_for(args: argparse.Namespace, run_dir: str | None, rest: list[str]) -> Config:
     """The teacher run's config (if any), then --config, then the overrides."""
-    from l2t.applying import run_config
+    from l2t.commands.applying import run_config
 
     if run_dir and not args.config:
         return run_config(run_dir, parse_overrides(rest))
@@ -160,7 +160,7 @@ def _output_dir(chosen: str | None, default: str, overwrite: str | None, marker:
 
 
 def _teach(args: argparse.Namespace) -> None:
-    from l2t.applying import MODES, run_dir_of, teach
+    from l2t.commands.applying import MODES, run_dir_of, teach
 
     picked, rest = _pop(args.overrides, ("teacher", "mode", "overwrite"))
     if "teacher" not in picked:
@@ -183,8 +183,8 @@ def _teach(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from l2t.applying import run_dir_of
-    from l2t.compare import compare, default_methods_for, parse_methods
+    from l2t.commands.applying import run_dir_of
+    from l2t.commands.compare import compare, default_methods_for, parse_methods
 
     names = ("teacher", "seeds", "methods", "overwrite", "workers")
     picked, rest = _pop(args.overrides, names)
@@ -207,7 +207,7 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from l2t.sweep import sweep
+    from l2t.commands.sweep import sweep
 
     base = load_config(args.config, args.overrides)
     out = base.out if _gave_out(args.overrides) else None
@@ -215,8 +215,8 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from l2t.bench import bench_record, run_bench
-    from l2t.checkpoint import atomic_write_json
+    from l2t.commands.bench import bench_record, run_bench
+    from l2t.io.checkpoint import atomic_write_json
 
     cfg = load_config(args.config, args.overrides)
     out = Path(cfg.out) if _gave_out(args.overrides) else None
@@ -269,7 +269,7 @@ def _command_keys(name: str) -> str:
             ("overwrite=true", "write over earlier results in out"),
         ]  # fmt: skip
     elif name == "compare":
-        from l2t.compare import METHODS
+        from l2t.commands.compare import METHODS
 
         keys = [
             ("teacher=PATH", "a run directory or teacher.pt: enables the teacher_* methods"),

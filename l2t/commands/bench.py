@@ -19,20 +19,20 @@ from typing import Any
 import torch
 
 from agents import FixedLossTeacher, ScheduleTeacher
-from l2t import distributed, threads
-from l2t.applying import make_task
-from l2t.base_loss import base_loss_params
+from l2t.commands.applying import make_task
+from l2t.commands.training import make_estimator, make_teacher, teacher_update
 from l2t.config import Config, from_dict
-from l2t.estimators.online import teach_while_learning
+from l2t.data.splits import Splits
+from l2t.engine.lifetime import Policy, advance, start
+from l2t.engine.population import unbatchable
+from l2t.engine.schedule import Schedule
+from l2t.engine.student_state import validate
+from l2t.engine.task import Task, composite_of
+from l2t.estimators.online import OnlineTeacher, teach_while_learning
+from l2t.io import distributed, threads
+from l2t.io.tracking import Tracker
 from l2t.learned_loss import LearnedLoss
-from l2t.lifetime import Policy, advance, start
-from l2t.population import unbatchable
-from l2t.schedule import Schedule
-from l2t.splits import Splits
-from l2t.student_state import validate
-from l2t.task import Task, composite_of
-from l2t.tracking import Tracker
-from l2t.training import make_estimator, make_teacher, teacher_update
+from l2t.losses.base_loss import base_loss_params
 
 
 def _fixed_steps(task: Task, policy: Policy) -> Callable[[], int]:
@@ -202,7 +202,7 @@ VMAP_BENCH = {  # name: (population, vmap)
 
 def vmap_rows(cfg: Config, task: Task, budget_s: float) -> dict[str, float]:
     """Teacher updates per second of PES (horizon 2, observing the state) with one student
-    pair, and with eight advanced one after another or together (l2t/population.py)."""
+    pair, and with eight advanced one after another or together (l2t/engine/population.py)."""
     rows: dict[str, float] = {}
     for name, (population, vmap) in VMAP_BENCH.items():
         changes = {"kind": "pes", "horizon": 2, "population": population, "vmap": vmap}
@@ -254,7 +254,7 @@ def _updates_worker(
     rank: int, world: int, port: int, settings: dict[str, Any], updates: int, times: Any
 ) -> None:
     """One process of a run over `world`: `updates` teacher updates of its share of the
-    population, the estimates summed over the processes (l2t.training.teacher_update)."""
+    population, the estimates summed over the processes (l2t.commands.training.teacher_update)."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
@@ -341,7 +341,7 @@ def online_teacher(cfg: Config, task: Task, backend: str, update: str) -> tuple[
     return make_task(run_cfg, task.splits), make_teacher(run_cfg, _base(cfg, task))
 
 
-def _online_ms(task: Any, teacher: Any, budget_s: float) -> float:
+def _online_ms(task: Task, teacher: OnlineTeacher, budget_s: float) -> float:
     """Milliseconds per student step of a teacher learning while it teaches (warm)."""
 
     teach_while_learning(task, teacher, 0, task.steps)

@@ -1,5 +1,5 @@
 """`l2t train-model` and the distillation baselines' models: students trained with
-cross-entropy on the lifetime path (l2t/teaching.py), and vanilla KD's grid search."""
+cross-entropy on the lifetime path (l2t/engine/teaching.py), and vanilla KD's grid search."""
 
 from __future__ import annotations
 
@@ -12,12 +12,9 @@ import yaml
 from torch import Tensor, nn
 
 from agents import FixedLossTeacher
-from l2t import threads
-from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text
 from l2t.config import Config, ConfigError
-from l2t.data import load_splits, record_noise
-from l2t.device import resolve_device
-from l2t.distill import (
+from l2t.data.datasets import load_splits, record_noise
+from l2t.data.distill import (
     DISTILL_LOSS,
     KD_TEMPERATURES,
     KD_WEIGHTS,
@@ -25,13 +22,16 @@ from l2t.distill import (
     random_model,
     with_model,
 )
-from l2t.lifetime import Lifetime, Step
-from l2t.loss_network import weights_and_mix
-from l2t.plots import plot_curves
-from l2t.seeds import student_seed
-from l2t.splits import Splits
-from l2t.task import Task
-from l2t.teaching import EpisodeResult, run_student
+from l2t.data.splits import Splits
+from l2t.engine.lifetime import Lifetime, Step
+from l2t.engine.seeds import student_seed
+from l2t.engine.task import Task
+from l2t.engine.teaching import EpisodeResult, run_student
+from l2t.io import threads
+from l2t.io.checkpoint import atomic_save, atomic_write_json, atomic_write_text
+from l2t.io.device import resolve_device
+from l2t.io.plots import plot_curves
+from l2t.losses.dln import weights_and_mix
 
 
 def fit_model(cfg: Config, splits: Splits, seed: int) -> tuple[nn.Module, Any]:

@@ -42,7 +42,7 @@ class SGD:
 
 class Lookahead(ABC):
     """A training loss that reads the student, not only its logits: the reweighting
-    methods' one-step lookahead on the teacher step's validation batch (l2t/reweighting.py).
+    methods' one-step lookahead on the teacher step's validation batch (l2t/methods/reweighting.py).
     `unroll` calls `objective` at every SGD step in place of `loss_fn(logits, y)`, so these
     methods train on the same step function as every other (docs/design.md §3)."""
 

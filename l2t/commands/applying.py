@@ -1,6 +1,6 @@
 """Applying a saved teacher to new students (`l2t teach`, `l2t compare teacher=`): the frozen
 teacher online, or its recorded loss schedule replayed by training progress — on the
-lifetime path the teacher was trained on (l2t/teaching.py). `teacher=` is a run directory
+lifetime path the teacher was trained on (l2t/engine/teaching.py). `teacher=` is a run directory
 of `l2t train-teacher` or its `teacher.pt` alone (self-contained)."""
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from agents import (
     Teacher,
 )
 from envs.student_training import StudentTrainingEnv
-from l2t import progress, threads
-from l2t.base_loss import base_loss_params
-from l2t.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
 from l2t.config import Config, ConfigError, did_you_mean, from_dict, migrate, read_yaml
-from l2t.data import load_splits, record_noise
-from l2t.device import resolve_device
-from l2t.plots import plot_curves
-from l2t.schedule import Schedule
-from l2t.seeds import student_seed
-from l2t.splits import Splits
-from l2t.task import Task
-from l2t.teaching import EpisodeResult, OnStep, run_student
+from l2t.data.datasets import load_splits, record_noise
+from l2t.data.splits import Splits
+from l2t.engine.schedule import Schedule
+from l2t.engine.seeds import student_seed
+from l2t.engine.task import Task
+from l2t.engine.teaching import EpisodeResult, OnStep, run_student
+from l2t.io import progress, threads
+from l2t.io.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
+from l2t.io.device import resolve_device
+from l2t.io.plots import plot_curves
+from l2t.losses.base_loss import base_loss_params
 
 MODES = ("online", "schedule")
 

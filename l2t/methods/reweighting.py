@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.composite_loss import REWEIGHT, CompositeLoss, controlled_size, params_from_unit
-from l2t.lifetime import Observation
-from l2t.student_state import Forward, Lookahead, Loss, LossFn
-from l2t.task import Task
-from l2t.teaching import EpisodeResult, run_student
+from l2t.engine.lifetime import Observation
+from l2t.engine.student_state import Forward, Lookahead, Loss, LossFn
+from l2t.engine.task import Task
+from l2t.engine.teaching import EpisodeResult, run_student
+from l2t.losses.composite import REWEIGHT, CompositeLoss, controlled_size, params_from_unit
 
 METHODS = ("mwnet", "l2rw", "meta")
 WEIGHT_NET_HIDDEN = 100  # Meta-Weight-Net's

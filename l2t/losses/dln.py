@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.fixed_losses import SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO
-from l2t.labels import labels_of, soft_labels
+from l2t.losses.fixed import SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO
+from l2t.losses.labels import labels_of, soft_labels
 
 NEGATIVE_SLOPE = 0.01
 
@@ -28,7 +28,7 @@ def pair_features(
 ) -> Tensor:
     """(B, C) logits -> (B, C, 4) features `[s(z_y), s(z_j), q_y, q_j]` for every class j:
     `q` the one-hot label (`[.., .., 1, 0]`), or with a model's logits in `targets` the soft
-    labels `l2t.labels.soft_labels` (docs/design.md §6)."""
+    labels `l2t.losses.labels.soft_labels` (docs/design.md §6)."""
     labels = labels_of(targets)
     probs = torch.sigmoid(logits)
     p_target = probs.gather(1, labels[:, None]).expand_as(probs)
@@ -112,7 +112,7 @@ def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 def _pairwise_sce(margin: Tensor) -> Tensor:
     """Symmetric cross-entropy on the pair's probability `p = s(z_y - z_j)` (the SCE of
-    `l2t.fixed_losses` for two classes, its constants): `alpha (-log p) - beta A (1 - p)`."""
+    `l2t.losses.fixed` for two classes, its constants): `alpha (-log p) - beta A (1 - p)`."""
     return SCE_ALPHA * F.softplus(-margin) - SCE_BETA * SCE_LOG_ZERO * torch.sigmoid(-margin)
 
 

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from l2t.lifetime import Lifetime, Observation, Policy, Step, Theta, retake
-from l2t.splits import Splits
-from l2t.student_state import (
+from l2t.data.splits import Splits
+from l2t.engine.lifetime import Lifetime, Observation, Policy, Step, Theta, retake
+from l2t.engine.student_state import (
     Lookahead,
     StudentState,
     end_state,
@@ -34,7 +34,7 @@ from l2t.student_state import (
     sgd_update,
     validate,
 )
-from l2t.task import Task
+from l2t.engine.task import Task
 
 
 def unbatchable(model: nn.Module, splits: Splits) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2t.labels import labels_of
+from l2t.losses.labels import labels_of
 
 GCE_Q = 0.7  # Zhang & Sabuncu 2018
 SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO = 0.1, 1.0, -4.0  # Wang et al. 2019 (A = log 0 := -4)
@@ -76,5 +76,5 @@ LOSSES = {
 
 def fixed_loss(name: str, logits: Tensor, targets: Tensor) -> Tensor:
     """The fixed loss `name` (a key of `LOSSES`) of the batch; targets may carry soft labels
-    (`l2t.labels`), which these losses ignore."""
+    (`l2t.losses.labels`), which these losses ignore."""
     return LOSSES[name](logits, labels_of(targets))

@@ -6,7 +6,7 @@
    the REINFORCE agent instead learns from one student in the gymnasium environment). Then
    the teacher, frozen, teaches `select_students` held-out students on the same lifetime
    path, scored as it will be used; a trained teacher replaces the untrained one only when
-   a one-sided paired test on those students says it is better (l2t/selection.py,
+   a one-sided paired test on those students says it is better (l2t/engine/selection.py,
    docs/design.md §5). A checkpoint after every episode allows exact resume.
 3. The kept teacher, frozen, teaches a new student (its loss schedule is recorded), and a
    cross-entropy student and a student under the fixed base loss `phi_0` with the same
@@ -28,30 +28,37 @@ from typing import Any
 import torch
 import yaml
 
-from agents import ControlTeacher, FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher
+from agents import (
+    ControlTeacher,
+    FixedLossTeacher,
+    LSTMTeacher,
+    MLPTeacher,
+    ReinforceTeacher,
+    Teacher,
+)
 from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
-from l2t import distributed, progress, run_lock, stopping, threads
-from l2t.applying import teach_student
-from l2t.base_loss import base_loss_params
-from l2t.base_point import choose_base
-from l2t.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
-from l2t.composite_loss import parse_ranges
+from l2t.commands.applying import teach_student
 from l2t.config import Config, ConfigError, migrate, mix_of
-from l2t.data import load_splits, record_noise
-from l2t.device import resolve_device
+from l2t.data.datasets import load_splits, record_noise
+from l2t.data.splits import Splits
+from l2t.engine.lifetime import Lifetime, Step
+from l2t.engine.population import unbatchable
+from l2t.engine.schedule import Schedule
+from l2t.engine.seeds import student_seed
+from l2t.engine.selection import judge
+from l2t.engine.students import build_student
+from l2t.engine.task import Task
+from l2t.engine.teaching import EpisodeResult, OnStep, run_student
 from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorSettings
-from l2t.lifetime import Lifetime, Step
-from l2t.plots import plot_curves, plot_schedule
-from l2t.population import unbatchable
-from l2t.schedule import Schedule
-from l2t.seeds import student_seed
-from l2t.selection import judge
-from l2t.splits import Splits
-from l2t.students import build_student
-from l2t.task import Task
-from l2t.teaching import EpisodeResult, OnStep, run_student
-from l2t.tracking import Tracker, read_metrics
+from l2t.io import distributed, progress, run_lock, stopping, threads
+from l2t.io.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
+from l2t.io.device import resolve_device
+from l2t.io.plots import plot_curves, plot_schedule
+from l2t.io.tracking import Tracker, read_metrics
+from l2t.losses.base_loss import base_loss_params
+from l2t.losses.composite import parse_ranges
+from l2t.methods.base_point import choose_base
 
 
 @dataclass
@@ -186,7 +193,7 @@ def per_control_sigmas(cfg: Config) -> dict[str, float]:
 
 
 def check_batchable(cfg: Config, model: torch.nn.Module, splits: Splits) -> None:
-    """Refuse `estimator.vmap=true` for students it cannot batch (l2t/population.py)."""
+    """Refuse `estimator.vmap=true` for students it cannot batch (l2t/engine/population.py)."""
     reason = unbatchable(model, splits) if cfg.estimator.vmap else None
     if reason:
         raise ConfigError(
@@ -209,7 +216,7 @@ def _after_update(done: int, stop: bool, every: int, last: bool, save: Callable[
         raise KeyboardInterrupt
 
 
-def teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode: int) -> bool:
+def teacher_update(teacher: Teacher, estimator: Estimator, tracker: Tracker, episode: int) -> bool:
     """One estimate (summed over the processes that share the population) and the teacher's
     Adam step; a non-finite estimate is skipped. Returns whether any process was asked to
     stop: all of them stop after the same update."""
@@ -235,11 +242,13 @@ def teacher_update(teacher: Any, estimator: Estimator, tracker: Tracker, episode
     metrics = {k: float(v) for k, v in zip(keys, values)}
     metrics["diverged_steps"] = int(diverged)
     finite = all(bool(torch.isfinite(g).all()) for g in grad.values())
+    optimizer = teacher.optimizer
+    assert optimizer is not None, "an estimator trains a learning teacher"
     if finite:  # a non-finite estimate is skipped, never applied
         for name, p in teacher.named_parameters():
             p.grad = grad[name]
-        teacher.optimizer.step()
-    teacher.optimizer.zero_grad(set_to_none=True)
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
     norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grad.values()))
     record = {"update": estimator.updates, "grad_norm": norm, "skipped": float(not finite)}
     tracker.log({"phase": "meta", "episode": episode, **record, **metrics})
@@ -256,7 +265,7 @@ class Checkpoint:
     teacher: dict[str, Any]  # its state_dict
     teacher_extra: dict[str, Any]  # its optimizer's state
     estimators: list[Any]  # each process's share of the population, in rank order
-    best_teacher: Any  # the kept teacher's state_dict (None before the untrained one scored)
+    best_teacher: dict[str, Any] | None  # the kept teacher's state_dict (None: none scored yet)
     best_val_acc: float
     best_episode: int
     metrics_lines: int  # lines of metrics.jsonl written so far (a resume drops the rest)
@@ -290,7 +299,7 @@ class Run:
     base_phi: list[torch.Tensor]
     task: Task  # the final evaluation's students
     tasks: list[Task]  # one per architecture of students_mix (the population's, selection's)
-    teacher: Any
+    teacher: Teacher
     estimator: Estimator | None  # LSTM and MLP teachers: a population of lifetimes
     env: StudentTrainingEnv | None  # the REINFORCE agent: one student at a time, in the env
     per_episode: int  # teacher updates in an episode
@@ -366,7 +375,7 @@ def _save(run: Run, episode: int, update: int, in_hand: dict[str, Any] | None = 
     atomic_save(dict(vars(state)), run.run_dir / "checkpoint.pt")
 
 
-def _episode_in_hand(env: Any, teacher: Any, result: EpisodeResult) -> dict[str, Any]:
+def _episode_in_hand(env: Any, teacher: ReinforceTeacher, result: EpisodeResult) -> dict[str, Any]:
     """An env-path episode stopped part way, as data: the student, what the teacher holds
     about it, the episode's curve so far and the random stream of the teacher's actions."""
     return {
@@ -377,7 +386,7 @@ def _episode_in_hand(env: Any, teacher: Any, result: EpisodeResult) -> dict[str,
     }
 
 
-def _continue_episode(env: Any, teacher: Any, saved: dict[str, Any]) -> EpisodeResult:
+def _continue_episode(env: Any, teacher: ReinforceTeacher, saved: dict[str, Any]) -> EpisodeResult:
     env.restore(saved["env"])
     teacher.load_episode_state(saved["teacher"])
     torch.set_rng_state(saved["torch_rng"])
@@ -458,7 +467,7 @@ def meta_train(run: Run) -> int:
         else:  # a fixed loss: nothing to learn
             scores = []
         score = _mean(scores, -math.inf)
-        if scores:  # paired with the untrained teacher's students (l2t/selection.py)
+        if scores:  # paired with the untrained teacher's students (l2t/engine/selection.py)
             paired = state.untrained_scores if cfg.select_students else None
             verdict = judge(scores, paired, cfg.select_level)
             record.update(selection_accepted=verdict.accepted)
@@ -510,7 +519,7 @@ def _reinforce_episode(run: Run, episode: int, bar: Any) -> EpisodeResult:
     """One student in the environment while the REINFORCE agent learns from it; a stop
     part way checkpoints the student in hand."""
     cfg, env, teacher = run.cfg, run.env, run.teacher
-    assert env is not None
+    assert env is not None and isinstance(teacher, ReinforceTeacher)
     resumed = None
     if episode == run.state.episode and run.state.episode_in_hand is not None:
         resumed = _continue_episode(env, teacher, run.state.episode_in_hand)
@@ -545,13 +554,15 @@ def final_evaluation(run: Run, meta_diverged: int) -> TrainResult:
     recorded), beside a cross-entropy and a base-loss student of the same seed; all three
     are evaluated on the test split."""
     cfg, run_dir, teacher, base_phi = run.cfg, run.run_dir, run.teacher, run.base_phi
+    assert run.state.best_teacher is not None, "selection scored the untrained teacher first"
     teacher.load_state_dict(run.state.best_teacher)
     teacher.save(run_dir / "teacher.pt", cfg.to_dict())
     schedule = Schedule([tuple(p.shape) for p in base_phi])
     seed, every = student_seed(cfg.seed, "evaluation", 0), cfg.eval_every
     test = (run.splits.x_test, run.splits.y_test)
     with progress.phase("final evaluation", 3 * cfg.steps):
-        if run.env is not None:  # the REINFORCE agent acts through the environment
+        if isinstance(teacher, ReinforceTeacher):  # it acts through the environment
+            assert run.env is not None
             teacher.start_episode(run.env)
             taught = run_episode(run.env, _recording(teacher, schedule), seed, every, test)
         else:
@@ -619,7 +630,7 @@ def _record_into(schedule: Schedule) -> OnStep:
     return record
 
 
-def _recording(teacher: Any, schedule: Schedule) -> Callable[[Any], dict[str, float]]:
+def _recording(teacher: ReinforceTeacher, schedule: Schedule) -> Callable[[Any], dict[str, float]]:
     """A frozen REINFORCE step in its env that records the loss parameters it set."""
 
     def step(env: Any) -> dict[str, float]:

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from agents.fixed_loss import FixedLossTeacher
-from l2t import progress
-from l2t.base_loss import base_loss_params
 from l2t.config import Config
-from l2t.seeds import student_seed
-from l2t.splits import Splits
-from l2t.task import Task
-from l2t.teaching import run_student
+from l2t.data.splits import Splits
+from l2t.engine.seeds import student_seed
+from l2t.engine.task import Task
+from l2t.engine.teaching import run_student
+from l2t.io import progress
+from l2t.losses.base_loss import base_loss_params
 
 LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
 TUNING_STUDENTS = 2
@@ -30,7 +30,7 @@ GRID_LOSSES = ("ce", "label_smoothing", "sce", "gce")  # and kd with a model to 
 
 @dataclass
 class Candidate:
-    loss: str  # the fixed loss (a point of l2t.composite_loss)
+    loss: str  # the fixed loss (a point of l2t.losses.composite)
     lr: float
     cosine: bool  # the learning rate annealed to 0 along a cosine
     val_acc: float = 0.0  # mean final validation accuracy of the tuning students

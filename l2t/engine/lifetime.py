@@ -16,8 +16,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from l2t.student_state import Loss, StudentState, features, validate
-from l2t.task import Batches, Task
+from l2t.engine.student_state import Loss, StudentState, features, validate
+from l2t.engine.task import Batches, Task
 
 Theta = dict[str, Tensor]  # the teacher's parameters, as values
 TeacherState = dict[str, Tensor]  # what a policy carries from one teacher step to the next
