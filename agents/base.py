@@ -3,6 +3,7 @@ saves and loads in one file (Stable-Baselines3's habits)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +17,16 @@ from l2t.engine.student_state import LossFn
 from l2t.engine.task import Task
 from l2t.io.checkpoint import atomic_save, load_checkpoint
 
+
+def _plain(value: Any) -> Any:
+    """Shapes as tuples of ints (a torch.Size is one, but not plain data in a file)."""
+    if isinstance(value, torch.Size):
+        return tuple(int(n) for n in value)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 TEACHER_FORMAT = 2  # 2: the run's config inside; 1: without it (still read)
 READABLE_FORMATS = (1, 2)
 
@@ -26,7 +37,9 @@ class Teacher(nn.Module):
     teacher trains students on the same path (`l2t.engine.teaching.run_student`). The defaults
     are those of a policy that observes only the student state and keeps no state.
 
-    Subclasses keep their constructor arguments in `self.hparams` (for `save`).
+    A teacher's constructor arguments, by name, are its `hparams` (recorded by `__new__`:
+    what `save` writes and `load` passes back), so no subclass copies them by hand;
+    `unsaved` names those that are not data (a fixed loss's base tensors, given at load).
     """
 
     kind: ClassVar[str]
@@ -34,15 +47,25 @@ class Teacher(nn.Module):
     observes_gradient = False  # whether `propose` reads dL_val/dphi (a second-order unroll)
     teacher_set = True  # a loss it sets is judged by the divergence guard (lifetime.broken)
     optimizer: torch.optim.Optimizer | None = None  # a learning teacher's own Adam
+    unsaved: ClassVar[tuple[str, ...]] = ()  # constructor arguments `save` leaves out
+    hparams: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "kind" in cls.__dict__:
             Teacher.registry[cls.kind] = cls
 
-    def __init__(self, **hparams: Any) -> None:
-        super().__init__()
-        self.hparams = hparams
+    def __new__(cls, *args: Any, **kwargs: Any) -> Teacher:
+        teacher = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(teacher, *args, **kwargs)
+        except TypeError:  # copy or unpickle: no arguments; `hparams` comes with __dict__
+            return teacher
+        bound.apply_defaults()
+        named = list(bound.arguments.items())[1:]  # after self
+        hparams = {k: _plain(v) for k, v in named if k not in cls.unsaved}
+        object.__setattr__(teacher, "hparams", hparams)  # before nn.Module.__init__
+        return teacher
 
     def theta(self) -> Theta:
         """The learnable parameters as values: what estimators perturb and differentiate."""

@@ -31,9 +31,7 @@ class ControlTeacher(Teacher):
     def __init__(
         self, phi_shapes: list[tuple[int, ...]], ranges: str, lr: float = 1e-3, hidden: int = 20
     ) -> None:
-        super().__init__(
-            phi_shapes=[tuple(s) for s in phi_shapes], ranges=ranges, lr=lr, hidden=hidden
-        )
+        super().__init__()
         self.phi_shapes = [tuple(s) for s in phi_shapes]
         self.ranges = parse_ranges(ranges)
         self.controls = controlled_size(self.ranges)

@@ -12,9 +12,7 @@ from l2t.data.distill import kd_loss
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import LossFn
 from l2t.engine.task import Task
-from l2t.losses.fixed import LOSSES, fixed_loss
-
-FIXED_LOSSES = (*LOSSES, "kd", "base_dln", "base")
+from l2t.losses.fixed import FIXED_LOSSES, fixed_loss
 
 
 class FixedLossTeacher(Teacher):
@@ -26,9 +24,10 @@ class FixedLossTeacher(Teacher):
 
     kind = "fixed"
     teacher_set = False
+    unsaved = ("base",)  # tensors: the run's base loss, given again where it is loaded
 
     def __init__(self, loss: str = "ce", base: Sequence[Tensor] = ()) -> None:
-        super().__init__(loss=loss)
+        super().__init__()
         if loss not in FIXED_LOSSES:
             raise ValueError(f"unknown fixed loss '{loss}'; allowed: {', '.join(FIXED_LOSSES)}")
         self.loss = loss

@@ -76,19 +76,7 @@ class LSTMTeacher(Teacher):
         scale: float = 0.0,
         mix_range: float = 0.0,
     ) -> None:
-        super().__init__(
-            phi_shapes=[tuple(s) for s in phi_shapes],
-            update=update,
-            param=param,
-            alpha=alpha,
-            beta=beta,
-            lr=lr,
-            hidden=hidden,
-            bptt=bptt,
-            observe=observe,
-            scale=scale,
-            mix_range=mix_range,
-        )
+        super().__init__()
         if observe not in OBSERVATIONS:
             raise ValueError(f"teacher.observe must be grad or state; got '{observe}'")
         if update not in ("fused", "three_stage"):

@@ -37,9 +37,7 @@ class MLPTeacher(Teacher):
         phi_shapes: list[tuple[int, ...]] | None = None,
     ) -> None:
         shapes = [tuple(s) for s in phi_shapes] if phi_shapes else [(n_params,)]
-        super().__init__(
-            n_params=n_params, lr=lr, hidden=hidden, family=family, beta=beta, phi_shapes=shapes
-        )
+        super().__init__()
         self.family, self.beta, self.phi_shapes = family, beta, shapes
         base = BASE_COEFFICIENTS if family == "parametric" else [0.0] * n_params
         self.register_buffer("base_phi", torch.tensor(base, dtype=torch.float32))

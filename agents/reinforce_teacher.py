@@ -9,7 +9,9 @@ minus a per-time-step moving-average baseline.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 from agents.base import Teacher
 from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
+from l2t.engine.schedule import Schedule
 from l2t.engine.teaching import EpisodeResult
 
 
@@ -38,15 +41,7 @@ class ReinforceTeacher(Teacher):
         baseline_decay: float = 0.9,
         max_steps: int = 10_000,
     ) -> None:
-        super().__init__(
-            obs_dim=obs_dim,
-            act_dim=act_dim,
-            lr=lr,
-            hidden=hidden,
-            init_std=init_std,
-            baseline_decay=baseline_decay,
-            max_steps=max_steps,
-        )
+        super().__init__()
         self.mean_net = nn.Sequential(
             nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, act_dim)
         )
@@ -139,11 +134,51 @@ class ReinforceTeacher(Teacher):
         seed: int,
         eval_every: int,
         test: tuple[Tensor, Tensor] | None = None,
+        schedule: Schedule | None = None,
     ) -> EpisodeResult:
-        """Train a fresh student (seeded) in `env` with the policy's mean actions, frozen."""
+        """Train a fresh student (seeded) in `env` with the policy's mean actions, frozen;
+        the loss parameters it sets go into `schedule` by progress."""
         self.start_episode(env)
-        step = lambda e: self.teacher_step(e, learn=False)  # noqa: E731
+
+        def step(env: StudentTrainingEnv) -> dict[str, float]:
+            progress_before = env.progress
+            info = self.teacher_step(env, learn=False)
+            if schedule is not None and self.params is not None:
+                schedule.record(progress_before, self.params)
+            return info
+
         return run_episode(env, step, seed, eval_every, test)
+
+    def learn_episode(
+        self,
+        env: StudentTrainingEnv,
+        seed: int,
+        eval_every: int,
+        on_step: Callable[[dict[str, Any], EpisodeResult], None],
+        saved: dict[str, Any] | None = None,
+    ) -> EpisodeResult:
+        """One student in `env` while the agent learns from it (REINFORCE's step at its end);
+        `saved` (an `in_hand` of an episode stopped part way) continues that episode."""
+        resumed = None
+        if saved is None:
+            self.start_episode(env)
+        else:
+            env.restore(saved["env"])
+            self.load_episode_state(saved["teacher"])
+            torch.set_rng_state(saved["torch_rng"])
+            resumed = EpisodeResult(**saved["result"])
+        step = lambda e: self.teacher_step(e, learn=True)  # noqa: E731
+        return run_episode(env, step, seed, eval_every, on_step=on_step, resume=resumed)
+
+    def in_hand(self, env: StudentTrainingEnv, result: EpisodeResult) -> dict[str, Any]:
+        """An episode stopped part way, as data: the student, what the agent holds about it,
+        the curve so far and the random stream of its actions (`learn_episode` resumes it)."""
+        return {
+            "env": env.snapshot(),
+            "teacher": self.episode_state(),
+            "result": dataclasses.asdict(result),
+            "torch_rng": torch.get_rng_state(),
+        }
 
     def start_episode(self, env: StudentTrainingEnv) -> None:
         self._reset_trajectory()

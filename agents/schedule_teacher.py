@@ -16,7 +16,7 @@ class ScheduleTeacher(Teacher):
     phi: Tensor  # (records, n_phi), a buffer so it saves and moves with the teacher
 
     def __init__(self, phi_shapes: list[tuple[int, ...]], progress: list[float]) -> None:
-        super().__init__(phi_shapes=[tuple(s) for s in phi_shapes], progress=list(progress))
+        super().__init__()
         self.schedule = Schedule([tuple(s) for s in phi_shapes], list(progress))
         n_phi = sum(torch.Size(s).numel() for s in phi_shapes)
         self.register_buffer("phi", torch.zeros(len(progress), n_phi))

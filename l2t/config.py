@@ -24,6 +24,9 @@ from typing import Any
 import yaml
 
 from l2t.engine.seeds import MAX_RUN_SEED
+from l2t.losses.composite import POINTS
+from l2t.losses.dln import PAIR_LOSSES
+from l2t.losses.fixed import FIXED_LOSSES
 
 
 class ConfigError(ValueError):
@@ -50,14 +53,12 @@ class LossNetConfig:
     family: str = _choice(
         "dln", "dln", "parametric", "composite"
     )  # a loss network, 4 loss coefficients, or the composite of the fixed losses
-    base: str = _choice(
-        "auto", "auto", "ce", "label_smoothing", "sce", "gce", "kd", "base_dln"
-    )  # composite: the point the teacher starts at (auto: the best on validation)
+    base: str = _choice("auto", "auto", *POINTS)  # composite: the point the teacher starts
+    # at (l2t/losses/composite.py POINTS; auto: the best on validation)
     ranges: str = "log_scale=0.5,ce=0.5,rce=0.5,smoothing=0.1,reweight=2"  # composite: how
     # far the teacher moves each control from the base point (l2t/losses/composite.py)
-    init: str = _choice(
-        "pairwise_logistic", "pairwise_logistic", "pairwise_sce", "random"
-    )  # the pair loss the DLN starts as (l2t/losses/dln.py PAIR_LOSSES), or random
+    init: str = _choice("pairwise_logistic", *PAIR_LOSSES, "random")  # the pair loss the DLN
+    # starts as (l2t/losses/dln.py PAIR_LOSSES), or random
     init_steps: int = 1000  # Adam steps fitting the DLN to its initial loss
 
 
@@ -73,9 +74,8 @@ class TeacherConfig:
     lr: float = 1e-3  # Adam learning rate of the teacher's own parameters
     hidden: int = 20  # LSTM hidden size (coordinate-wise, shared by all DLN weights)
     bptt: int = 1  # teacher steps per truncated backprop through the LSTM state
-    fixed_loss: str = _choice(
-        "ce", "ce", "label_smoothing", "focal", "gce", "sce", "bootstrap", "kd", "base_dln"
-    )  # agent=fixed: the loss it keeps (l2t/losses/fixed.py)
+    fixed_loss: str = _choice("ce", *(f for f in FIXED_LOSSES if f != "base"))  # agent=fixed:
+    # the loss it keeps (l2t/losses/fixed.py FIXED_LOSSES)
     init_std: float = 0.3  # agent=reinforce: initial std of the Gaussian policy (action units)
     observe: str = _choice(
         "state", "state", "grad"

@@ -3,15 +3,12 @@
 # loss chosen on validation), 10 paired seeds each, one thread per process. About three
 # hours on 2 CPU cores; a table already written is skipped. Usage:
 #   bash scripts/reproduce_composite.sh [RUNS_DIR]
-set -euo pipefail
 runs=${1:-runs/composite}
-l2t=${L2T:-l2t}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # small students: one thread per run is fastest
+source "$(dirname "$0")/common.sh"
 config=--config=configs/mnist1d_mlp_composite.yaml
 digits=(dataset=digits student=lenet steps=1500 val_size=400 val_batch=0)
 noise_rows=ce,ce_trainval,ce_val,sce,sce_trainval,base,base_trainval,teacher_untrained
 noise_rows+=,teacher_online,teacher_schedule,teacher_schedule_trainval
-mkdir -p "$runs"
 
 train() {  # name, args...: a control teacher, once
   local name=$1; shift

@@ -3,12 +3,8 @@
 # and robust baselines per noise setting, greedy and PES teachers, distillation from a CNN.
 # About three hours on 2 CPU cores. Usage:
 #   bash scripts/reproduce_noise.sh [RUNS_DIR]
-set -euo pipefail
 runs=${1:-runs/noise}
-l2t=${L2T:-l2t}
-python=${PYTHON:-python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # small students: one thread per run is fastest
-mkdir -p "$runs"
+source "$(dirname "$0")/common.sh"
 baselines=methods=ce,ce_early_stop,gce,sce,bootstrap,base_dln,ce_tuned,ce_cosine
 teachers=methods=ce,base_dln,teacher_online,teacher_schedule
 cnn=configs/mnist1d_cnn1d.yaml

@@ -3,12 +3,8 @@
 # baseline and teacher (same data, initializations, batches and budget). A few hours on 2
 # CPU cores; runs two at a time if you start two copies on different settings. Usage:
 #   bash scripts/reproduce_results.sh [RUNS_DIR]
-set -euo pipefail
 runs=${1:-runs/exp}
-l2t=${L2T:-l2t}
-python=${PYTHON:-python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # small students: one thread per run is fastest
-mkdir -p "$runs"
+source "$(dirname "$0")/common.sh"
 methods=ce,base_dln,ce_tuned,base_dln_tuned,ce_cosine,base_dln_cosine,teacher_online,teacher_schedule
 
 run() {  # name, config, args...: train (resuming a cut-off run), then compare over 10 seeds

@@ -39,3 +39,41 @@ def test_every_compare_method_is_named_once_and_every_fixed_loss_is_a_method():
     assert len(METHODS) == len(set(METHODS))
     missing = {loss for loss in FIXED_LOSSES if loss not in ("kd", "base")} - set(METHODS)
     assert not missing, f"fixed losses that compare cannot run: {sorted(missing)}"
+
+
+def test_a_new_compare_row_is_one_class_and_trains_beside_the_others(tiny_cfg, tmp_path):
+    from l2t.commands.compare import compare, default_methods_for, parse_methods
+    from l2t.commands.compare.method import Method
+    from l2t.commands.compare.tuned import fixed_run
+
+    class HalfRate(Method):  # cross-entropy at half the run's rate, run by default
+        names = ("ce_half_rate",)
+
+        @classmethod
+        def by_default(cls, name, cfg, have_teacher):
+            return True
+
+        def student(self, chosen):
+            run = fixed_run(self.setting, "ce", self.setting.cfg.optim.lr / 2, cosine=False)
+            return lambda seed: run(seed, self.setting.test)
+
+    try:
+        assert "ce_half_rate" in default_methods_for(tiny_cfg, have_teacher=False)
+        methods = parse_methods("ce,ce_half_rate", tiny_cfg, have_teacher=False)
+        results = compare(tiny_cfg, methods, seeds=2, out=tmp_path)
+        assert "| ce_half_rate |" in (tmp_path / "results.md").read_text()
+        assert results["ce_half_rate"].test_accs != results["ce"].test_accs
+        with pytest.raises(TypeError, match="registered twice"):
+            type("Again", (Method,), {"names": ("ce_half_rate",)})
+    finally:
+        Method.registry.pop("ce_half_rate")
+
+
+def test_a_row_the_config_cannot_train_is_refused_in_one_line(tiny_cfg):
+    from l2t.commands.compare import parse_methods
+    from l2t.config import ConfigError
+
+    with pytest.raises(ConfigError, match="l2rw_base works on the composite base point"):
+        parse_methods("ce,l2rw_base", tiny_cfg, have_teacher=False)
+    with pytest.raises(ConfigError, match="teacher_online need teacher=RUN_DIR"):
+        parse_methods("teacher_online", tiny_cfg, have_teacher=False)

@@ -15,7 +15,7 @@ from l2t.engine.teaching import run_student
 from l2t.losses.base_loss import base_loss_params
 from l2t.losses.composite import parse_ranges
 from l2t.methods import reweighting
-from l2t.methods.reweighting import BasePoint, cross_entropy, lookahead, reweighted_student
+from l2t.methods.reweighting import BasePoint, Reweighted, cross_entropy, lookahead
 
 
 def test_the_lookahead_gradient_in_the_sample_weights_is_the_finite_difference(float64):
@@ -48,7 +48,7 @@ def test_a_reweighted_student_learns(method):
     cfg = from_dict({"steps": 100, "eval_every": 50, "val_batch": 100, "unroll": {"steps": 5}})
     task = make_task(cfg)
     test = (task.splits.x_test, task.splits.y_test)
-    result = reweighted_student(task, method, 0, 50, test)
+    result = run_student(task, Reweighted(task, method, 0, None), {}, 0, 50, test)
     assert [p["step"] for p in result.curve] == [0, 50, 100]
     assert result.test_acc > result.curve[0]["test_acc"] + 0.05  # it trained
 
@@ -71,10 +71,10 @@ def test_meta_starts_at_the_base_point_and_trains_its_student(float64, monkeypat
     point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
     fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
     monkeypatch.setattr(reweighting, "META_LR", 0.0)
-    held = reweighted_student(task, "meta", 0, 20, base=point)
+    held = run_student(task, Reweighted(task, "meta", 0, point), {}, 0, 20)
     assert [p["val_acc"] for p in held.curve] == pytest.approx(
         [p["val_acc"] for p in fixed.curve], abs=1e-12
     )
     monkeypatch.undo()
-    moving = reweighted_student(task, "meta", 0, 20, base=point)
+    moving = run_student(task, Reweighted(task, "meta", 0, point), {}, 0, 20)
     assert moving.curve != held.curve  # the lookahead moved the weights

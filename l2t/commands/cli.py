@@ -191,7 +191,7 @@ def _compare(args: argparse.Namespace) -> None:
     run_dir = picked.get("teacher")
     cfg = _config_for(args, run_dir, rest)
     default_methods = ",".join(default_methods_for(cfg, run_dir is not None))
-    methods = parse_methods(picked.get("methods", default_methods), run_dir is not None)
+    methods = parse_methods(picked.get("methods", default_methods), cfg, run_dir is not None)
     counts = {}
     for key, default in (("seeds", "5"), ("workers", "1")):
         try:

@@ -36,7 +36,6 @@ from agents import (
     ReinforceTeacher,
     Teacher,
 )
-from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
 from l2t.commands.applying import teach_student
 from l2t.config import Config, ConfigError, migrate, mix_of
@@ -375,24 +374,6 @@ def _save(run: Run, episode: int, update: int, in_hand: dict[str, Any] | None = 
     atomic_save(dict(vars(state)), run.run_dir / "checkpoint.pt")
 
 
-def _episode_in_hand(env: Any, teacher: ReinforceTeacher, result: EpisodeResult) -> dict[str, Any]:
-    """An env-path episode stopped part way, as data: the student, what the teacher holds
-    about it, the episode's curve so far and the random stream of the teacher's actions."""
-    return {
-        "env": env.snapshot(),
-        "teacher": teacher.episode_state(),
-        "result": dataclasses.asdict(result),
-        "torch_rng": torch.get_rng_state(),
-    }
-
-
-def _continue_episode(env: Any, teacher: ReinforceTeacher, saved: dict[str, Any]) -> EpisodeResult:
-    env.restore(saved["env"])
-    teacher.load_episode_state(saved["teacher"])
-    torch.set_rng_state(saved["torch_rng"])
-    return EpisodeResult(**saved["result"])
-
-
 def train_teacher(
     cfg: Config, show_progress: bool = True, started: Callable[[Path], None] | None = None
 ) -> TrainResult | None:
@@ -427,7 +408,11 @@ def _train(
     kept = run.state.metrics_lines if cfg.resume else None
     run.tracker = Tracker(run.run_dir if run.rank == 0 else None, cfg, kept)
     progress.enable(show_progress and cfg.progress and run.rank == 0)
-    diverged = meta_train(run)
+    try:
+        diverged = meta_train(run)
+    except BaseException:  # a stop or a run that breaks every student: the lines stay
+        run.tracker.close()
+        raise
     if run.rank != 0:  # rank 0 evaluates the kept teacher and writes the results
         run.tracker.close()
         return None
@@ -516,15 +501,11 @@ def _mean(values: list[float], empty: float) -> float:
 
 
 def _reinforce_episode(run: Run, episode: int, bar: Any) -> EpisodeResult:
-    """One student in the environment while the REINFORCE agent learns from it; a stop
-    part way checkpoints the student in hand."""
+    """One student in the environment while the REINFORCE agent learns from it
+    (`agents/reinforce_teacher.py`); a stop part way checkpoints the student in hand."""
     cfg, env, teacher = run.cfg, run.env, run.teacher
     assert env is not None and isinstance(teacher, ReinforceTeacher)
-    resumed = None
-    if episode == run.state.episode and run.state.episode_in_hand is not None:
-        resumed = _continue_episode(env, teacher, run.state.episode_in_hand)
-    else:
-        teacher.start_episode(env)
+    in_hand = run.state.episode_in_hand if episode == run.state.episode else None
 
     def log_step(record: dict[str, Any], so_far: EpisodeResult) -> None:
         params = teacher.current_params()
@@ -534,19 +515,12 @@ def _reinforce_episode(run: Run, episode: int, bar: Any) -> EpisodeResult:
         bar.update(1)
         bar.set_postfix(val_acc=f"{record['val_acc']:.3f}", drift=record.get("drift"))
         done = math.ceil(env.t / env.task.k)
-        in_hand = functools.partial(_episode_in_hand, env, teacher, so_far)
-        save = lambda: _save(run, episode, done, in_hand())  # noqa: E731
+        save = lambda: _save(run, episode, done, teacher.in_hand(env, so_far))  # noqa: E731
         _after_update(done, stopping.requested(), cfg.checkpoint_every, env.done, save)
 
     with stopping.safe_points():
-        return run_episode(
-            env,
-            lambda e: teacher.teacher_step(e, learn=True),
-            student_seed(cfg.seed, "train", episode),
-            cfg.eval_every,
-            on_step=log_step,
-            resume=resumed,
-        )
+        seed = student_seed(cfg.seed, "train", episode)
+        return teacher.learn_episode(env, seed, cfg.eval_every, log_step, in_hand)
 
 
 def final_evaluation(run: Run, meta_diverged: int) -> TrainResult:
@@ -563,8 +537,7 @@ def final_evaluation(run: Run, meta_diverged: int) -> TrainResult:
     with progress.phase("final evaluation", 3 * cfg.steps):
         if isinstance(teacher, ReinforceTeacher):  # it acts through the environment
             assert run.env is not None
-            teacher.start_episode(run.env)
-            taught = run_episode(run.env, _recording(teacher, schedule), seed, every, test)
+            taught = teacher.teach(run.env, seed, every, test, schedule)
         else:
             recorder = _record_into(schedule) if run.estimator is not None else None
             taught = run_student(run.task, teacher, teacher.theta(), seed, every, test, recorder)
@@ -628,17 +601,3 @@ def _record_into(schedule: Schedule) -> OnStep:
         schedule.record(before.obs.progress, step.params)
 
     return record
-
-
-def _recording(teacher: ReinforceTeacher, schedule: Schedule) -> Callable[[Any], dict[str, float]]:
-    """A frozen REINFORCE step in its env that records the loss parameters it set."""
-
-    def step(env: Any) -> dict[str, float]:
-        progress_before = env.progress
-        info = teacher.teacher_step(env, learn=False)
-        params = teacher.current_params()
-        if params is not None:
-            schedule.record(progress_before, params)
-        return dict(info)
-
-    return step

@@ -40,6 +40,21 @@ class SGD:
     weight_decay: float = 0.0
 
 
+@dataclass(frozen=True)
+class SGDStep:
+    """What a `Lookahead` loss sees of one SGD step: the student as a function of its
+    parameters, those parameters, the batch, the step's learning rate and the teacher step's
+    validation batch."""
+
+    forward: Forward
+    params: list[Tensor]
+    x: Tensor
+    y: Tensor
+    lr: float | Tensor
+    x_val: Tensor
+    y_val: Tensor
+
+
 class Lookahead(ABC):
     """A training loss that reads the student, not only its logits: the reweighting
     methods' one-step lookahead on the teacher step's validation batch (l2t/methods/reweighting.py).
@@ -47,17 +62,8 @@ class Lookahead(ABC):
     methods train on the same step function as every other (docs/design.md §3)."""
 
     @abstractmethod
-    def objective(
-        self,
-        forward: Forward,
-        params: list[Tensor],
-        x: Tensor,
-        y: Tensor,
-        lr: float | Tensor,
-        x_val: Tensor,
-        y_val: Tensor,
-    ) -> Tensor:
-        """The loss of this SGD step on batch `(x, y)`, differentiable in `params`."""
+    def objective(self, step: SGDStep) -> Tensor:
+        """The loss of this SGD step on its batch, differentiable in `step.params`."""
 
 
 Loss = LossFn | Lookahead  # what a student trains under: a loss of its logits, or a lookahead
@@ -207,7 +213,7 @@ def _lookahead_loss(
 ) -> Tensor:
     if val is None:
         raise ValueError("a Lookahead loss needs the validation batch: unroll(..., val=...)")
-    return loss_fn.objective(forward, params, x, y, sgd.lr, *val)
+    return loss_fn.objective(SGDStep(forward, params, x, y, sgd.lr, *val))
 
 
 @torch.no_grad()

@@ -141,8 +141,10 @@ class Tracker:
             print(f"warning: wandb summary failed ({exc})", file=sys.stderr)
 
     def close(self) -> None:
+        """Close the metrics file and finish wandb; again, a no-op."""
         if self.file is not None:
             self.file.close()
+            self.file = None
         if self.wandb is not None:
             try:
                 offline = self.wandb.settings.mode == "offline"
@@ -151,6 +153,7 @@ class Tracker:
                     wait_for_wandb_file(self.run_dir)
             except Exception as exc:
                 print(f"warning: wandb finish failed ({exc})", file=sys.stderr)
+            self.wandb = None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ def label_smoothing(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits, targets, label_smoothing=SMOOTHING)
 
 
-LOSSES = {
+LOSSES = {  # a new fixed loss is a function and its entry: a config choice and a compare row
     "ce": cross_entropy,
     "label_smoothing": label_smoothing,
     "focal": focal_loss,
@@ -72,6 +72,10 @@ LOSSES = {
     "sce": symmetric_ce,
     "bootstrap": soft_bootstrap,
 }
+ROBUST = ("gce", "sce", "bootstrap")  # designed for noisy labels: compared by default under noise
+# every loss a fixed teacher keeps: these, vanilla KD (l2t/data/distill.py), the DLN at its base
+# weights, and the run's family at its base point
+FIXED_LOSSES = (*LOSSES, "kd", "base_dln", "base")
 
 
 def fixed_loss(name: str, logits: Tensor, targets: Tensor) -> Tensor:

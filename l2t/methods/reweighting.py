@@ -19,9 +19,10 @@ validation batch.
 
 Their published form reweights cross-entropy; given the run's `BasePoint`, `mwnet` and
 `l2rw` weigh the composite's per-sample loss there instead (`compare`'s `*_base` rows).
-Students train on the one step function (`Task.train`, through `run_student`): the seed's
-batches, the teacher step's validation batch, the task's SGD and schedule, so rows pair
-with every other method.
+A student trains under one `Reweighted` policy (`run_student(task, Reweighted(task,
+method, seed, base), {}, seed, eval_every)`), on the one step function (`Task.train`): the
+seed's batches, the teacher step's validation batch, the task's SGD and schedule, so rows
+pair with every other method.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2t.engine.lifetime import Observation
-from l2t.engine.student_state import Forward, Lookahead, Loss, LossFn
+from l2t.engine.student_state import Lookahead, Loss, LossFn, SGDStep
 from l2t.engine.task import Task
-from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.losses.composite import REWEIGHT, CompositeLoss, controlled_size, params_from_unit
 
 METHODS = ("mwnet", "l2rw", "meta")
@@ -63,20 +63,6 @@ def _weight_net() -> nn.Module:
     return nn.Sequential(
         nn.Linear(1, WEIGHT_NET_HIDDEN), nn.ReLU(), nn.Linear(WEIGHT_NET_HIDDEN, 1), nn.Sigmoid()
     )
-
-
-def reweighted_student(
-    task: Task,
-    method: str,
-    seed: int,
-    eval_every: int,
-    test: tuple[Tensor, Tensor] | None = None,
-    base: BasePoint | None = None,
-) -> EpisodeResult:
-    """The student of `seed` trained with `method` over cross-entropy or, given `base`, over
-    the composite family at that point: `run_student` under a `Reweighted` policy, so on
-    the one step function, schedule and divergence guard every method shares."""
-    return run_student(task, Reweighted(task, method, seed, base), {}, seed, eval_every, test)
 
 
 class Reweighted(Lookahead):
@@ -130,17 +116,15 @@ class Reweighted(Lookahead):
         assert self.base is not None
         return params_from_unit(self.base.params, self.moved, torch.tanh(self.controls))
 
-    def objective(
-        self,
-        forward: Forward,
-        params: list[Tensor],
-        x: Tensor,
-        y: Tensor,
-        lr: float | Tensor,
-        x_val: Tensor,
-        y_val: Tensor,
-    ) -> Tensor:
-        logits = forward(params, x)
+    def objective(self, step: SGDStep) -> Tensor:
+        forward, params, lr, x_val, y_val = (
+            step.forward,
+            step.params,
+            step.lr,
+            step.x_val,
+            step.y_val,
+        )
+        logits, y = forward(params, step.x), step.y
         if self.method == "meta":
             assert self.base is not None
             weighted = self.base.loss(self.at_controls(), logits, y)
