@@ -19,6 +19,7 @@ from torch.func import functional_call
 
 from agents.base import Teacher
 from agents.lstm_teacher import lstm_cell
+from l2t.config import Config, ConfigError
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import FEATURE_NAMES
 from l2t.losses.composite import control_rows, controlled_size, params_from_unit, parse_ranges
@@ -43,6 +44,20 @@ class ControlTeacher(Teacher):
         nn.init.zeros_(self.head.weight)  # the untrained teacher is its base point, exactly
         nn.init.zeros_(self.head.bias)
         self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+
+    sigma_per_control = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> ControlTeacher:
+        return cls.around(base, cfg.loss.ranges, lr=cfg.teacher.lr, hidden=cfg.teacher.hidden)
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        super().check(cfg)
+        if cfg.loss.family != "composite":
+            raise ConfigError(
+                "teacher.agent=control sets the composite family: loss.family=composite"
+            )
 
     @classmethod
     def around(cls, base: list[Tensor], ranges: str, **hparams: Any) -> ControlTeacher:

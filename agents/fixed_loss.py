@@ -4,10 +4,12 @@ no parameters (it trains on the same path as every teacher, l2t/engine/teaching.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
 from agents.base import Teacher
+from l2t.config import Config
 from l2t.data.distill import kd_loss
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import LossFn
@@ -25,6 +27,11 @@ class FixedLossTeacher(Teacher):
     kind = "fixed"
     teacher_set = False
     unsaved = ("base",)  # tensors: the run's base loss, given again where it is loaded
+    trained_by_estimator = False  # it learns nothing
+
+    @classmethod
+    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> FixedLossTeacher:
+        return cls(cfg.teacher.fixed_loss, base)
 
     def __init__(self, loss: str = "ce", base: Sequence[Tensor] = ()) -> None:
         super().__init__()

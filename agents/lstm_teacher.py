@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
+from l2t.config import Config
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import FEATURE_NAMES
 
@@ -110,6 +111,23 @@ class LSTMTeacher(Teacher):
             nn.init.zeros_(self.mix_head.weight)
             nn.init.zeros_(self.mix_head.bias)
         self.optimizer = torch.optim.Adam(self.learnable(), lr=lr)
+
+    can_set_mix = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> Teacher:
+        """Under the composite family the LSTM's place is the control teacher's."""
+        if cfg.loss.family == "composite":
+            return Teacher.registry["control"].from_config(cfg, base, env)
+        keys = ("update", "param", "alpha", "beta", "lr", "hidden", "bptt", "observe")
+        hparams = {k: getattr(cfg.teacher, k) for k in (*keys, "scale", "mix_range")}
+        return cls.around(base, cfg.loss.family, **hparams)
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        if cfg.loss.family == "composite":
+            return Teacher.registry["control"].check(cfg)
+        super().check(cfg)
 
     @classmethod
     def around(cls, base: list[Tensor], family: str = "dln", **hparams: Any) -> LSTMTeacher:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from agents.base import Teacher
 from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
+from l2t.config import Config
 from l2t.engine.schedule import Schedule
 from l2t.engine.teaching import EpisodeResult
 
@@ -54,6 +55,14 @@ class ReinforceTeacher(Teacher):
         self.baseline_decay = baseline_decay
         self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         self._reset_trajectory()
+
+    trained_by_estimator = False  # it learns from its own episodes in the env
+    acts_in_env = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> ReinforceTeacher:
+        t = cfg.teacher
+        return cls.for_env(env, lr=t.lr, hidden=t.hidden, init_std=t.init_std)
 
     @classmethod
     def for_env(cls, env: gym.Env, **hparams: Any) -> ReinforceTeacher:

@@ -30,6 +30,10 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "teacher.beta=-1"], "'teacher.beta' must be >= 0"),
     (["train-teacher", "loss.init_steps=-5"], "'loss.init_steps' must be >= 0"),
     (["train-teacher", "select_students=-1"], "'select_students' must be >= 0"),
+    (["train-teacher", "select_students=0"], "use select_students>=1"),  # the teacher's fact
+    (["train-teacher", "estimator.kind=tbptt", "estimator.objective=val_acc"], "no gradient"),
+    (["train-teacher", *CONTROL[:1], "teacher.agent=mlp"], "set by teacher.agent=control"),
+    (["train-teacher", "teacher.agent=control"], "sets the composite family"),
     (["train-teacher", "estimator.sigma=0"], "'estimator.sigma' must be > 0"),
     (["train-teacher", "label_noise=1"], "'label_noise' must be in [0, 1)"),
     (["train-teacher", "seed=-1"], "'seed' must be in [0, 1048576)"),

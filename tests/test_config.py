@@ -21,8 +21,6 @@ def test_file_then_overrides_with_types(tmp_path):
         (["resume=maybe"], "'resume' expects bool"),
         (["optim.lr=fast"], "'optim.lr' expects float"),
         (["select_students=-1"], "'select_students' must be >= 0"),
-        (["select_students=0"], "use select_students>=1"),
-        (["estimator.kind=tbptt", "estimator.objective=val_acc"], "has no gradient"),
         (["estimator.objective_from=1"], "must be in \\[0, 1\\)"),
         (["estimator.population=-1"], "'estimator.population' must be >= 0"),
         (["teacher.population=8"], "'teacher.population' is now 'estimator.population'"),

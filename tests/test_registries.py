@@ -14,6 +14,7 @@ from l2t.engine.students import STUDENTS
 from l2t.estimators import ESTIMATORS
 from l2t.losses.composite import POINTS
 from l2t.losses.dln import PAIR_LOSSES
+from l2t.losses.families import FAMILIES
 
 
 def _choices(cls: type, name: str) -> set[str]:
@@ -28,6 +29,7 @@ def _choices(cls: type, name: str) -> set[str]:
         (TeacherConfig, "fixed_loss", set(FIXED_LOSSES) - {"base"}),
         (LossNetConfig, "base", {"auto", *POINTS}),
         (LossNetConfig, "init", {*PAIR_LOSSES, "random"}),
+        (LossNetConfig, "family", set(FAMILIES)),
         (Config, "student", set(STUDENTS)),
     ],
 )
@@ -77,3 +79,10 @@ def test_a_row_the_config_cannot_train_is_refused_in_one_line(tiny_cfg):
         parse_methods("ce,l2rw_base", tiny_cfg, have_teacher=False)
     with pytest.raises(ConfigError, match="teacher_online need teacher=RUN_DIR"):
         parse_methods("teacher_online", tiny_cfg, have_teacher=False)
+
+
+def test_every_teacher_the_config_offers_builds_itself_from_the_config():
+    agents = _choices(TeacherConfig, "agent")
+    assert all(
+        Teacher.registry[a].from_config.__func__ is not Teacher.from_config.__func__ for a in agents
+    )

@@ -72,26 +72,11 @@ class TrainResult:
     teacher_diverged_steps: int = 0  # the same, in the final evaluation student
 
 
-def make_teacher(cfg: Config, base: list[torch.Tensor], env: Any = None) -> Any:
+def make_teacher(cfg: Config, base: list[torch.Tensor], env: Any = None) -> Teacher:
     """The teacher `teacher.agent` names, around the base loss parameters `base` (the
     REINFORCE agent sized for the gymnasium environment `env` it acts in)."""
-    t = cfg.teacher
     try:
-        if cfg.loss.family == "composite" and t.agent in ("lstm", "control"):
-            return ControlTeacher.around(base, cfg.loss.ranges, lr=t.lr, hidden=t.hidden)
-        if t.agent == "control":
-            raise ValueError(
-                "teacher.agent=control sets the composite family: loss.family=composite"
-            )
-        if t.agent == "lstm":  # every teacher.* key it takes, by name
-            keys = ("update", "param", "alpha", "beta", "lr", "hidden", "bptt", "observe")
-            hparams = {k: getattr(t, k) for k in (*keys, "scale", "mix_range")}
-            return LSTMTeacher.around(base, cfg.loss.family, **hparams)
-        if t.agent == "mlp":
-            return MLPTeacher.around(base, cfg.loss.family, t.beta, lr=t.lr, hidden=t.hidden)
-        if t.agent == "reinforce":
-            return ReinforceTeacher.for_env(env, lr=t.lr, hidden=t.hidden, init_std=t.init_std)
-        return FixedLossTeacher(t.fixed_loss, base)
+        return Teacher.registry[cfg.teacher.agent].from_config(cfg, base, env)
     except ValueError as exc:  # the agent does not fit the configured loss family
         raise ConfigError(str(exc)) from None
 
@@ -307,8 +292,18 @@ class Run:
     tracker: Tracker = dataclasses.field(init=False)
 
 
+def check_parts(cfg: Config) -> None:
+    """The teacher's and the estimator's refusals of `cfg`, each one line, before anything
+    is loaded or written (`agents/base.py` `Teacher.check`, `l2t/estimators/base.py`)."""
+    teacher = Teacher.registry[cfg.teacher.agent]
+    teacher.check(cfg)
+    if teacher.trained_by_estimator:
+        ESTIMATORS[cfg.estimator.kind].check(cfg)
+
+
 def _setup(cfg: Config) -> Run:
     """Data, base loss, teacher and estimator; the checkpoint of a resumed run loaded."""
+    check_parts(cfg)
     run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
     rank, world = distributed.init(device)
@@ -323,7 +318,8 @@ def _setup(cfg: Config) -> Run:
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
     base_phi = [p.to(device) for p in base_phi]
     tasks = [Task.from_config(c, splits) for c in _mixed(cfg)]
-    env = StudentTrainingEnv(cfg, splits, base_phi) if cfg.teacher.agent == "reinforce" else None
+    in_env = Teacher.registry[cfg.teacher.agent].acts_in_env
+    env = StudentTrainingEnv(cfg, splits, base_phi) if in_env else None
     teacher = make_teacher(cfg, base_phi, env)
     distributed.from_first(list(teacher.state_dict().values()))
     estimator, per_episode = None, 0  # a fixed loss learns nothing

@@ -23,9 +23,8 @@ from l2t.data.splits import Splits
 from l2t.engine.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
 from l2t.engine.students import build_student
 from l2t.losses.composite import CompositeLoss, parse_ranges, point
-from l2t.losses.dln import dln_loss
+from l2t.losses.families import FAMILIES
 from l2t.losses.labels import pack
-from l2t.losses.parametric import coefficients_from_unit, parametric_loss
 
 DIVERGENCE_FACTOR = 10.0  # broken: validation cross-entropy above 10 ln(C), or not finite
 
@@ -47,28 +46,17 @@ def loss_fn(
     mix: float = 0.0,
     composite: CompositeLoss | None = None,
 ) -> LossFn:
-    """The student's loss for loss parameters of `family` (`dln` weights, the four
-    `parametric` coefficients, or the `composite` family's controls of the shape
-    `composite`); with distillation the DLN's label slots carry soft labels of
-    `temperature` and `mix` (the parametric family uses the hard labels)."""
-    if composite is not None:
-        return composite.bind(params)
-    if family == "parametric":
-        return lambda z, y: parametric_loss(params[0], z, y)
-    return lambda z, y: dln_loss(params, z, y, temperature, mix)
+    """The student's loss for loss parameters of `family` (l2t/losses/families.py); with
+    distillation the DLN's label slots carry soft labels of `temperature` and `mix`;
+    `composite`: the composite family's terms."""
+    return FAMILIES[family].loss(params, temperature, mix, composite)
 
 
 def params_from_action(
     family: str, base: Sequence[Tensor], beta: float, action: Tensor
 ) -> list[Tensor]:
-    """An action in [-1, 1]^n as loss parameters: for `dln` the bounded offsets
-    `phi_0 + beta * a`, for `parametric` the coefficients `max([1, 0, 0, 0] + a, 0)`."""
-    if family == "parametric":
-        return [coefficients_from_unit(action)]
-    if family == "composite":
-        raise ValueError("the composite family is set by teacher.agent=control, not by actions")
-    chunks = action.split([p.numel() for p in base])
-    return [b + beta * c.view_as(b) for b, c in zip(base, chunks)]
+    """An action in [-1, 1]^n as loss parameters of `family`, around `base`."""
+    return FAMILIES[family].from_action(base, beta, action)
 
 
 class Task:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from l2t.config import Config, ConfigError
 from l2t.engine.lifetime import Lifetime, Observation, Policy, Step, Theta, advance, start
 from l2t.engine.population import advance_together
 from l2t.engine.seeds import student_index, student_seed
@@ -45,6 +46,37 @@ class Diverged(RuntimeError):
 
 
 class Estimator(ABC):
+    """An outer-gradient estimator over a population of lifetimes (one file each). Its
+    facts, which `check` reads: whether its population counts antithetic pairs (and may
+    perturb with a sigma per control), whether it can train the population together
+    (`estimator.vmap`), whether its meta-objective must have a gradient."""
+
+    antithetic: ClassVar[bool] = False
+    vmappable: ClassVar[bool] = True
+    needs_gradient: ClassVar[bool] = True
+    default_population: ClassVar[int] = 1  # `estimator.population=0`
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        """Refuse, in one line, a run this estimator cannot do (before any data is loaded)."""
+        e = cfg.estimator
+        if e.sigma_controls and not cls.antithetic:
+            raise ConfigError(
+                "estimator.sigma_controls sets the control teacher's perturbation per control: "
+                "teacher.agent=control with estimator.kind=pes|es"
+            )
+        if e.vmap and not cls.vmappable:
+            raise ConfigError(
+                f"estimator.vmap=true advances students one teacher step at a time (estimator.kind"
+                f"=pes|es|greedy); {e.kind} differentiates through several steps of each student: "
+                "use estimator.vmap=false"
+            )
+        if e.objective == "val_acc" and cls.needs_gradient:
+            raise ConfigError(
+                f"estimator.objective=val_acc has no gradient; estimator.kind={e.kind} needs "
+                "val_loss (pes and es can use either)"
+            )
+
     def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorSettings) -> None:
         # several tasks: one teacher for several student architectures (`students_mix`);
         # they share the budget, so `self.task` answers for all but the architecture

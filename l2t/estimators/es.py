@@ -15,6 +15,8 @@ from l2t.estimators.base import Estimator, antithetic, shifted
 
 
 class ES(Estimator):
+    antithetic, needs_gradient, default_population = True, False, 4  # 4 pairs
+
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:
         n = self.cfg.population
         members = list(self.members())

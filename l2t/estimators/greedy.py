@@ -16,5 +16,7 @@ from l2t.estimators.tbptt import TruncatedBackprop
 
 
 class Greedy(TruncatedBackprop):
+    vmappable = True  # one teacher step per lifetime: the population can advance together
+
     def __init__(self, task: Task | Sequence[Task], policy: Policy, cfg: EstimatorSettings) -> None:
         super().__init__(task, policy, replace(cfg, horizon=1))

@@ -28,6 +28,7 @@ from l2t.estimators.base import (
 
 
 class PES(Estimator):
+    antithetic, needs_gradient, default_population = True, False, 4  # 4 pairs
     pairs: list[tuple[Lifetime, Lifetime, Theta]] | None = None
 
     def estimate(self, theta: Theta) -> tuple[Theta, dict[str, float]]:

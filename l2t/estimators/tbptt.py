@@ -20,6 +20,7 @@ from l2t.estimators.base import Estimator, lifetime_from_dict, lifetime_to_dict
 
 
 class TruncatedBackprop(Estimator):
+    vmappable = False  # it differentiates through several steps of each student
     lives: list[Lifetime] | None = None
 
     @property

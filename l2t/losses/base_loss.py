@@ -1,15 +1,12 @@
 """The base loss: the loss parameters every teacher starts from and the guard falls back to
-(docs/design.md §1)."""
+(docs/design.md §1), as the run's loss family sets them (l2t/losses/families.py)."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from l2t.config import Config
-from l2t.losses import composite
-from l2t.losses.dln import DynamicLossNetwork
-from l2t.losses.parametric import BASE_COEFFICIENTS
+from l2t.losses.families import FAMILIES
 
 
 def base_loss_params(cfg: Config) -> list[Tensor]:
@@ -18,23 +15,4 @@ def base_loss_params(cfg: Config) -> list[Tensor]:
     mix (`teacher.mix_range`); for `parametric`, cross-entropy's coefficients; for
     `composite`, the controls of the point `loss.base` (with a fitted DLN when its `dln`
     term is on)."""
-    if cfg.loss.family == "parametric":
-        return [torch.tensor(BASE_COEFFICIENTS)]
-    if cfg.loss.family == "composite":
-        base = composite.point(cfg.loss.base, cfg.distill.mix)
-        ranges = composite.parse_ranges(cfg.loss.ranges)
-        shape = composite.CompositeLoss.around(base, ranges)
-        phi = _fitted_dln(cfg) if "dln" in shape.terms else []
-        return composite.base_params(base, phi, cfg.seed)
-    mix = [torch.tensor(cfg.distill.mix)] if cfg.teacher.mix_range > 0 else []
-    return _fitted_dln(cfg) + mix
-
-
-def _fitted_dln(cfg: Config) -> list[Tensor]:
-    """The DLN's weights fitted to `loss.init` (seeded; with distillation its soft form)."""
-    torch.manual_seed(cfg.seed)
-    network = DynamicLossNetwork(cfg.loss.hidden, cfg.loss.layers)
-    if cfg.loss.init != "random":
-        soft = bool(cfg.distill.model)
-        network.fit(cfg.loss.init, cfg.loss.init_steps, seed=cfg.seed, soft_labels=soft)
-    return [w.detach().clone() for w in network.phi]
+    return FAMILIES[cfg.loss.family].base_params(cfg)
