@@ -136,6 +136,11 @@ class Config:
     data_dir: str = ""  # directory with on-disk datasets (cifar/mnist formats)
     train_size: int = 0  # training samples kept (0 = all that remain after the val split)
     val_size: int = 1000  # samples split off the training set for the teacher's validation
+    labeled: int = 0  # with `unlabeled`: training samples that keep their labels (0: all)
+    unlabeled: int = 0  # an unlabeled pool of this many samples, labeled by distill.model's
+    # predictions (its true labels hidden; MNIST-1D generates more samples, docs/design.md §6)
+    labeled_batch: int = 0  # with a pool: samples of each batch from the labeled part, the
+    # rest from the pool (0: drawn uniformly over labeled + pool)
     val_batch: int = 500  # validation samples per teacher step (0 = the whole val split)
     label_noise: float = 0.0  # fraction of training labels changed (val and test stay clean)
     label_noise_kind: str = _choice(
@@ -420,6 +425,23 @@ def _floats(obj: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
             yield f"{prefix}{f.name}", value
 
 
+def _check_pool(cfg: Config) -> None:
+    """The unlabeled pool's keys: sizes, and a batch that fits."""
+    for key in ("labeled", "unlabeled", "labeled_batch"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"config key '{key}' must be >= 0; got {getattr(cfg, key)}")
+    if cfg.unlabeled and not cfg.labeled:
+        raise ConfigError("unlabeled=N needs labeled=M: the training samples that keep labels")
+    if cfg.unlabeled and cfg.train_size:
+        raise ConfigError("labeled= and unlabeled= set the training split: leave train_size=0")
+    if cfg.labeled_batch and not cfg.unlabeled:
+        raise ConfigError("labeled_batch splits a batch between labeled part and pool: unlabeled=N")
+    if cfg.labeled_batch > cfg.optim.batch_size:
+        raise ConfigError(
+            f"labeled_batch={cfg.labeled_batch} exceeds optim.batch_size={cfg.optim.batch_size}"
+        )
+
+
 def _check_ranges(cfg: Config) -> None:
     for key, value in _floats(cfg):
         if not math.isfinite(value):
@@ -448,6 +470,7 @@ def _check_ranges(cfg: Config) -> None:
     for key, value in {"train_size": cfg.train_size, "val_batch": cfg.val_batch}.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0 (0 = all); got {value}")
+    _check_pool(cfg)
     for key, value in {
         "threads": cfg.threads,
         "checkpoint_every": cfg.checkpoint_every,

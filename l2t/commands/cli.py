@@ -104,12 +104,20 @@ def _train_teacher(args: argparse.Namespace) -> None:
 def _train_model(args: argparse.Namespace) -> None:
     from l2t.methods.model_training import train_model
 
-    overrides = args.overrides if _gave_out(args.overrides) else ["out=runs/model", *args.overrides]
+    picked, overrides = _pop(args.overrides, ("with_val",))
+    overrides = overrides if _gave_out(overrides) else ["out=runs/model", *overrides]
+    with_val = _flag(picked.get("with_val", "false"), "with_val")
     cfg = load_config(args.config, overrides)
     with run_lock.locked(Path(cfg.out)):  # one writer per directory
-        summary = train_model(cfg)
+        summary = train_model(cfg, with_val)
     print(f"model: {cfg.out}/model.pt ({cfg.student} on {cfg.dataset})")
     print(f"test accuracy {summary['test_acc']:.4f}; use it with distill.model={cfg.out}/model.pt")
+
+
+def _flag(value: str, name: str) -> bool:
+    if value not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false; got {value!r}")
+    return value == "true"
 
 
 def _pop(overrides: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
@@ -279,6 +287,11 @@ def _command_keys(name: str) -> str:
             ("workers=1", "processes training students at once, each with its share of cores"),
             ("out=DIR", "where to write (default: beside the teacher, or runs/compare)"),
             ("overwrite=true", "write over earlier results in out"),
+        ]  # fmt: skip
+    elif name == "train-model":
+        keys = [
+            ("with_val=true", "train on the trusted val split too (with an unlabeled pool: the "
+             "labeled part and val); its val accuracy is then not held out"),
         ]  # fmt: skip
     else:
         return ""

@@ -25,16 +25,35 @@ DATASETS = ("mnist1d", "digits", "cifar10", "cifar100", "mnist", "fashion-mnist"
 NOISE_KINDS = ("symmetric", "pairflip")
 _TEST_SPLIT_SEED = 12345  # datasets without a published test split get one fixed test set
 _NOISE_STREAM = 0x4E015E  # the noise draw's own random stream beside the split's (same seed)
+_MORE_MNIST1D_SEED = 4321  # the generator's seed for samples beyond the published 5,000
 
 
 @lru_cache(maxsize=1)
 def _mnist1d() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    data = _generate_mnist1d()
+    return data["x"], data["y"], data["x_test"], data["y_test"]
+
+
+@lru_cache(maxsize=2)
+def _more_mnist1d(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` further MNIST-1D training samples for an unlabeled pool: the same generator with
+    its own seed (the published 4,000 / 1,000 split is left as it is; each set is
+    standardized by its own mean and std, both ~0 and ~1)."""
+    per_class = -(-n // 10)
+    data = _generate_mnist1d(num_samples=10 * per_class, train_split=1.0, seed=_MORE_MNIST1D_SEED)
+    return data["x"][:n], data["y"][:n]
+
+
+def _generate_mnist1d(**changes: Any) -> dict[str, Any]:
     import mnist1d.data
 
+    args = mnist1d.data.get_dataset_args()
+    for key, value in changes.items():
+        setattr(args, key, value)
     state = np.random.get_state()  # mnist1d seeds numpy's global RNG; leave it as it was
-    data = mnist1d.data.make_dataset(mnist1d.data.get_dataset_args())
+    data = mnist1d.data.make_dataset(args)
     np.random.set_state(state)
-    return data["x"], data["y"], data["x_test"], data["y_test"]
+    return data
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -152,12 +171,17 @@ def load_data(
     train_size: int = 0,
     label_noise: float = 0.0,
     label_noise_kind: str = "symmetric",
+    labeled: int = 0,
+    unlabeled: int = 0,
 ) -> Splits:
     """Load `name`, split val off train with `seed`, move everything to `device`.
 
     `label_noise` corrupts that fraction of the training labels (`corrupt_labels`, seeded
     by `seed`); the validation and test labels stay clean: the teacher's validation split
-    is the small trusted set that learned losses and reweighting methods assume."""
+    is the small trusted set that learned losses and reweighting methods assume.
+    `labeled` keeps that many training samples; `unlabeled` sets the next ones (and, for
+    MNIST-1D, newly generated ones where the split has too few) aside as an unlabeled pool
+    whose labels are hidden (`Splits.x_unlabeled`, `hidden_labels`)."""
     root = Path(data_dir or ".").expanduser()
     if name == "mnist1d":
         x, y, x_test, y_test = _mnist1d()
@@ -175,8 +199,22 @@ def load_data(
         )
     order = np.random.default_rng(seed).permutation(len(y))
     val, train = order[:val_size], order[val_size:]
-    if train_size:
-        train = train[:train_size]
+    if labeled > len(train):
+        raise ConfigError(
+            f"labeled={labeled} exceeds the {len(train)} training samples after val_size={val_size}"
+        )
+    kept = labeled or train_size  # 0: every sample after the val split
+    train, rest = (train[:kept], train[kept:]) if kept else (train, train[:0])
+    x_pool, y_pool = x[rest[:unlabeled]], y[rest[:unlabeled]]
+    if len(rest) < unlabeled:
+        if name != "mnist1d":
+            raise ConfigError(
+                f"'{name}' has {len(rest)} training samples beyond labeled={labeled} and "
+                f"val_size={val_size}; unlabeled={unlabeled} asks for more (only mnist1d "
+                "generates more)"
+            )
+        x_more, y_more = _more_mnist1d(unlabeled - len(rest))
+        x_pool, y_pool = np.concatenate([x_pool, x_more]), np.concatenate([y_pool, y_more])
     num_classes = int(max(y.max(), y_test.max())) + 1
     y_train, noise = np.asarray(y[train], dtype=np.int64), None
     if label_noise:
@@ -188,6 +226,7 @@ def load_data(
             torch.as_tensor(np.asarray(ys, dtype=np.int64), device=device),
         )
 
+    pool = tensors(x_pool, y_pool) if unlabeled else (None, None)
     return Splits(
         name,
         num_classes,
@@ -195,6 +234,8 @@ def load_data(
         *tensors(x[val], y[val]),
         *tensors(x_test, y_test),
         noise,
+        x_unlabeled=pool[0],
+        hidden_labels=pool[1],
     )
 
 
@@ -219,8 +260,9 @@ def corrupt_labels(
     return out, LabelNoise(rate, kind, seed, len(y), index, clean, noisy)
 
 
-def load_splits(cfg: Config, device: str | torch.device = "cpu") -> Splits:
-    """The data a run configures: its dataset, split, label noise and distillation model."""
+def load_splits(cfg: Config, device: str | torch.device = "cpu", with_model: bool = True) -> Splits:
+    """The data a run configures: its dataset, split, label noise and (`with_model`) its
+    distillation model's logits, which also label an unlabeled pool."""
     splits = load_data(
         cfg.dataset,
         cfg.seed,
@@ -230,8 +272,10 @@ def load_splits(cfg: Config, device: str | torch.device = "cpu") -> Splits:
         cfg.train_size,
         cfg.label_noise,
         cfg.label_noise_kind,
+        cfg.labeled,
+        cfg.unlabeled,
     )
-    return attach_model(splits, cfg)
+    return attach_model(splits, cfg) if with_model else splits
 
 
 def record_noise(splits: Splits, run_dir: str | Path) -> None:

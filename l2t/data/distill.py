@@ -51,9 +51,23 @@ def logits_of(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
 
 
 def with_model(splits: Splits, model: nn.Module) -> Splits:
-    """`splits` whose training samples carry `model`'s logits."""
+    """`splits` whose training samples carry `model`'s logits; an unlabeled pool joins the
+    training split after the labeled part, labeled by the model's predictions (hard labels;
+    its true labels stay in `hidden_labels`). Computed once, here: the pool's soft labels
+    are data from then on."""
+    model = model.to(splits.x_train.device)
+    if splits.x_unlabeled is None:
+        return dataclasses.replace(splits, model_logits=logits_of(model, splits.x_train))
+    x_train = torch.cat([splits.x_train, splits.x_unlabeled])
+    logits = logits_of(model, x_train)
+    pseudo = logits[len(splits.y_train) :].argmax(dim=1)
     return dataclasses.replace(
-        splits, model_logits=logits_of(model.to(splits.x_train.device), splits.x_train)
+        splits,
+        x_train=x_train,
+        y_train=torch.cat([splits.y_train, pseudo]),
+        model_logits=logits,
+        x_unlabeled=None,
+        pool=len(pseudo),
     )
 
 

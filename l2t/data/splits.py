@@ -50,24 +50,39 @@ class Splits:
     y_test: Tensor
     noise: LabelNoise | None = None  # the training labels changed by `label_noise`
     model_logits: Tensor | None = None  # a teaching model's logits on x_train (distill.model)
+    # the unlabeled pool (`unlabeled=N`): its inputs until a model labels them, then the last
+    # `pool` training samples, whose labels are the model's predictions; its true labels are
+    # read only by the oracle rows and diagnostics (docs/design.md §6)
+    x_unlabeled: Tensor | None = None
+    pool: int = 0
+    hidden_labels: Tensor | None = None
+
+    @property
+    def labeled(self) -> int:
+        """Training samples with their own (possibly noisy) labels, at the front."""
+        return len(self.y_train) - self.pool
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
     def train_and_val(self) -> Splits:
-        """The split a user without a teacher would train on: train + val together (hard
-        labels only: the val samples have no model logits)."""
+        """The split a user without a teacher would train on: train + val together, the
+        val samples beside the labeled part, before the pool (hard labels only: the val
+        samples have no model logits)."""
+        n = self.labeled
         return Splits(
             self.name,
             self.num_classes,
-            torch.cat([self.x_train, self.x_val]),
-            torch.cat([self.y_train, self.y_val]),
+            torch.cat([self.x_train[:n], self.x_val, self.x_train[n:]]),
+            torch.cat([self.y_train[:n], self.y_val, self.y_train[n:]]),
             self.x_val,
             self.y_val,
             self.x_test,
             self.y_test,
             self.noise,
+            pool=self.pool,
+            hidden_labels=self.hidden_labels,
         )
 
     def val_only(self) -> Splits:

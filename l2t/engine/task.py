@@ -23,7 +23,7 @@ from l2t.data.splits import Splits
 from l2t.engine.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
 from l2t.engine.students import build_student
 from l2t.losses.composite import CompositeLoss, parse_ranges, point
-from l2t.losses.families import FAMILIES
+from l2t.losses.families import FAMILIES, LossSettings
 from l2t.losses.labels import pack
 
 DIVERGENCE_FACTOR = 10.0  # broken: validation cross-entropy above 10 ln(C), or not finite
@@ -49,7 +49,7 @@ def loss_fn(
     """The student's loss for loss parameters of `family` (l2t/losses/families.py); with
     distillation the DLN's label slots carry soft labels of `temperature` and `mix`;
     `composite`: the composite family's terms."""
-    return FAMILIES[family].loss(params, temperature, mix, composite)
+    return FAMILIES[family].loss(params, LossSettings(temperature, mix, composite))
 
 
 def params_from_action(
@@ -76,6 +76,7 @@ class Task:
         mix: float = 0.0,
         cosine: bool = False,
         composite: CompositeLoss | None = None,
+        labeled_batch: int = 0,
     ) -> None:
         self.splits = splits
         self.device = splits.x_train.device
@@ -93,6 +94,7 @@ class Task:
         self.temperature, self.mix = temperature, mix  # distillation's soft labels
         self.cosine = cosine  # the learning rate annealed to 0 along a cosine (baselines)
         self.composite = composite  # family composite: its terms (l2t/losses/composite.py)
+        self.labeled_batch = labeled_batch  # with a pool: each batch's labeled samples
         # a teaching model's logits travel with the labels (l2t.losses.labels); else hard labels
         logits = splits.model_logits
         self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
@@ -113,6 +115,7 @@ class Task:
             mix=cfg.distill.mix,
             cosine=cfg.optim.cosine,
             composite=composite_of(cfg),
+            labeled_batch=cfg.labeled_batch,
         )
 
     @property
@@ -182,8 +185,15 @@ class Task:
         return self._train_indices(t, torch.Generator().manual_seed((seed << 20) + t))
 
     def _train_indices(self, t: int, generator: torch.Generator) -> Tensor:
+        """Uniform over the training split; with an unlabeled pool and `labeled_batch`,
+        that many from the labeled part and the rest from the pool."""
         k = min(self.k, self.steps - t * self.k)
-        return torch.randint(len(self.splits.y_train), (k, self.batch_size), generator=generator)
+        pool, labeled = self.splits.pool, self.splits.labeled
+        if not (pool and self.labeled_batch):
+            return torch.randint(labeled + pool, (k, self.batch_size), generator=generator)
+        own = torch.randint(labeled, (k, self.labeled_batch), generator=generator)
+        rest = self.batch_size - self.labeled_batch
+        return torch.cat([own, labeled + torch.randint(pool, (k, rest), generator=generator)], 1)
 
     def loss_fn(self, params: Sequence[Tensor]) -> LossFn:
         return loss_fn(self.family, params, self.temperature, self.mix, self.composite)

@@ -7,6 +7,7 @@ subclass, and `loss.family`'s choices are `FAMILIES`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -22,6 +23,15 @@ if TYPE_CHECKING:  # the config imports this module's names
 LossFn = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> the batch's loss
 
 
+@dataclass(frozen=True)
+class LossSettings:
+    """What a family's loss reads besides its parameters (the task holds them)."""
+
+    temperature: float = 1.0  # distillation: the model's soft labels at this temperature
+    mix: float = 0.0  # ... and this weight, where the family uses them (the DLN's slots)
+    shape: composite.CompositeLoss | None = None  # the composite family's terms
+
+
 class LossFamily:
     """One family: stateless, registered by `name` as an instance."""
 
@@ -31,15 +41,8 @@ class LossFamily:
         super().__init_subclass__()
         FAMILIES[cls.name] = cls()
 
-    def loss(
-        self,
-        params: Sequence[Tensor],
-        temperature: float,
-        mix: float,
-        shape: composite.CompositeLoss | None,
-    ) -> LossFn:
-        """The student's loss at `params`; with distillation, soft labels of `temperature`
-        and `mix` where the family uses them; `shape`: the composite family's terms."""
+    def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
+        """The student's loss at `params`, with the task's settings `at`."""
         raise NotImplementedError
 
     def base_params(self, cfg: Config) -> list[Tensor]:
@@ -58,14 +61,8 @@ class DLNFamily(LossFamily):
 
     name = "dln"
 
-    def loss(
-        self,
-        params: Sequence[Tensor],
-        temperature: float,
-        mix: float,
-        shape: composite.CompositeLoss | None,
-    ) -> LossFn:
-        return lambda z, y: dln_loss(params, z, y, temperature, mix)
+    def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
+        return lambda z, y: dln_loss(params, z, y, at.temperature, at.mix)
 
     def base_params(self, cfg: Config) -> list[Tensor]:
         mix = [torch.tensor(cfg.distill.mix)] if cfg.teacher.mix_range > 0 else []
@@ -82,13 +79,7 @@ class ParametricFamily(LossFamily):
 
     name = "parametric"
 
-    def loss(
-        self,
-        params: Sequence[Tensor],
-        temperature: float,
-        mix: float,
-        shape: composite.CompositeLoss | None,
-    ) -> LossFn:
+    def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
         return lambda z, y: parametric_loss(params[0], z, y)
 
     def base_params(self, cfg: Config) -> list[Tensor]:
@@ -105,15 +96,9 @@ class CompositeFamily(LossFamily):
 
     name = "composite"
 
-    def loss(
-        self,
-        params: Sequence[Tensor],
-        temperature: float,
-        mix: float,
-        shape: composite.CompositeLoss | None,
-    ) -> LossFn:
-        assert shape is not None, "the composite family's loss needs its shape"
-        return shape.bind(params)
+    def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
+        assert at.shape is not None, "the composite family's loss needs its shape"
+        return at.shape.bind(params)
 
     def base_params(self, cfg: Config) -> list[Tensor]:
         base = composite.point(cfg.loss.base, cfg.distill.mix)

@@ -52,16 +52,20 @@ def fit_model(cfg: Config, splits: Splits, seed: int) -> tuple[nn.Module, Any]:
     return model.to(splits.x_train.device), result
 
 
-def train_model(cfg: Config) -> dict[str, Any]:
-    """`l2t train-model`: fit `cfg.student` with cross-entropy; write `out/model.pt`, its
-    config, summary and accuracy curve."""
+def train_model(cfg: Config, with_val: bool = False) -> dict[str, Any]:
+    """`l2t train-model`: fit `cfg.student` with cross-entropy on the training split (with an
+    unlabeled pool: its labeled part), and with `with_val` on the trusted val split too (its
+    val accuracy is then not held out); write `out/model.pt`, its config, summary and
+    accuracy curve."""
     out = Path(cfg.out)
     if (out / "model.pt").exists():
         raise ConfigError(f"'{out}' already holds a model; choose another out=DIR")
-    if cfg.distill.model:
+    if cfg.distill.model and not cfg.unlabeled:
         raise ConfigError("train-model trains with cross-entropy; leave distill.model unset")
-    threads.configure(cfg.threads)
-    splits = load_splits(cfg, resolve_device(cfg.device))
+    threads.configure(cfg.threads)  # with a pool, distill.model names where this model goes
+    splits = load_splits(cfg, resolve_device(cfg.device), with_model=False)
+    if with_val:
+        splits = splits.train_and_val()
     model, result = fit_model(cfg, splits, student_seed(cfg.seed, "model", 0))
     (out / "plots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
@@ -71,6 +75,7 @@ def train_model(cfg: Config) -> dict[str, Any]:
         "dataset": cfg.dataset,
         "test_acc": result.test_acc,
         "val_acc": result.val_acc,
+        "trained_on": "train + val" if with_val else "train",
     }
     atomic_save(
         {

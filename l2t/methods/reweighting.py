@@ -38,6 +38,7 @@ from l2t.engine.lifetime import Observation
 from l2t.engine.student_state import Lookahead, Loss, LossFn, SGDStep
 from l2t.engine.task import Task
 from l2t.losses.composite import REWEIGHT, CompositeLoss, controlled_size, params_from_unit
+from l2t.losses.labels import labels_of
 
 METHODS = ("mwnet", "l2rw", "meta")
 WEIGHT_NET_HIDDEN = 100  # Meta-Weight-Net's
@@ -56,7 +57,8 @@ class BasePoint:
 
 
 def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    return F.cross_entropy(logits, targets, reduction="none")
+    """Per sample, on the hard labels (a model's logits may travel with them)."""
+    return F.cross_entropy(logits, labels_of(targets), reduction="none")
 
 
 def _weight_net() -> nn.Module:

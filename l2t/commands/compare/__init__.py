@@ -9,7 +9,10 @@ from l2t.commands.compare import fixed  # noqa: F401
 from l2t.commands.compare import tuned  # noqa: F401
 from l2t.commands.compare import distilled  # noqa: F401
 from l2t.commands.compare import reweighted  # noqa: F401
+from l2t.commands.compare import pool  # noqa: F401
+from l2t.commands.compare import self_training  # noqa: F401
 from l2t.commands.compare import taught  # noqa: F401
+from l2t.commands.compare import oracle  # noqa: F401
 
 # isort: on
 from l2t.commands.compare.fixed import early_stopped

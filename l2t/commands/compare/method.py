@@ -48,6 +48,8 @@ class Method:
     names: ClassVar[tuple[str, ...]] = ()  # the rows this class trains
     baseline: ClassVar[bool] = True  # no learning beside the student: a row to beat
     needs_teacher: ClassVar[bool] = False  # reads the teacher of `teacher=RUN_DIR`
+    reads_hidden_labels: ClassVar[bool] = False  # an oracle: the pool's true labels
+    lifetimes: ClassVar[int] = 1  # student lifetimes each compared student costs
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()

@@ -61,7 +61,7 @@ def compare(
     record_noise(setting.task.splits, out)
     results = {m: MethodResult(m) for m in methods}
     rows = [Method.registry[m](m, setting) for m in methods]
-    lifetimes = len(methods) * seeds + sum(row.tuning_students() for row in rows)
+    lifetimes = sum(seeds * row.lifetimes + row.tuning_students() for row in rows)
     with progress.phase("compare", lifetimes * cfg.steps):
         try:  # the teacher does not fit this student / data
             chosen = {row.name: row.choose() for row in rows}

@@ -114,6 +114,14 @@ def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
             f"(val_size={cfg.val_size}), `ce_val` on the val split alone, every other row on "
             "train only; a student trained on val is not judged on it (test only).",
         ]
+    oracles = [m for m in results if Method.registry[m].reads_hidden_labels]
+    if oracles:
+        lines += [
+            "",
+            f"Oracle rows ({', '.join(f'`{m}`' for m in oracles)}) read the unlabeled pool's "
+            "hidden true labels, which no user has: they measure the headroom and are never "
+            "the best baseline.",
+        ]
     best = best_baseline(results)
     if best is not None and len(results) > 1:
         reference = results[best].test_accs

@@ -1,0 +1,110 @@
+"""Distillation with an unlabeled pool (issue 33): `labeled=` and `unlabeled=` split the data,
+MNIST-1D generates the samples its split lacks, a model labels the pool once, and the pool's
+true labels reach no method and no teacher — only the oracle rows."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from l2t.commands.compare import compare
+from l2t.config import ConfigError, from_dict
+from l2t.data import datasets
+from l2t.data.datasets import load_data, load_splits
+from l2t.engine.task import Task
+from l2t.methods.model_training import train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = {"labeled": 200, "unlabeled": 5000, "val_size": 200}
+
+
+def test_the_pool_takes_the_rest_of_train_then_new_samples_and_leaves_test_alone():
+    plain = load_data("mnist1d", val_size=200)
+    splits = load_data("mnist1d", val_size=200, labeled=200, unlabeled=5000)
+    assert splits.x_train.shape == (200, 40) and splits.pool == 0  # no model: labeled only
+    assert splits.x_unlabeled is not None and splits.hidden_labels is not None
+    assert splits.x_unlabeled.shape == (5000, 40) and splits.hidden_labels.shape == (5000,)
+    assert torch.equal(splits.x_test, plain.x_test) and torch.equal(splits.x_val, plain.x_val)
+    assert torch.equal(splits.x_train, plain.x_train[:200])
+    assert torch.equal(splits.x_unlabeled[:3600], plain.x_train[200:])  # then 1,400 new ones
+    seen = torch.cat([plain.x_train, plain.x_val, plain.x_test])
+    new = splits.x_unlabeled[3600:]
+    assert torch.cdist(new, seen).min() > 1e-3, "generated samples are new samples"
+
+
+def test_bad_pool_sizes_are_one_line():
+    with pytest.raises(ConfigError, match="only mnist1d generates more"):
+        load_data("digits", val_size=200, labeled=100, unlabeled=5000)
+    with pytest.raises(ConfigError, match="unlabeled=N needs labeled=M"):
+        from_dict({"unlabeled": 100})
+    with pytest.raises(ConfigError, match=r"exceeds optim\.batch_size"):
+        from_dict({**POOL, "labeled_batch": 30})
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A weak model trained on the labeled part alone (as `l2t train-model` does)."""
+    out = tmp_path_factory.mktemp("model")
+    train_model(from_dict({**POOL, "steps": 150, "eval_every": 150, "out": str(out)}))
+    return out / "model.pt"
+
+
+def test_the_model_labels_the_pool_once_and_batches_split_labeled_and_pool(model):
+    cfg = from_dict({**POOL, "distill": {"model": str(model)}, "labeled_batch": 5})
+    splits = load_splits(cfg)
+    assert splits.pool == 5000 and splits.labeled == 200 and splits.x_unlabeled is None
+    assert splits.model_logits is not None and splits.model_logits.shape == (5200, 10)
+    assert torch.equal(splits.y_train[200:], splits.model_logits[200:].argmax(dim=1))
+    assert torch.equal(splits.y_train[:200], load_data("mnist1d", val_size=200).y_train[:200])
+    wrong = (splits.y_train[200:] != splits.hidden_labels).float().mean()
+    assert 0.05 < wrong < 0.9  # a weak model: some pseudo-labels are wrong
+    idx = Task.from_config(cfg, splits).train_indices(seed=3, t=0)
+    assert (idx[:, :5] < 200).all() and (idx[:, 5:] >= 200).all()
+
+
+def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
+    """Statically (which files name them) and by running: the pool's true labels permuted,
+    every other row trains the same students; the oracle rows do not."""
+    allowed = {"l2t/data/datasets.py", "l2t/data/splits.py", "l2t/commands/compare/oracle.py"}
+    for path in [*ROOT.glob("l2t/**/*.py"), *ROOT.glob("agents/*.py"), *ROOT.glob("envs/*.py")]:
+        names = {
+            n.attr for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute)
+        }
+        if "hidden_labels" in names:
+            assert str(path.relative_to(ROOT)) in allowed, path
+
+    cfg = from_dict(
+        {
+            **POOL,
+            "steps": 30,
+            "eval_every": 15,
+            "labeled_batch": 5,
+            "distill": {"model": str(model)},
+        }
+    )
+    methods = ["ce", "kd", "base_dln", "l2rw", "labeled_only", "confident", "self_train"]
+    methods += ["oracle_labels", "oracle_drop"]
+    first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
+    real = datasets.load_data
+
+    def permuted(*args, **kwargs):
+        splits = real(*args, **kwargs)
+        if splits.hidden_labels is not None:
+            order = torch.randperm(
+                len(splits.hidden_labels), generator=torch.Generator().manual_seed(0)
+            )
+            splits.hidden_labels = splits.hidden_labels[order]
+        return splits
+
+    monkeypatch.setattr(datasets, "load_data", permuted)
+    second = compare(cfg, methods, seeds=1, out=tmp_path / "b")
+    for m in methods:
+        same = first[m].results[0].curve == second[m].results[0].curve
+        assert same != m.startswith("oracle"), m
+    assert first["labeled_only"].test_accs != first["ce"].test_accs  # it drops the pool
+    table = (tmp_path / "a" / "results.md").read_text()
+    assert "read the unlabeled pool's hidden true labels" in table
+    assert "`oracle_labels`" in table
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["oracle_labels"]["test_acc"]
