@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["steps=30", "eval_every=15", "episodes=1", "select_students=1", "val_batch=100"]
 TINY += ["unroll.steps=5", "estimator.population=2", "estimator.horizon=2", "optim.batch_size=10"]
 CAPS = {"seeds": 2, "episodes": 2, "estimator.population": 2, "estimator.horizon": 2}
+CAPS |= {"steps": 30}
+POOL_TINY = ["labeled_batch=5"]  # with an unlabeled pool's config: its share of the tiny batch
 
 
 def capped(arg: str) -> str:
@@ -60,6 +62,8 @@ def test_every_readme_command_runs_in_order(tmp_path, monkeypatch):
         head = [a for a in args if a.startswith("--config")]
         if head:  # `--config FILE` stays an option; the tiny budget goes first
             i = args.index(head[0])
+            if "labeled_batch" in (ROOT / args[i + 1]).read_text():
+                extra += POOL_TINY
             args = args[:i] + args[i + 2 :] + args[i : i + 2]
         code = main([name, *TINY, *extra, *args])
         if code != 0:
