@@ -389,7 +389,7 @@ def read_yaml(path: str | Path, what: str) -> Any:
         raise ConfigError(f"{what} '{path}' is not valid YAML{where}: {problem}") from None
 
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the project's YAML files
+CONFIGS = Path(__file__).resolve().parent / "configs"  # the project's YAML files (package data)
 
 
 def config_path(path: str | Path) -> Path:
