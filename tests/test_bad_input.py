@@ -64,6 +64,7 @@ CASES = [  # (arguments, a phrase the line must hold)
         "the student (ResNet) has BatchNorm buffers",
     ),
     (["compare", "workers=0", "methods=ce"], "workers must be >= 1; got 0"),
+    (["compare", "methods=ce,sce,ce"], "method(s) ce named more than once"),
     (["compare", "workers=two", "methods=ce"], "workers must be an integer; got 'two'"),
     (["train-teacher", "device=cuda"], "this machine has none"),
     (["train-teacher", "--config", "broken.yaml"], "is not valid YAML at line 2, column 1"),

@@ -387,10 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as exc:
         if os.environ.get("RANK", "0") == "0":  # one line for a run over several processes
             print(f"l2t: stopped; {exc}", file=sys.stderr)
-        return 0
+        return stopping.exit_code()
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler's pre-emption)
         print(f"l2t: stopped; {argv[0]} keeps no partial results; run it again", file=sys.stderr)
-        return 0
+        return stopping.exit_code()
     return 0
 
 

@@ -15,10 +15,12 @@ from types import FrameType
 
 _deferring = False
 _requested = False
+_signal: int | None = None  # the signal that asked for the stop
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _requested
+    global _requested, _signal
+    _signal = signum
     if _deferring and not _requested:
         _requested = True
         return
@@ -28,8 +30,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def handled() -> Iterator[None]:
     """SIGTERM and SIGINT stop the process through `_on_signal` (the CLI's whole run)."""
-    global _requested
-    _requested = False
+    global _requested, _signal
+    _requested, _signal = False, None
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
@@ -51,3 +53,9 @@ def safe_points() -> Iterator[None]:
 
 def requested() -> bool:
     return _requested
+
+
+def exit_code() -> int:
+    """What a stopped command exits with, as Unix tools do: 128 + the signal (130 after
+    Ctrl-C, 143 after SIGTERM), so `&&` chains and schedulers see a pre-empted job."""
+    return 128 + (_signal or signal.SIGINT)

@@ -91,6 +91,9 @@ def check_methods(methods: list[str], cfg: Config, have_teacher: bool) -> None:
     if unknown or not methods:
         allowed = ", ".join(Method.registry)
         raise ConfigError(f"unknown method(s) {unknown or methods!r}; allowed: {allowed}")
+    twice = sorted({m for m in methods if methods.count(m) > 1})
+    if twice:  # one row per method: a second would count its students as more seeds
+        raise ConfigError(f"method(s) {', '.join(twice)} named more than once in methods=")
     needs_teacher = [m for m in methods if Method.registry[m].needs_teacher]
     if needs_teacher and not have_teacher:
         raise ConfigError(f"methods {', '.join(needs_teacher)} need teacher=RUN_DIR")
