@@ -136,3 +136,9 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert phrase in lines[0], lines[0]
     assert _tree(workspace) == before
     assert not (workspace / "runs").exists()
+
+
+def test_compare_seed_without_seeds_says_which_is_which(tmp_path, capsys):
+    args = ["compare", "seed=3", "methods=ce", "steps=20", "eval_every=10", f"out={tmp_path}"]
+    assert main([*args, "unroll.steps=5"]) == 0
+    assert "the number of students per method is seeds= (5 here)" in capsys.readouterr().err

@@ -206,6 +206,12 @@ def _compare(args: argparse.Namespace) -> None:
             counts[key] = int(picked.get(key, default))
         except ValueError:
             raise ConfigError(f"{key} must be an integer; got {picked[key]!r}") from None
+    if "seeds" not in picked and any(a.startswith("seed=") for a in rest):  # a one-letter trap
+        print(
+            f"note: seed= sets the run's seed (its data split, noise and students); the number "
+            f"of students per method is seeds= ({counts['seeds']} here)",
+            file=sys.stderr,
+        )
     where = run_dir_of(run_dir) if run_dir else None  # a teacher.pt: the directory it lies in
     default_out = f"{where}/compare-{cfg.dataset}-{cfg.student}" if where else "runs/compare"
     chosen = cfg.out if _gave_out(rest) else None
