@@ -154,3 +154,12 @@ def test_bayes_needs_a_server(tmp_path, offline, capsys):
     path = _write(tmp_path, {**GRID, "method": "bayes"})
     assert main(["sweep", str(path), f"out={tmp_path / 's'}"]) == 2
     assert "method bayes needs a W&B server" in capsys.readouterr().err
+
+
+def test_a_sweep_with_failed_trials_exits_1_and_says_how_many(tmp_path, grid_sweep, capsys):
+    path = grid_sweep("half", "optim.lr", [0.1, 50.0])  # lr 50 breaks every student
+    args = [f"out={tmp_path / 's'}", *TINY, "max_divergences=1", "select_students=1"]
+    assert main(["sweep", path, *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "l2t: sweep: 1 of 2 trials failed (sweep_results.md says why)", err
+    assert "teacher steps in a row" in (tmp_path / "s" / "sweep_results.md").read_text()

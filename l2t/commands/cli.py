@@ -51,6 +51,10 @@ def _link_latest(run_dir: Path) -> None:
     os.replace(tmp, LATEST)
 
 
+class Failed(Exception):
+    """A command that ran to its end with some of its work failed (one line, exit 1)."""
+
+
 class Stopped(Exception):
     """A run stopped by Ctrl-C or SIGTERM; the message says how to continue it."""
 
@@ -225,7 +229,12 @@ def _sweep(args: argparse.Namespace) -> None:
 
     base = load_config(args.config, args.overrides)
     out = base.out if _gave_out(args.overrides) else None
-    sweep(args.file, base, args.count, args.workers, args.seed, out)
+    rows = sweep(args.file, base, args.count, args.workers, args.seed, out)
+    failed = [r for r in rows or [] if str(r.get("status", "")).startswith("failed")]
+    if failed:
+        raise Failed(
+            f"sweep: {len(failed)} of {len(rows or [])} trials failed (sweep_results.md says why)"
+        )
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -387,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except Diverged as exc:
-        print(f"l2t: stopped: {exc}", file=sys.stderr)
+    except (Diverged, Failed) as exc:
+        print(f"l2t: {'stopped: ' if isinstance(exc, Diverged) else ''}{exc}", file=sys.stderr)
         return 1
     except Stopped as exc:
         if os.environ.get("RANK", "0") == "0":  # one line for a run over several processes
