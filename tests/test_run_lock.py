@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from l2t.commands.cli import main
@@ -62,6 +63,18 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, capsys):
     assert main(["train-teacher", f"out={out}", *RUN, "episodes=1"]) == 0
     assert f"taking over the lock of '{out}' from pid {gone.pid}" in capsys.readouterr().err
     assert (out / "summary.json").is_file() and not (out / ".lock").exists()
+
+
+@pytest.mark.parametrize("content", ["", "garbage", '{"pid": "abc"}', "[1, 2]"])
+def test_a_damaged_lock_says_how_to_clear_it(tmp_path, capsys, content):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(content)
+    assert main(["compare", "seeds=1", "methods=ce", f"out={out}", "steps=20"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a lock l2t wrote" in err[0], err
+    assert "delete that file and run again" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
 
 
 def test_a_lock_from_another_host_says_how_to_clear_it(tmp_path, capsys):

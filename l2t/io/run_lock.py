@@ -34,12 +34,15 @@ def _alive(pid: int) -> bool:
 
 
 def _holder(path: Path) -> dict[str, object] | None:
-    """The lock's content, or None if it vanished or is unreadable (being written)."""
+    """The lock's content, or None if it vanished or is not a lock l2t wrote (yet: a
+    writer fills it right after creating it)."""
     try:
         data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not str(data.get("pid", "")).isdigit():
+        return None
+    return data
 
 
 def _take(path: Path) -> bool:
@@ -80,6 +83,11 @@ def acquire(run_dir: Path) -> Path:
         else:
             hint = "wait for it to finish, or stop it first (Ctrl-C / kill keeps its checkpoint)"
         raise ConfigError(f"'{run_dir}' is being written by another l2t ({where}); {hint}")
+    if path.is_file():  # unreadable every time: a kill between its creation and its write
+        raise ConfigError(
+            f"'{path}' is not a lock l2t wrote (damaged, or written by something else); if no "
+            f"l2t is writing '{run_dir}', delete that file and run again"
+        )
     raise ConfigError(f"could not lock '{run_dir}': its lock keeps changing hands")
 
 
