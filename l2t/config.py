@@ -178,6 +178,11 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def as_saved(self) -> dict[str, Any]:
+        """The config a run writes into its files: what the run is, not how this process
+        started it (`resume` false), so a resumed run's files equal an unstopped one's."""
+        return {**self.to_dict(), "resume": False}
+
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
     """Convert a YAML/CLI value to the field's type, or explain what was expected."""

@@ -9,8 +9,10 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from l2t.commands.cli import main
+from l2t.io.checkpoint import load_checkpoint
 
 RUN = ["steps=60", "eval_every=30", "episodes=2", "select_students=1", "val_batch=100"]
 RUN += ["unroll.steps=5", "loss.init_steps=20", "estimator.population=1", "estimator.horizon=2"]
@@ -95,6 +97,12 @@ def test_sigkill_then_resume_ends_byte_identical(tmp_path, point, capsys):
     assert not (out / "summary.json").exists()
     assert main(["train-teacher", f"out={out}", *args, "resume=true"]) == 0
     assert _results(out) == _results(reference)
+    saved = [
+        yaml.safe_load((out / "config.yaml").read_text()),
+        load_checkpoint(out / "teacher.pt")["config"],
+        load_checkpoint(out / "checkpoint.pt")["config"],
+    ]
+    assert all(c["resume"] is False for c in saved)  # the files say what the run is
 
 
 TEACHERS = {  # each estimator, and the agent that learns inside the env (one student)

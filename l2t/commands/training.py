@@ -333,7 +333,7 @@ def _setup(cfg: Config) -> Run:
             f"teacher.agent={cfg.teacher.agent} learns from one student at a time; only "
             "agent=lstm|mlp (a population) runs over several processes"
         )
-    state = Checkpoint(0, 0, {}, {}, [], None, -math.inf, -1, 0, cfg.to_dict())
+    state = Checkpoint(0, 0, {}, {}, [], None, -math.inf, -1, 0, cfg.as_saved())
     if cfg.resume:
         state = Checkpoint.load(run_dir / "checkpoint.pt", device)
         _check_same_run(state.config, cfg.to_dict())
@@ -366,7 +366,7 @@ def _save(run: Run, episode: int, update: int, in_hand: dict[str, Any] | None = 
     state.episode, state.update, state.episode_in_hand = episode, update, in_hand
     state.teacher, state.teacher_extra = teacher.state_dict(), teacher.extra_state()
     state.estimators, state.metrics_lines = shares, run.tracker.lines
-    state.config = run.cfg.to_dict()
+    state.config = run.cfg.as_saved()
     atomic_save(dict(vars(state)), run.run_dir / "checkpoint.pt")
 
 
@@ -396,7 +396,7 @@ def _train(
         print(f"run directory: {run.run_dir}", flush=True)
         if started is not None:
             started(run.run_dir)
-        config_text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+        config_text = yaml.safe_dump(cfg.as_saved(), sort_keys=False)
         atomic_write_text(config_text, run.run_dir / "config.yaml")
         if run.base_point:
             atomic_write_json(run.base_point, run.run_dir / "base_point.json")
@@ -526,7 +526,7 @@ def final_evaluation(run: Run, meta_diverged: int) -> TrainResult:
     cfg, run_dir, teacher, base_phi = run.cfg, run.run_dir, run.teacher, run.base_phi
     assert run.state.best_teacher is not None, "selection scored the untrained teacher first"
     teacher.load_state_dict(run.state.best_teacher)
-    teacher.save(run_dir / "teacher.pt", cfg.to_dict())
+    teacher.save(run_dir / "teacher.pt", cfg.as_saved())
     schedule = Schedule([tuple(p.shape) for p in base_phi])
     seed, every = student_seed(cfg.seed, "evaluation", 0), cfg.eval_every
     test = (run.splits.x_test, run.splits.y_test)
