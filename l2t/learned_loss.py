@@ -13,6 +13,16 @@ movement when `observe(..., model=model)` is given), and the validation loss and
 the caller reports with `observe`. With the same model, data and plain SGD it trains the
 same student as `l2t teach` (a test). Targets are hard labels (B,), or, for a run that
 distilled, `l2t.losses.labels.pack(labels, model_logits)` (B, 1 + C): the soft labels' form.
+
+Like `nn.CrossEntropyLoss`: `reduction="mean"|"sum"`, `ignore_index` (-100: those targets
+left out), logits (B, C, d1, ...) with targets (B, d1, ...), a float32 loss under autocast,
+and `.to()` moves the teacher's state too. Only calls that train count: under
+`torch.no_grad()` or after `.eval()` the loss is computed at the current parameters and
+nothing is recorded. `observe` may come at any cadence: each teacher step reads the latest
+observation; before the first, it assumes the validation loss is the mean training loss so
+far (`ln C` at the very start) and the accuracy is chance (`1 / C`). With gradient
+accumulation call `step()` once per optimizer step, after it: the teacher's K counts
+optimizer steps.
 """
 
 from __future__ import annotations
@@ -48,8 +58,15 @@ class LearnedLoss(nn.Module):
         temperature: float = 1.0,
         mix: float = 0.0,
         lr: float = 1.0,
+        reduction: str = "mean",
+        ignore_index: int = -100,
     ) -> None:
         super().__init__()
+        if reduction not in ("mean", "sum"):
+            raise ConfigError(
+                f"reduction must be 'mean' or 'sum' (a learned loss is a batch loss: its "
+                f"per-sample weights are normalised in the batch); got {reduction!r}"
+            )
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if not isinstance(total_steps, int) or total_steps <= 0:
@@ -62,6 +79,7 @@ class LearnedLoss(nn.Module):
         self.teacher, self.mode, self.total_steps, self.k = teacher, mode, total_steps, k
         self.family, self.composite = family, composite
         self.temperature, self.mix, self.lr = temperature, mix, lr
+        self.reduction, self.ignore_index = reduction, ignore_index
         self.t = 0  # optimizer steps taken
         self._params: list[Tensor] | None = None  # the loss parameters of this teacher step
         self._start = 0  # the optimizer step at which they were proposed
@@ -76,7 +94,12 @@ class LearnedLoss(nn.Module):
 
     @classmethod
     def from_run(
-        cls, run: str | Path, mode: str = "schedule", total_steps: int | None = None
+        cls,
+        run: str | Path,
+        mode: str = "schedule",
+        total_steps: int | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
     ) -> LearnedLoss:
         """The learned loss of a `train-teacher` run (its directory or its teacher.pt)."""
         if total_steps is None:
@@ -95,6 +118,8 @@ class LearnedLoss(nn.Module):
             cfg.distill.temperature,
             cfg.distill.mix,
             cfg.optim.lr,
+            reduction,
+            ignore_index,
         )
 
     # -- training progress ----------------------------------------------------------------
@@ -137,25 +162,62 @@ class LearnedLoss(nn.Module):
 
     # -- the loss ---------------------------------------------------------------------------
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        logits, targets = self._flat(logits, targets)
+        training = self.training and torch.is_grad_enabled()  # what counts as a training step
+        start = min(self.t - self.t % self.k, self.total_steps)
+        if self._params is None or (training and start != self._start):  # once per step
+            self._propose(logits, start)
+        assert self._params is not None
+        if torch.is_autocast_enabled(logits.device.type):  # as F.cross_entropy: fp32 there
+            with torch.autocast(logits.device.type, enabled=False):
+                return self._batch_loss(logits.float(), targets, training)
+        return self._batch_loss(logits, targets, training)
+
+    def _flat(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, d...) logits with (B, d...) targets as (B d..., C) and (B d...,); the
+        samples whose target is `ignore_index` left out."""
+        if logits.ndim > 2 and targets.ndim == logits.ndim - 1:
+            logits = logits.movedim(1, -1).reshape(-1, logits.shape[1])
+            targets = targets.reshape(-1)
         if logits.ndim != 2 or targets.shape[0] != logits.shape[0]:
             raise ValueError(
-                f"LearnedLoss expects logits (B, C) and targets (B,) or (B, 1 + C); got "
-                f"{tuple(logits.shape)} and {tuple(targets.shape)}"
+                f"LearnedLoss expects logits (B, C) and targets (B,) or (B, 1 + C), or logits "
+                f"(B, C, d...) and targets (B, d...); got {tuple(logits.shape)} and "
+                f"{tuple(targets.shape)}"
             )
         if logits.shape[1] < 2:
             raise ValueError("LearnedLoss needs at least 2 classes (a pairwise loss)")
-        start = min(self.t - self.t % self.k, self.total_steps)
-        if self._params is None or start != self._start:  # a new teacher step: once per step
-            self._propose(logits, start)
+        if targets.ndim == 1 and not targets.is_floating_point():
+            kept = targets != self.ignore_index
+            if not bool(kept.all()):
+                logits, targets = logits[kept], targets[kept]
+        return logits, targets
+
+    def _batch_loss(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
         assert self._params is not None
+        if len(targets) == 0:  # every target ignored: no loss, a gradient of zeros
+            return logits.sum() * 0.0
         if self._loss is None or self._cast != (logits.device, logits.dtype):
             self._cast = (logits.device, logits.dtype)
             params = [p.to(logits.device, logits.dtype) for p in self._params]
             self._loss = loss_fn(self.family, params, self.temperature, self.mix, self.composite)
         loss = self._loss(logits, targets)
-        if self.mode == "online":  # the train loss the teacher reads (no host sync here)
+        if self.mode == "online" and training:  # the train loss the teacher reads (no sync)
             self._losses.append(loss.detach())
-        return loss
+        return loss * len(targets) if self.reduction == "sum" else loss
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> LearnedLoss:
+        """`.to()`, `.cuda()`, `.double()` move what the criterion holds besides the
+        teacher's weights: its state, the loss parameters, the recorded losses."""
+        super()._apply(fn, recurse)
+        self._teacher_state = {k: fn(v) for k, v in self._teacher_state.items()}
+        if self._params is not None:
+            self._params = [fn(p) for p in self._params]
+        self._losses = [fn(x) for x in self._losses]
+        if self._snapshot is not None:
+            self._snapshot = [fn(p) for p in self._snapshot]
+        self._loss = None
+        return self
 
     def _propose(self, logits: Tensor, step: int) -> None:
         """The loss parameters of the teacher step starting at optimizer step `step`."""
@@ -163,15 +225,15 @@ class LearnedLoss(nn.Module):
         unread = torch.zeros(len(FEATURE_NAMES))  # a schedule reads the progress only
         obs = Observation(unread, None, progress)
         if self.mode == "online":
-            if self._observed is None:
-                raise ValueError(
-                    "LearnedLoss(mode='online'): call observe(val_loss, val_acc) before the "
-                    "first step and after every K steps"
-                )
-            val_loss, val_acc = self._observed
-            k = len(self._losses) or 1
+            classes = logits.shape[1]
             losses = torch.stack(self._losses).float().cpu() if self._losses else None
-            train = float(losses.mean()) if losses is not None else val_loss
+            mean = float(losses.mean()) if losses is not None else None
+            # before any observe(): the val loss is the train loss (ln C at the start), the
+            # accuracy chance
+            assumed = (mean if mean is not None else math.log(classes), 1.0 / classes)
+            val_loss, val_acc = self._observed or assumed
+            train = mean if mean is not None else val_loss
+            k = len(self._losses) or 1
             moved = torch.tensor(self._moved / (self.lr * k))
             student = StudentState({}, {}, {}, step, torch.tensor(train), moved, torch.tensor(True))
             measured = features(

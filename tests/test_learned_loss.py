@@ -108,12 +108,50 @@ def test_bad_use_gets_one_clear_line(run, tmp_path):
         criterion(torch.randn(8, 10), torch.randint(10, (7,)))
     with pytest.warns(UserWarning, match="ignored in schedule mode"):
         criterion.observe(1.0, 0.5)
-    online = l2t.LearnedLoss.from_run(run, mode="online", total_steps=10)
-    with pytest.raises(ValueError, match="call observe"):
-        online(torch.randn(8, 10), torch.randint(10, (8,)))
+    with pytest.raises(ConfigError, match="reduction must be 'mean' or 'sum'"):
+        l2t.LearnedLoss.from_run(run, total_steps=10, reduction="none")
     criterion.progress = 1.0
     with pytest.warns(UserWarning, match="past total_steps"):
         criterion.step()
+
+
+def test_it_behaves_like_a_pytorch_criterion(run, float64):
+    """reduction, ignore_index and (B, C, d) logits as nn.CrossEntropyLoss has them; calls
+    under no_grad or in eval() leave the training record alone; an online criterion needs no
+    observe() before its first step; .to() moves its state."""
+    z, y = torch.randn(12, 10), torch.randint(10, (12,))
+    mean = l2t.LearnedLoss.from_run(run, total_steps=100)
+    total = l2t.LearnedLoss.from_run(run, total_steps=100, reduction="sum")
+    torch.testing.assert_close(total(z, y), 12 * mean(z, y))
+    ignored = y.clone()
+    ignored[[2, 5]] = -100
+    keep = ignored != -100
+    torch.testing.assert_close(mean(z, ignored), mean(z[keep], y[keep]))
+    z3, y3 = torch.randn(3, 10, 4), torch.randint(10, (3, 4))
+    flat = z3.movedim(1, -1).reshape(-1, 10), y3.reshape(-1)
+    torch.testing.assert_close(mean(z3, y3), mean(*flat))
+
+    online = l2t.LearnedLoss.from_run(run, mode="online", total_steps=100)
+    first = online(z, y)  # no observe() yet: the documented assumption, not an error
+    assert torch.isfinite(first) and len(online._losses) == 1
+    with torch.no_grad():
+        online(z, y)
+    online.eval()
+    online(z, y)
+    assert len(online._losses) == 1, "evaluation calls are not training losses"
+    online.train()
+    online.to(torch.float32)
+    assert all(v.dtype == torch.float32 for v in online._teacher_state.values())
+    assert online._params is not None and online._params[0].dtype == torch.float32
+
+
+def test_under_autocast_the_loss_is_float32(run):
+    criterion = l2t.LearnedLoss.from_run(run, total_steps=100)
+    z, y = torch.randn(8, 10), torch.randint(10, (8,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = criterion(z.bfloat16(), y)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, criterion(z.bfloat16().float(), y))
 
 
 def test_the_digits_example_trains_with_a_learned_loss(run):
