@@ -46,6 +46,7 @@ def test_teach_trains_a_new_student_and_schedule_mode_has_no_meta_gradients(
     summary = json.loads((out / "summary.json").read_text())
     assert 0.0 < summary["test_acc"] <= 1.0 and summary["mode"] == mode
     assert (out / "plots" / "curves.png").stat().st_size > 0
+    assert (out / "plots" / "differences.png").stat().st_size > 0
     assert "test accuracy" in capsys.readouterr().out
     if mode == "schedule":
         assert unroll_calls == []

@@ -80,6 +80,30 @@ def plot_curves(
     return out
 
 
+def plot_differences(
+    rows: list[tuple[str, float, float]], reference: str, seeds: int, out: Path
+) -> Path:
+    """Each method's mean paired difference to `reference` (pt) with its 95% interval
+    (`half` NaN: no interval), best first: what the table's last columns say, at a glance."""
+    rows = sorted(rows, key=lambda r: r[1])
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.35 * len(rows)))
+    for i, (_, mean, half) in enumerate(rows):
+        above = not np.isnan(half) and mean - half > 0
+        below = not np.isnan(half) and mean + half < 0
+        color = "tab:green" if above else "tab:red" if below else "tab:gray"
+        err = None if np.isnan(half) else [[half * 100], [half * 100]]
+        ax.errorbar(mean * 100, i, xerr=err, fmt="o", color=color, capsize=3)
+    ax.axvline(0.0, color="black", lw=1)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    ax.set_xlabel(f"test accuracy minus {reference}'s, paired (pt; 95% interval)")
+    ax.set_title(f"Against the best baseline, {reference} ({seeds} paired seeds)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_learned_loss(schedule: Schedule, base_phi: Sequence[Tensor], out: Path) -> Path:
     """Top: pair loss over (p_target, p_other) for the base loss and at points of the
     schedule. Bottom: the teacher's change to the base loss there (what it learned)."""

@@ -19,7 +19,13 @@ import yaml
 from agents import Teacher
 from l2t.commands.applying import base_loss_of, make_task, run_dir_of, teacher_file
 from l2t.commands.compare.method import Chosen, Method, Setting, Student, check_methods
-from l2t.commands.compare.table import MethodResult, results_csv, results_table
+from l2t.commands.compare.table import (
+    MethodResult,
+    best_baseline,
+    paired_stats,
+    results_csv,
+    results_table,
+)
 from l2t.config import Config, ConfigError
 from l2t.data.datasets import load_splits, record_noise
 from l2t.engine.schedule import Schedule
@@ -28,7 +34,7 @@ from l2t.engine.teaching import EpisodeResult
 from l2t.io import progress, threads
 from l2t.io.checkpoint import atomic_write_json, atomic_write_text
 from l2t.io.device import resolve_device
-from l2t.io.plots import plot_curves, plot_schedule
+from l2t.io.plots import plot_curves, plot_differences, plot_schedule
 from l2t.methods.base_point import choose_base
 
 
@@ -92,6 +98,12 @@ def compare(
     plot_curves(
         {m: [x.curve for x in r.results] for m, r in results.items()}, out / "plots" / "curves.png"
     )
+    best = best_baseline(results)
+    if best is not None and len(results) > 1:
+        reference = results[best].test_accs
+        paired = [(m, *paired_stats(r.test_accs, reference)[:2]) for m, r in results.items()]
+        differences = [row for row in paired if row[0] != best]
+        plot_differences(differences, best, len(reference), out / "plots" / "differences.png")
     if run_dir and (run_dir_of(run_dir) / "schedule.pt").is_file():
         schedule = Schedule.load(run_dir_of(run_dir) / "schedule.pt")
         plot_schedule(schedule, setting.base, cfg.loss.family, out / "plots", cfg.label_noise)
