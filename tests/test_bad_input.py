@@ -59,6 +59,7 @@ CASES = [  # (arguments, a phrase the line must hold)
     ),
     (["train-teacher", *CONTROL, "estimator.sigma_controls=lr=0.1"], "unknown control 'lr'"),
     (["train-teacher", *CONTROL, "estimator.sigma_controls=ce=0"], "the sigma of ce must be > 0"),
+    (["train-teacher", *CONTROL, "loss.ranges=ce=inf"], "must be a finite number >= 0"),
     (
         ["train-teacher", "estimator.vmap=true", "dataset=digits", "student=resnet8"],
         "the student (ResNet) has BatchNorm buffers",

@@ -115,7 +115,7 @@ def test_bad_ranges_and_points_say_what_is_allowed():
         parse_ranges("lr=0.1")
     with pytest.raises(ValueError, match="not control=number"):
         parse_ranges("ce=big")
-    with pytest.raises(ValueError, match="must be >= 0"):
+    with pytest.raises(ValueError, match="must be a finite number >= 0"):
         parse_ranges("ce=-1")
     with pytest.raises(ValueError, match="unknown composite point"):
         point("mse")

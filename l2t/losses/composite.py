@@ -71,8 +71,10 @@ def parse_ranges(text: str, key: str = "loss.ranges") -> dict[str, float]:
             ranges[name] = float(value)
         except ValueError:
             raise ValueError(f"{key}: '{item}' is not control=number") from None
-        if not ranges[name] >= 0:
-            raise ValueError(f"{key}: the value of {name} must be >= 0; got {value}")
+        if not 0 <= ranges[name] < math.inf:
+            raise ValueError(
+                f"{key}: the value of {name} must be a finite number >= 0; got {value}"
+            )
     return ranges
 
 
