@@ -380,13 +380,34 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
     return parsed
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML without what a config never needs: aliases (a few hundred bytes of nested
+    aliases expand to gigabytes) and duplicate keys (the last would silently win)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                problem = f"the key {str(key)[:40]!r} is given twice"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path, what: str) -> Any:
     """The YAML document in `path`, or one line saying where it is broken."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} '{path}' does not exist")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader, stricter
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

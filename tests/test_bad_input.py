@@ -70,6 +70,8 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "device=cuda"], "this machine has none"),
     (["train-teacher", "--config", "broken.yaml"], "is not valid YAML at line 2, column 1"),
     (["train-teacher", "--config", "list.yaml"], "must hold a mapping"),
+    (["train-teacher", "--config", "twice.yaml"], "the key 'steps' is given twice"),
+    (["train-teacher", "--config", "alias.yaml"], "aliases (*name) are not allowed"),
     (["train-teacher", "--config", "missing.yaml"], "does not exist"),
     (["train-teacher", "out=a_file"], "is a file; a run needs a directory"),
     (["train-teacher", "out=run"], "already holds a run; pass resume=true"),
@@ -107,6 +109,8 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
     (root / "broken.yaml").write_text("steps: [1, 2\n")
     (root / "list.yaml").write_text("- 1\n- 2\n")
+    (root / "twice.yaml").write_text("steps: 10\nsteps: 20\n")
+    (root / "alias.yaml").write_text("a: &x [1, 2]\nb: *x\n")
     (root / "sweep.yaml").write_text("method: grid\nparameters: {seed: {values: [0, 1]}}\n")
     (root / "a_file").write_text("not a directory\n")
     (root / "garbage").mkdir()
