@@ -85,7 +85,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
         }
     )
     methods = ["ce", "kd", "base_dln", "l2rw", "labeled_only", "confident", "self_train"]
-    methods += ["oracle_labels", "oracle_drop"]
+    methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
     real = datasets.load_data
 

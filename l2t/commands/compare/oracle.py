@@ -1,8 +1,10 @@
 """The headroom of an unlabeled pool (issue 33): students that read the pool's hidden true
 labels, which no method and no teacher may (`tests/test_unlabeled.py`). `oracle_labels`
 trains on the pool with its true labels; `oracle_drop` on the pool without the samples
-whose pseudo-label is wrong. Both with cross-entropy on hard labels at the run's optimizer.
-They are never the best baseline: the table says they read hidden labels."""
+whose pseudo-label is wrong, both with cross-entropy on hard labels at the run's optimizer;
+`oracle_drop_kd` drops the same samples and distills from the rest as `kd` does, (a, T)
+chosen on the same grid: the ceiling of a teacher that uses the soft labels and knows
+which are wrong. They are never the best baseline: the table says they read hidden labels."""
 
 from __future__ import annotations
 
@@ -14,12 +16,16 @@ from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
 from l2t.commands.compare.method import Chosen, Method, Student
 from l2t.config import Config, ConfigError
+from l2t.data.distill import KD_TEMPERATURES, KD_WEIGHTS
 from l2t.data.splits import Splits
+from l2t.engine.task import Task
 from l2t.engine.teaching import run_student
+from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
+from l2t.methods.model_training import kd_baseline
 
 
 class Oracle(Method):
-    names = ("oracle_labels", "oracle_drop")
+    names = ("oracle_labels", "oracle_drop", "oracle_drop_kd")
     baseline = False  # it reads what no user has
     reads_hidden_labels = True
 
@@ -30,10 +36,28 @@ class Oracle(Method):
                 f"{name} reads an unlabeled pool's hidden labels: unlabeled=N and distill.model"
             )
 
+    def tuning_students(self) -> int:  # the KD grid
+        kd = self.name == "oracle_drop_kd"
+        return len(KD_WEIGHTS) * len(KD_TEMPERATURES) * TUNING_STUDENTS if kd else 0
+
+    def choose(self) -> Chosen:
+        if self.name != "oracle_drop_kd":
+            return {}
+        kd_task = self._kd(None)[1]
+        return {"mix": kd_task.mix, "temperature": kd_task.temperature}
+
+    def _kd(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task]:
+        s = self.setting
+        splits = oracle_splits(s.task.splits, drop=True)
+        return kd_baseline("kd", s.cfg, splits, s.base, tuning_seeds(s.cfg), chosen)
+
     def student(self, chosen: Chosen) -> Student:
         s = self.setting
-        splits = oracle_splits(s.task.splits, drop=self.name == "oracle_drop")
-        task, fixed = make_task(s.cfg, splits), FixedLossTeacher("ce", s.base)
+        if self.name == "oracle_drop_kd":
+            fixed, task = self._kd(chosen)
+        else:
+            splits = oracle_splits(s.task.splits, drop=self.name == "oracle_drop")
+            task, fixed = make_task(s.cfg, splits), FixedLossTeacher("ce", s.base)
         return lambda seed: run_student(task, fixed, {}, seed, s.cfg.eval_every, s.test)
 
 
