@@ -15,8 +15,9 @@ same student as `l2t teach` (a test). Targets are hard labels (B,), or, for a ru
 distilled, `l2t.losses.labels.pack(labels, model_logits)` (B, 1 + C): the soft labels' form.
 
 Like `nn.CrossEntropyLoss`: `reduction="mean"|"sum"`, `ignore_index` (-100: those targets
-left out), logits (B, C, d1, ...) with targets (B, d1, ...), a float32 loss under autocast,
-and `.to()` moves the teacher's state too. Only calls that train count: under
+left out; checking costs one host sync a call, `None` skips it), logits (B, C, d1, ...)
+with targets (B, d1, ...), a float32 loss under autocast, and `.to()` moves the teacher's
+state too. Only calls that train count: under
 `torch.no_grad()` or after `.eval()` the loss is computed at the current parameters and
 nothing is recorded. `observe` may come at any cadence: each teacher step reads the latest
 observation; before the first, it assumes the validation loss is the mean training loss so
@@ -59,7 +60,7 @@ class LearnedLoss(nn.Module):
         mix: float = 0.0,
         lr: float = 1.0,
         reduction: str = "mean",
-        ignore_index: int = -100,
+        ignore_index: int | None = -100,
     ) -> None:
         super().__init__()
         if reduction not in ("mean", "sum"):
@@ -99,7 +100,7 @@ class LearnedLoss(nn.Module):
         mode: str = "schedule",
         total_steps: int | None = None,
         reduction: str = "mean",
-        ignore_index: int = -100,
+        ignore_index: int | None = -100,
     ) -> LearnedLoss:
         """The learned loss of a `train-teacher` run (its directory or its teacher.pt)."""
         if total_steps is None:
@@ -187,8 +188,8 @@ class LearnedLoss(nn.Module):
             )
         if logits.shape[1] < 2:
             raise ValueError("LearnedLoss needs at least 2 classes (a pairwise loss)")
-        if targets.ndim == 1 and not targets.is_floating_point():
-            kept = targets != self.ignore_index
+        if self.ignore_index is not None and targets.ndim == 1 and not targets.is_floating_point():
+            kept = targets != self.ignore_index  # one host sync a call; ignore_index=None: none
             if not bool(kept.all()):
                 logits, targets = logits[kept], targets[kept]
         return logits, targets

@@ -3,6 +3,7 @@ seen by the teacher), and which training labels a run corrupted."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,21 @@ class Splits:
     def labeled(self) -> int:
         """Training samples with their own (possibly noisy) labels, at the front."""
         return len(self.y_train) - self.pool
+
+    def keeping_pool(self, keep: Tensor) -> Splits:
+        """The labeled part and the pool's samples where `keep` (a bool per pool sample)
+        holds: their inputs, labels, model logits and hidden labels."""
+        n = self.labeled
+        rows = torch.cat([torch.ones(n, dtype=torch.bool, device=keep.device), keep])
+        logits, hidden = self.model_logits, self.hidden_labels
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[rows],
+            y_train=self.y_train[rows],
+            model_logits=None if logits is None else logits[rows],
+            pool=int(keep.sum()),
+            hidden_labels=None if hidden is None else hidden[keep],
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -74,10 +74,7 @@ def plot_curves(
     else:
         ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _written(fig, out)
 
 
 def plot_differences(
@@ -98,10 +95,7 @@ def plot_differences(
     ax.set_xlabel(f"test accuracy minus {reference}'s, paired (pt; 95% interval)")
     ax.set_title(f"Against the best baseline, {reference} ({seeds} paired seeds)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _written(fig, out)
 
 
 def plot_learned_loss(schedule: Schedule, base_phi: Sequence[Tensor], out: Path) -> Path:
@@ -263,16 +257,18 @@ def plot_label_pull(losses: dict[str, Any], out: Path, label_noise: float = 0.0)
     if hidden:
         heading += f"\nnot drawn, within 2% of the line before them: {'; '.join(hidden)}"
     fig.suptitle(heading, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _written(fig, out)
 
 
 def _save(fig: Any, ax: Any, out: Path) -> Path:
     """Legend, grid, tight layout, one file; the figure is closed."""
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _written(fig, out)
+
+
+def _written(fig: Any, out: Path) -> Path:
+    """The figure laid out tightly into one file, then closed."""
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

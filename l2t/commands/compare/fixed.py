@@ -37,11 +37,7 @@ class FixedLoss(Method):
 
     @classmethod
     def check(cls, name: str, cfg: Config) -> None:
-        if name == "base_dln" and cfg.loss.family == "composite":
-            raise ConfigError(
-                "base_dln is the dln family's starting loss; with loss.family=composite compare "
-                "`base`, the composite's base point"
-            )
+        refuse_dln_rows_on_composite(name, cfg)
 
     def loss(self) -> str:
         return "ce" if self.name == "ce_val" else self.name.removesuffix("_trainval")
@@ -71,6 +67,15 @@ class EarlyStopped(FixedLoss):
     def student(self, chosen: Chosen) -> Student:
         run = super().student(chosen)
         return lambda seed: early_stopped(run(seed))
+
+
+def refuse_dln_rows_on_composite(name: str, cfg: Config) -> None:
+    """`base_dln*` rows are the dln family's starting loss; the composite has `base`."""
+    if name.startswith("base_dln") and cfg.loss.family == "composite":
+        raise ConfigError(
+            "base_dln is the dln family's starting loss; with loss.family=composite compare "
+            "`base`, the composite's base point"
+        )
 
 
 def early_stopped(result: EpisodeResult) -> EpisodeResult:

@@ -14,8 +14,8 @@ import torch
 
 from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import Chosen, Method, Student
-from l2t.config import Config, ConfigError
+from l2t.commands.compare.method import Chosen, Student
+from l2t.commands.compare.pool import PoolMethod
 from l2t.data.distill import KD_TEMPERATURES, KD_WEIGHTS
 from l2t.data.splits import Splits
 from l2t.engine.task import Task
@@ -24,17 +24,10 @@ from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
 from l2t.methods.model_training import kd_baseline
 
 
-class Oracle(Method):
+class Oracle(PoolMethod):
     names = ("oracle_labels", "oracle_drop", "oracle_drop_kd")
     baseline = False  # it reads what no user has
     reads_hidden_labels = True
-
-    @classmethod
-    def check(cls, name: str, cfg: Config) -> None:
-        if not (cfg.unlabeled and cfg.distill.model):
-            raise ConfigError(
-                f"{name} reads an unlabeled pool's hidden labels: unlabeled=N and distill.model"
-            )
 
     def tuning_students(self) -> int:  # the KD grid
         kd = self.name == "oracle_drop_kd"
@@ -65,17 +58,6 @@ def oracle_splits(splits: Splits, drop: bool) -> Splits:
     """The pool with its true labels, or without its wrong pseudo-labels (`drop`)."""
     assert splits.hidden_labels is not None and splits.pool, "an unlabeled pool, labeled"
     n, true = splits.labeled, splits.hidden_labels
-    if not drop:
-        return dataclasses.replace(splits, y_train=torch.cat([splits.y_train[:n], true]))
-    keep = torch.cat(
-        [torch.ones(n, dtype=torch.bool, device=true.device), splits.y_train[n:] == true]
-    )
-    logits = splits.model_logits
-    return dataclasses.replace(
-        splits,
-        x_train=splits.x_train[keep],
-        y_train=splits.y_train[keep],
-        model_logits=None if logits is None else logits[keep],
-        pool=int(keep[n:].sum()),
-        hidden_labels=true[keep[n:]],
-    )
+    if drop:
+        return splits.keeping_pool(splits.y_train[n:] == true)
+    return dataclasses.replace(splits, y_train=torch.cat([splits.y_train[:n], true]))

@@ -6,7 +6,6 @@ top softmax probability) is at least a threshold chosen on validation (`confiden
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 
 import torch
@@ -22,13 +21,17 @@ from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
 THRESHOLDS = (0.5, 0.7, 0.9)  # the model's top probability a pseudo-label must reach
 
 
-class PoolRow(Method):
-    names = ("labeled_only", "labeled_only_trainval", "confident")
+class PoolMethod(Method):
+    """A row that needs an unlabeled pool labeled by a model."""
 
     @classmethod
     def check(cls, name: str, cfg: Config) -> None:
         if not (cfg.unlabeled and cfg.distill.model):
             raise ConfigError(f"{name} works on an unlabeled pool: unlabeled=N and distill.model")
+
+
+class PoolRow(PoolMethod):
+    names = ("labeled_only", "labeled_only_trainval", "confident")
 
     def tuning_students(self) -> int:
         return len(THRESHOLDS) * TUNING_STUDENTS if self.name == "confident" else 0
@@ -56,14 +59,7 @@ class PoolRow(Method):
             splits = confident_only(s.task.splits, chosen["threshold"])
         else:
             splits = s.task_for(self.name).splits
-            splits = dataclasses.replace(
-                splits,
-                x_train=splits.x_train[: splits.labeled],
-                y_train=splits.y_train[: splits.labeled],
-                model_logits=None,
-                pool=0,
-                hidden_labels=None,
-            )
+            splits = splits.keeping_pool(torch.zeros(splits.pool, dtype=torch.bool))
         task, fixed = make_task(s.cfg, splits), FixedLossTeacher("ce", s.base)
         return lambda seed: run_student(task, fixed, {}, seed, s.cfg.eval_every, s.test)
 
@@ -71,16 +67,5 @@ class PoolRow(Method):
 def confident_only(splits: Splits, threshold: float) -> Splits:
     """The pool's samples whose pseudo-label the model gives at least `threshold`."""
     assert splits.model_logits is not None and splits.pool, "an unlabeled pool, labeled"
-    n = splits.labeled
-    confidence = splits.model_logits[n:].softmax(dim=1).amax(dim=1)
-    keep = torch.cat(
-        [torch.ones(n, dtype=torch.bool, device=confidence.device), confidence >= threshold]
-    )
-    return dataclasses.replace(
-        splits,
-        x_train=splits.x_train[keep],
-        y_train=splits.y_train[keep],
-        model_logits=splits.model_logits[keep],
-        pool=int(keep[n:].sum()),
-        hidden_labels=None,
-    )
+    confidence = splits.model_logits[splits.labeled :].softmax(dim=1).amax(dim=1)
+    return splits.keeping_pool(confidence >= threshold)

@@ -11,22 +11,17 @@ from torch import nn
 
 from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import Chosen, Method, Student
-from l2t.config import Config, ConfigError
+from l2t.commands.compare.method import Chosen, Student
+from l2t.commands.compare.pool import PoolMethod
 from l2t.data.distill import with_model
 from l2t.data.splits import Splits
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.methods.model_training import fit_model
 
 
-class SelfTrained(Method):
+class SelfTrained(PoolMethod):
     names = ("self_train",)
     lifetimes = 2
-
-    @classmethod
-    def check(cls, name: str, cfg: Config) -> None:
-        if not (cfg.unlabeled and cfg.distill.model):
-            raise ConfigError(f"{name} works on an unlabeled pool: unlabeled=N and distill.model")
 
     def student(self, chosen: Chosen) -> Student:
         s = self.setting

@@ -8,8 +8,9 @@ import statistics
 from typing import Any
 
 from agents import FixedLossTeacher
+from l2t.commands.compare.fixed import refuse_dln_rows_on_composite
 from l2t.commands.compare.method import Chosen, Method, Setting, Student
-from l2t.config import Config, ConfigError
+from l2t.config import Config
 from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.methods.base_point import LR_GRID, TUNING_STUDENTS, tuning_seeds
@@ -24,11 +25,7 @@ class TunedRate(Method):
 
     @classmethod
     def check(cls, name: str, cfg: Config) -> None:
-        if name.startswith("base_dln") and cfg.loss.family == "composite":
-            raise ConfigError(
-                "base_dln is the dln family's starting loss; with loss.family=composite compare "
-                "`base`, the composite's base point"
-            )
+        refuse_dln_rows_on_composite(name, cfg)
 
     def tuning_students(self) -> int:
         return len(LR_GRID) * TUNING_STUDENTS
