@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from l2t.config import Config, ConfigError
+from l2t.config import ConfigError, LossNetConfig, TeacherConfig
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import LossFn
 from l2t.engine.task import Task
@@ -48,13 +48,15 @@ class Teacher(nn.Module):
     teacher_set = True  # a loss it sets is judged by the divergence guard (lifetime.broken)
     optimizer: torch.optim.Optimizer | None = None  # a learning teacher's own Adam
     unsaved: ClassVar[tuple[str, ...]] = ()  # constructor arguments `save` leaves out
-    # its facts, which `check` reads: an estimator trains it on a population of students
-    # (else it learns from its own episodes, or not at all); it sets the soft labels' mix
-    # (`teacher.mix_range`, `can_set_mix`); PES/ES may perturb it with a sigma per control
+    # its facts, which l2t/config/parts.py `check` reads: an estimator trains it on a
+    # population of students (else it learns from its own episodes, or not at all); it sets
+    # the soft labels' mix (`teacher.mix_range`); PES/ES may perturb it with a sigma per
+    # control; the loss families it sets (empty: any)
     trained_by_estimator: ClassVar[bool] = True
     can_set_mix: ClassVar[bool] = False
     sigma_per_control: ClassVar[bool] = False
     acts_in_env: ClassVar[bool] = False  # it acts through the gymnasium environment (envs/)
+    families: ClassVar[tuple[str, ...]] = ()
     hparams: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -75,37 +77,13 @@ class Teacher(nn.Module):
         return teacher
 
     @classmethod
-    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> Teacher:
-        """The teacher `cfg` configures around the base loss parameters `base` (the
-        REINFORCE agent: sized for the gymnasium environment `env` it acts in); it reads
-        the `teacher.*` keys it takes, by name."""
+    def from_settings(
+        cls, t: TeacherConfig, loss: LossNetConfig, base: list[Tensor], env: Any = None
+    ) -> Teacher:
+        """The teacher the `teacher:` section configures around the base loss parameters
+        `base` of the `loss:` section's family (the REINFORCE agent: sized for the gymnasium
+        environment `env` it acts in); it reads the keys it takes, by name."""
         raise ConfigError(f"teacher.agent={cls.kind} is not configured by a run")
-
-    @classmethod
-    def check(cls, cfg: Config) -> None:
-        """Refuse, in one line, a run this teacher cannot do (before any data is loaded)."""
-        agent = cfg.teacher.agent
-        if cfg.select_students == 0 and cls.trained_by_estimator:
-            raise ConfigError(
-                "select_students=0 scores a teacher by its own learning episode, which a teacher "
-                f"trained by an estimator (agent={agent}) does not have; use select_students>=1"
-            )
-        if cfg.students_mix and not cls.trained_by_estimator:
-            raise ConfigError(
-                "students_mix spreads a population of students over architectures; "
-                f"teacher.agent={agent} learns from one student: use agent=lstm|mlp|control"
-            )
-        if cfg.teacher.mix_range > 0 and not (cls.can_set_mix and cfg.distill.model):
-            raise ConfigError(
-                "teacher.mix_range sets the mix of a model's soft labels: it needs distill.model "
-                f"and teacher.agent=lstm; got distill.model='{cfg.distill.model}', "
-                f"teacher.agent={agent}"
-            )
-        if cfg.estimator.sigma_controls and not cls.sigma_per_control:
-            raise ConfigError(
-                "estimator.sigma_controls sets the control teacher's perturbation per control: "
-                "teacher.agent=control with estimator.kind=pes|es"
-            )
 
     def theta(self) -> Theta:
         """The learnable parameters as values: what estimators perturb and differentiate."""

@@ -19,7 +19,7 @@ from torch.func import functional_call
 
 from agents.base import Teacher
 from agents.lstm_teacher import lstm_cell
-from l2t.config import Config, ConfigError
+from l2t.config import LossNetConfig, TeacherConfig
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import FEATURE_NAMES
 from l2t.losses.composite import control_rows, controlled_size, params_from_unit, parse_ranges
@@ -47,21 +47,17 @@ class ControlTeacher(Teacher):
 
     sigma_per_control = True
 
-    @classmethod
-    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> ControlTeacher:
-        return cls.around(base, cfg.loss.ranges, lr=cfg.teacher.lr, hidden=cfg.teacher.hidden)
+    families = ("composite",)
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
-        super().check(cfg)
-        if cfg.loss.family != "composite":
-            raise ConfigError(
-                "teacher.agent=control sets the composite family: loss.family=composite"
-            )
+    def from_settings(
+        cls, t: TeacherConfig, loss: LossNetConfig, base: list[Tensor], env: Any = None
+    ) -> ControlTeacher:
+        return cls.around(base, loss.ranges, lr=t.lr, hidden=t.hidden)
 
     @classmethod
     def around(cls, base: list[Tensor], ranges: str, **hparams: Any) -> ControlTeacher:
-        """A teacher of the composite base point `base` (l2t.losses.base_loss.base_loss_params)."""
+        """A teacher of the composite base point `base` (l2t.config.parts.base_loss)."""
         teacher = cls([tuple(p.shape) for p in base], ranges, **hparams)
         teacher.base_phi.copy_(torch.cat([p.flatten() for p in base]))
         return teacher.to(base[0].device)

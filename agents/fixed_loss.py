@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor
 
 from agents.base import Teacher
-from l2t.config import Config
+from l2t.config import LossNetConfig, TeacherConfig
 from l2t.data.distill import kd_loss
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import LossFn
@@ -30,8 +30,10 @@ class FixedLossTeacher(Teacher):
     trained_by_estimator = False  # it learns nothing
 
     @classmethod
-    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> FixedLossTeacher:
-        return cls(cfg.teacher.fixed_loss, base)
+    def from_settings(
+        cls, t: TeacherConfig, loss: LossNetConfig, base: list[Tensor], env: Any = None
+    ) -> FixedLossTeacher:
+        return cls(t.fixed_loss, base)
 
     def __init__(self, loss: str = "ce", base: Sequence[Tensor] = ()) -> None:
         super().__init__()

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
-from l2t.config import Config
+from l2t.config import LossNetConfig, TeacherConfig
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import FEATURE_NAMES
 
@@ -114,20 +114,15 @@ class LSTMTeacher(Teacher):
 
     can_set_mix = True
 
-    @classmethod
-    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> Teacher:
-        """Under the composite family the LSTM's place is the control teacher's."""
-        if cfg.loss.family == "composite":
-            return Teacher.registry["control"].from_config(cfg, base, env)
-        keys = ("update", "param", "alpha", "beta", "lr", "hidden", "bptt", "observe")
-        hparams = {k: getattr(cfg.teacher, k) for k in (*keys, "scale", "mix_range")}
-        return cls.around(base, cfg.loss.family, **hparams)
+    families = ("dln",)  # under the composite family, its place is the control teacher's
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
-        if cfg.loss.family == "composite":
-            return Teacher.registry["control"].check(cfg)
-        super().check(cfg)
+    def from_settings(
+        cls, t: TeacherConfig, loss: LossNetConfig, base: list[Tensor], env: Any = None
+    ) -> Teacher:
+        keys = ("update", "param", "alpha", "beta", "lr", "hidden", "bptt", "observe")
+        hparams = {k: getattr(t, k) for k in (*keys, "scale", "mix_range")}
+        return cls.around(base, loss.family, **hparams)
 
     @classmethod
     def around(cls, base: list[Tensor], family: str = "dln", **hparams: Any) -> LSTMTeacher:

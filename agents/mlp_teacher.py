@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from agents.base import Teacher
-from l2t.config import Config, ConfigError
+from l2t.config import LossNetConfig, TeacherConfig
 from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import FEATURE_NAMES
 from l2t.engine.task import params_from_action
@@ -55,18 +55,13 @@ class MLPTeacher(Teacher):
         nn.init.zeros_(last.bias)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
 
-    @classmethod
-    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> MLPTeacher:
-        t = cfg.teacher
-        return cls.around(base, cfg.loss.family, t.beta, lr=t.lr, hidden=t.hidden)
+    families = ("dln", "parametric")  # set by actions (the composite: by controls)
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
-        super().check(cfg)
-        if cfg.loss.family == "composite":
-            raise ConfigError(
-                "the composite family is set by teacher.agent=control, not by actions"
-            )
+    def from_settings(
+        cls, t: TeacherConfig, loss: LossNetConfig, base: list[Tensor], env: Any = None
+    ) -> MLPTeacher:
+        return cls.around(base, loss.family, t.beta, lr=t.lr, hidden=t.hidden)
 
     @classmethod
     def around(cls, base: list[Tensor], family: str, beta: float, **hparams: Any) -> MLPTeacher:

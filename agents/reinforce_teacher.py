@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from agents.base import Teacher
 from envs.episode import run_episode
 from envs.student_training import StudentTrainingEnv
-from l2t.config import Config
+from l2t.config import LossNetConfig, TeacherConfig
 from l2t.engine.schedule import Schedule
 from l2t.engine.teaching import EpisodeResult
 
@@ -58,10 +58,12 @@ class ReinforceTeacher(Teacher):
 
     trained_by_estimator = False  # it learns from its own episodes in the env
     acts_in_env = True
+    families = ("dln", "parametric")  # its action is the env's flat action
 
     @classmethod
-    def from_config(cls, cfg: Config, base: list[Tensor], env: Any = None) -> ReinforceTeacher:
-        t = cfg.teacher
+    def from_settings(
+        cls, t: TeacherConfig, loss: LossNetConfig, base: list[Tensor], env: Any = None
+    ) -> ReinforceTeacher:
         return cls.for_env(env, lr=t.lr, hidden=t.hidden, init_std=t.init_std)
 
     @classmethod

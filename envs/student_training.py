@@ -3,7 +3,7 @@
 A thin adapter over `l2t.engine.task.Task` and `l2t.engine.lifetime` (docs/design.md §3) for RL code
 (the REINFORCE teacher, any gymnasium agent): a step is `lifetime.advance` of a policy
 whose parameters are the action, so an env student trains exactly as a student of every
-other path does (the same data, SGD, divergence guard). Nothing in `l2t/` imports it.
+other path does (the same data, SGD, divergence guard). Below the commands, nothing imports it.
 
 A step trains the student for K = `unroll.steps` updates under the loss the action sets.
 The loss comes from one of two families (`loss.family`):
@@ -29,7 +29,6 @@ The test split is not reachable from here: teachers never see it.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,8 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from l2t.config import Config, from_dict
-from l2t.data.datasets import load_splits
+from l2t.config import Config, parts, varied
 from l2t.data.splits import Splits
 from l2t.engine.lifetime import Lifetime, Observation, TeacherState, Theta, advance, start
 from l2t.engine.student_state import (
@@ -53,7 +51,6 @@ from l2t.engine.student_state import (
 from l2t.engine.students import build_student
 from l2t.engine.task import Task, params_from_action
 from l2t.io.device import resolve_device
-from l2t.losses.base_loss import base_loss_params
 
 LOSS_STATE_NAMES = ("g_mean_over_rms", "g_log10_rms", "g_frac_positive", "g_log10_max")
 _STATE_LOW = np.zeros(len(FEATURE_NAMES), dtype=np.float32)
@@ -106,13 +103,13 @@ class StudentTrainingEnv(gym.Env):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        self.cfg = from_dict(overrides, copy.deepcopy(config) if config else Config())
+        self.cfg = varied(config or Config(), overrides)
         self.device = resolve_device(self.cfg.device)
         if splits is None:
-            splits = load_splits(self.cfg, self.device)
+            splits = parts.splits(self.cfg, self.device)
         self.splits = splits
         build_student(self.cfg.student, splits.input_shape, splits.num_classes)  # validates
-        params = base_phi if base_phi is not None else base_loss_params(self.cfg)
+        params = base_phi if base_phi is not None else parts.base_loss(self.cfg)
         self.base_phi = [p.to(self.device) for p in params]
         self.n_phi = sum(p.numel() for p in self.base_phi)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.n_phi,), dtype=np.float32)
@@ -120,7 +117,7 @@ class StudentTrainingEnv(gym.Env):
         if self.cfg.observe_loss_state:
             low, high = np.concatenate([low, _LOSS_LOW]), np.concatenate([high, _LOSS_HIGH])
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
-        self.task = Task.from_config(self.cfg, splits)
+        self.task = parts.task(self.cfg, splits)
         self.teacher_steps = self.task.teacher_steps
         self.policy = ActionPolicy(
             self.cfg.loss.family, self.base_phi, self.cfg.teacher.beta, self.cfg.observe_loss_state

@@ -18,7 +18,7 @@ MOVED = {  # old module under l2t -> its place now
     "loss_network": "losses.dln",
     "parametric_loss": "losses.parametric",
     "composite_loss": "losses.composite",
-    "base_loss": "losses.base_loss",
+    "base_loss": "config.parts",  # base_loss_params(cfg) is parts.base_loss(cfg)
     "student_state": "engine.student_state",
     "task": "engine.task",
     "lifetime": "engine.lifetime",

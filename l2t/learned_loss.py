@@ -39,10 +39,10 @@ from torch import Tensor, nn
 
 from agents import Teacher
 from l2t.commands.applying import MODES, load_teacher, run_config
-from l2t.config import ConfigError
+from l2t.config import ConfigError, parts
 from l2t.engine.lifetime import Observation, TeacherState
 from l2t.engine.student_state import FEATURE_NAMES, StudentState, features
-from l2t.engine.task import CompositeLoss, composite_of, loss_fn
+from l2t.engine.task import CompositeLoss, loss_fn
 
 
 class LearnedLoss(nn.Module):
@@ -115,7 +115,7 @@ class LearnedLoss(nn.Module):
             total_steps,
             cfg.unroll.steps,
             cfg.loss.family,
-            composite_of(cfg),
+            parts.composite(cfg),
             cfg.distill.temperature,
             cfg.distill.mix,
             cfg.optim.lr,

@@ -24,13 +24,10 @@ from torch.profiler import ProfilerActivity, profile, record_function
 import l2t.engine.lifetime as lifetime_module
 import l2t.engine.task as task_module
 from agents import LSTMTeacher
-from l2t.config import load_config
-from l2t.data.datasets import load_splits
+from l2t.config import load_config, parts
 from l2t.engine.lifetime import Lifetime, advance, start
-from l2t.engine.task import Task
 from l2t.io.device import resolve_device
 from l2t.io.threads import configure
-from l2t.losses.base_loss import base_loss_params
 
 RANGES = {
     "teacher": "teacher (LSTM) forward",
@@ -55,8 +52,8 @@ def main(argv: list[str]) -> None:
     cfg = load_config(None, argv)
     configure(cfg.threads)
     torch.manual_seed(cfg.seed)
-    task = Task.from_config(cfg, load_splits(cfg, resolve_device(cfg.device)))
-    teacher = LSTMTeacher.around(base_loss_params(cfg), update="fused")
+    task = parts.task(cfg, parts.splits(cfg, resolve_device(cfg.device)))
+    teacher = LSTMTeacher.around(parts.base_loss(cfg), update="fused")
     teacher.forward = marked(RANGES["teacher"], teacher.forward)  # type: ignore[method-assign]
     model = task.model
     model.forward = marked(RANGES["student"], model.forward)  # type: ignore[method-assign]

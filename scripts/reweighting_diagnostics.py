@@ -1,7 +1,8 @@
 """Why Learning-to-Reweight helps on cross-entropy and hurts on SCE (RESULTS.md, 40% noise).
 
-Trains one student per (loss, weighting) at the run's settings and prints, every 500
-steps: the fraction of samples L2RW keeps (weight > 0), the share of the batch's weight on
+Trains one student per (loss, weighting) at the run's settings, on the one step function
+(`run_student` under a `Reweighted` policy, as `compare`'s `l2rw_base`), and prints every
+500 steps: the fraction of samples L2RW keeps (weight > 0), the share of the batch's weight on
 samples whose label the noise changed (uniform: the noise rate), the norm of the step's
 gradient, and the validation accuracy. Usage (one process per loss x weighting):
 
@@ -18,18 +19,53 @@ import statistics
 import sys
 
 import torch
-from torch.func import functional_call
+from torch import Tensor
 
-from l2t.config import load_config
-from l2t.data.datasets import load_splits
-from l2t.engine.student_state import StudentState, sgd_update
+from l2t.config import load_config, parts
+from l2t.engine.lifetime import Lifetime, Observation, Step
+from l2t.engine.student_state import SGDStep
 from l2t.engine.task import Task
-from l2t.engine.teaching import accuracy_of
+from l2t.engine.teaching import EpisodeResult, accuracy_of, run_student
 from l2t.io.threads import configure
-from l2t.losses.base_loss import base_loss_params
-from l2t.methods.reweighting import l2rw_weights
+from l2t.losses.composite import parse_ranges
+from l2t.methods.reweighting import BasePoint, Reweighted, l2rw_weights
 
 EVERY = 500
+
+
+class Recorded(Reweighted):
+    """L2RW (or uniform weights) on the composite's per-sample loss at the base point, on
+    the one step function, recording each SGD step's weights and gradient norm."""
+
+    def __init__(self, task: Task, weighting: str, seed: int, base: BasePoint, noisy: Tensor):
+        super().__init__(task, "l2rw", seed, base)
+        self.task, self.weighting, self.seed, self.noisy = task, weighting, seed, noisy
+        self.t = self.i = 0  # the teacher step and its SGD step (batches are seeded by them)
+        self.kept: list[float] = []
+        self.noisy_share: list[float] = []
+        self.norms: list[float] = []
+
+    def propose(
+        self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        self.t, self.i = round(obs.progress * self.task.steps) // self.task.k, 0
+        return super().propose(theta, state, obs)
+
+    def objective(self, step: SGDStep) -> Tensor:
+        losses = self.samplewise(step.forward(step.params, step.x), step.y)
+        if self.weighting == "l2rw":
+            args = (step.params, losses, step.lr, step.x_val, step.y_val)
+            w = l2rw_weights(step.forward, *args).detach()
+        else:
+            w = torch.full_like(losses, 1 / len(losses))
+        loss = (w * losses).sum()
+        grads = torch.autograd.grad(loss, step.params, retain_graph=True)
+        index = self.task.train_indices(self.seed, self.t)[self.i]
+        self.kept.append((w > 0).float().mean().item())
+        self.noisy_share.append((w * self.noisy[index]).sum().item())
+        self.norms.append(torch.sqrt(sum((g**2).sum() for g in grads)).item())
+        self.i += 1
+        return loss
 
 
 def main(argv: list[str]) -> None:
@@ -37,50 +73,32 @@ def main(argv: list[str]) -> None:
     overrides = ["loss.family=composite", f"loss.base={loss}", *argv[3:]]
     cfg = load_config("configs/mnist1d_mlp_composite.yaml", overrides)
     configure(1)
-    splits = load_splits(cfg)
+    splits = parts.splits(cfg)
     if splits.noise is None:
         raise SystemExit("set label_noise=RATE: the diagnostics measure weight on noisy labels")
-    task = Task.from_config(cfg, splits)
+    task = parts.task(cfg, splits)
     assert task.composite is not None
-    per_sample = task.composite.samplewise(base_loss_params(cfg))
+    base = BasePoint(task.composite, parts.base_loss(cfg), parse_ranges(cfg.loss.ranges))
     noisy = torch.zeros(len(splits.y_train), dtype=torch.bool)
     noisy[torch.as_tensor(splits.noise.index)] = True
-    state = task.init(seed)
-    names, buffers = list(state.params), dict(state.buffers)
-    params = [p.clone() for p in state.params.values()]
-    momentum: list[torch.Tensor | None] = [None] * len(params)
+    policy = Recorded(task, weighting, seed, base, noisy)
 
-    def call(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(task.model, {**dict(zip(names, weights)), **buffers}, (x,))
+    def val_acc(life: Lifetime) -> float:
+        return accuracy_of(task, life.student, splits.x_val, splits.y_val)
 
-    kept, noisy_share, norms = [], [], []
-    for step in range(task.steps):
-        t, i = divmod(step, task.k)
-        batches, sgd = task.batches(seed, t), task.sgd_at(t * task.k)
-        live = [p.detach().requires_grad_() for p in params]
-        losses = per_sample(call(live, batches.x[i]), batches.y[i])
-        if weighting == "l2rw":
-            w = l2rw_weights(call, live, losses, sgd.lr, batches.x_val, batches.y_val)
-        else:
-            w = torch.full_like(losses, 1 / len(losses))
-        grads = torch.autograd.grad((w.detach() * losses).sum(), live)
-        kept.append((w > 0).float().mean().item())
-        noisy_share.append((w * noisy[task.train_indices(seed, t)[i]]).sum().item())
-        norms.append(torch.sqrt(sum((g**2).sum() for g in grads)).item())
-        with torch.no_grad():
-            for j, (p, g) in enumerate(zip(live, grads)):
-                params[j], momentum[j] = sgd_update(p.detach(), g, momentum[j], sgd)
-        if (step + 1) % EVERY == 0:
-            zero = params[0].new_zeros(())
-            now = StudentState(dict(zip(names, params)), buffers, {}, step + 1, zero, zero, zero)
-            acc = accuracy_of(task, now, splits.x_val, splits.y_val)
-            print(
-                f"{loss} {weighting} step {step + 1}: kept {statistics.fmean(kept):.2f} "
-                f"noisy share {statistics.fmean(noisy_share):.2f} "
-                f"|grad| {statistics.fmean(norms):.2f} val {acc:.3f}",
-                flush=True,
-            )
-            kept, noisy_share, norms = [], [], []
+    def report(step: Step, before: Lifetime, so_far: EpisodeResult) -> None:
+        done = step.life.student.step
+        if done // EVERY == before.student.step // EVERY and done < task.steps:
+            return
+        print(
+            f"{loss} {weighting} step {done}: kept {statistics.fmean(policy.kept):.2f} "
+            f"noisy share {statistics.fmean(policy.noisy_share):.2f} "
+            f"|grad| {statistics.fmean(policy.norms):.2f} val {val_acc(step.life):.3f}",
+            flush=True,
+        )
+        policy.kept, policy.noisy_share, policy.norms = [], [], []
+
+    run_student(task, policy, {}, seed, EVERY, on_step=report)
 
 
 if __name__ == "__main__":

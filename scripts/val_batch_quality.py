@@ -16,12 +16,9 @@ import time
 
 import torch
 
-from l2t.config import load_config
-from l2t.data.datasets import load_splits
+from l2t.config import load_config, parts
 from l2t.engine.student_state import validate
-from l2t.engine.task import Task
 from l2t.io.threads import configure
-from l2t.losses.base_loss import base_loss_params
 
 SIZES = (50, 100, 200, 500)
 DRAWS = 8
@@ -31,9 +28,9 @@ def main(argv: list[str]) -> None:
     cfg = load_config(None, argv)
     configure(cfg.threads)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(cfg, torch.device("cpu"))
-    task = Task.from_config(cfg, splits)
-    phi = [p.detach().requires_grad_() for p in base_loss_params(cfg)]
+    splits = parts.splits(cfg, torch.device("cpu"))
+    task = parts.task(cfg, splits)
+    phi = [p.detach().requires_grad_() for p in parts.base_loss(cfg)]
     base = task.loss_fn([p.detach() for p in phi])
     n_val = len(splits.y_val)
     cosines: dict[int, list[float]] = {b: [] for b in SIZES}

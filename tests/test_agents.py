@@ -1,5 +1,3 @@
-import copy
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -8,7 +6,7 @@ import torch
 from agents import FixedLossTeacher, LSTMTeacher, MLPTeacher, ReinforceTeacher, Teacher
 from envs.student_training import StudentTrainingEnv
 from l2t.commands.cli import main
-from l2t.config import from_dict
+from l2t.config import varied
 from l2t.engine.lifetime import advance, start
 from l2t.engine.teaching import run_student
 
@@ -43,7 +41,7 @@ def test_reinforce_improves_its_return_on_a_toy_problem():
 
 
 def _env(tiny_cfg, **overrides):
-    return StudentTrainingEnv(from_dict(overrides, copy.deepcopy(tiny_cfg)))
+    return StudentTrainingEnv(varied(tiny_cfg, overrides))
 
 
 def test_mlp_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):
@@ -112,4 +110,4 @@ def test_train_teacher_runs_every_agent(tiny_cfg, args, capsys):
 def test_lstm_teacher_needs_the_dln_family(tiny_cfg, capsys):
     args = ["train-teacher", f"out={tiny_cfg.out}", "loss.family=parametric", "steps=20"]
     assert main(args) == 2
-    assert "use loss.family=dln" in capsys.readouterr().err
+    assert "teacher.agent=lstm sets the dln family" in capsys.readouterr().err

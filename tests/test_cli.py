@@ -135,7 +135,7 @@ def test_metrics_and_summaries_are_strict_json_with_null_for_non_finite_values(t
 
     run = Path(tiny_cfg.out)
     run.mkdir(parents=True)
-    tracker = Tracker(run, tiny_cfg)
+    tracker = Tracker(run)
     tracker.log({"phase": "meta", "val_loss": float("nan"), "curve": [{"x": float("inf")}]})
     tracker.close()
 

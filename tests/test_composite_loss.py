@@ -11,11 +11,10 @@ from precision import as_float64
 
 from agents import ControlTeacher, FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.config import ConfigError, from_dict
+from l2t.config import ConfigError, from_dict, parts
 from l2t.data.distill import kd_loss
 from l2t.engine.lifetime import Observation, advance, start
 from l2t.engine.teaching import run_student
-from l2t.losses.base_loss import base_loss_params
 from l2t.losses.composite import (
     CONTROLS,
     REWEIGHT,
@@ -145,7 +144,7 @@ def test_the_untrained_teacher_is_its_base_point_bit_for_bit(base):
     correction term included): what learning adds is one paired row."""
     cfg = _composite_cfg(base)
     task = make_task(cfg)
-    params = [p.to(task.device) for p in base_loss_params(cfg)]
+    params = [p.to(task.device) for p in parts.base_loss(cfg)]
     teacher = ControlTeacher.around(params, cfg.loss.ranges)
     fixed = FixedLossTeacher("base", params)
     a = run_student(task, teacher, teacher.theta(), 3, cfg.eval_every)
@@ -172,7 +171,7 @@ def test_a_scale_following_the_cosine_is_the_cosine_learning_rate(float64):
     constant.model.double()
     cosine = make_task(_composite_cfg("sce", optim={"cosine": True}), constant.splits)
     cosine.model.double()
-    params = [p.double() for p in base_loss_params(cfg)]
+    params = [p.double() for p in parts.base_loss(cfg)]
     scaled, annealed = CosineScale("base", params), FixedLossTeacher("base", params)
     a, b = start(constant, scaled, 5), start(cosine, annealed, 5)
     while not a.done(constant):

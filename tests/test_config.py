@@ -99,7 +99,7 @@ def test_help_lists_every_key_with_default_and_comment(capsys):
     text = capsys.readouterr().out
     for key in allowed_keys():
         assert f"\n  {key} (" in text
-    assert all(doc.comment for doc in describe_keys()), "every key has a comment in config.py"
+    assert all(doc.comment for doc in describe_keys()), "every key has a comment"
     assert "estimator.kind (str, default 'pes'; one of pes|greedy|tbptt|es)" in text
     assert "+ mix_range * tanh(.)) (0: distill.mix fixed" in text  # a comment's second line
 
@@ -107,3 +107,15 @@ def test_help_lists_every_key_with_default_and_comment(capsys):
 def test_an_unknown_key_suggests_the_closest_one():
     with pytest.raises(ConfigError, match=r"did you mean 'optim\.lr'"):
         load_config(None, ["optim.lrr=0.1"])
+
+
+def test_a_variant_of_a_run_is_a_new_value_and_checked():
+    from l2t.config import varied
+
+    cfg = Config()
+    lr = cfg.optim.lr
+    other = varied(cfg, {"optim": {"lr": lr * 3}, "steps": 70})
+    assert (other.optim.lr, other.steps) == (lr * 3, 70)
+    assert (cfg.optim.lr, cfg.steps) == (lr, Config().steps)  # the run itself is unchanged
+    with pytest.raises(ConfigError, match=r"optim\.lrr"):
+        varied(cfg, {"optim": {"lrr": 1}})

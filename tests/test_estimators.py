@@ -1,7 +1,5 @@
 """Outer-gradient estimators on a task with a known short-horizon bias (tests/toy.py)."""
 
-import copy
-
 import pytest
 import torch
 from precision import as_float64
@@ -113,12 +111,9 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
     """With the teacher observing dL_val/dphi, greedy reuses that gradient and chains it to
     theta through the teacher alone; the result is the gradient of two full passes (float64:
     the two sum in different orders)."""
-    from l2t.commands.training import make_estimator, make_teacher
-    from l2t.config import from_dict
-    from l2t.data.datasets import load_splits
-    from l2t.engine.task import Task
+    from l2t.commands.training import make_estimator
+    from l2t.config import from_dict, parts
     from l2t.estimators.greedy import Greedy
-    from l2t.losses.base_loss import base_loss_params
 
     class TwoPasses(Greedy):
         chain = False  # type: ignore[assignment]
@@ -133,10 +128,10 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
             "estimator": {"kind": "greedy", "population": 2},
         }
     )
-    splits = as_float64(load_splits(cfg, torch.device("cpu")))
-    teacher = make_teacher(cfg, [p.double() for p in base_loss_params(cfg)])
+    splits = as_float64(parts.splits(cfg, torch.device("cpu")))
+    teacher = parts.teacher(cfg, [p.double() for p in parts.base_loss(cfg)])
     torch.nn.init.normal_(teacher.head.weight, std=0.1)  # a trained head: the LSTM gets a gradient
-    task = Task.from_config(cfg, splits)
+    task = parts.task(cfg, splits)
     chained = make_estimator(cfg, task, teacher)
     assert chained.chain
     two = TwoPasses(task, teacher, chained.cfg)
@@ -168,20 +163,17 @@ def test_antithetic_with_a_sigma_per_element_is_unbiased_on_a_linear_objective(f
 def test_a_sigma_per_control_scales_the_rows_that_set_it():
     """`estimator.sigma_controls`: the control teacher's head rows of a named control are
     perturbed at its sigma (the same draw, rescaled), every other parameter at `sigma`."""
-    from l2t.commands.training import make_estimator, make_teacher
-    from l2t.config import from_dict
-    from l2t.data.datasets import load_splits
-    from l2t.engine.task import Task
-    from l2t.losses.base_loss import base_loss_params
+    from l2t.commands.training import make_estimator
+    from l2t.config import from_dict, parts, varied
     from l2t.losses.composite import control_rows, parse_ranges
 
     changes = {"loss": {"family": "composite", "base": "ce"}, "teacher": {"agent": "control"}}
     changes["estimator"] = {"kind": "pes", "population": 2, "sigma": 0.01}
     cfg = from_dict({"steps": 30, "unroll": {"steps": 3}, **changes})
     sigmas = {"estimator": {"sigma_controls": "log_scale=0.05,reweight=0.002"}}
-    per_control = from_dict(sigmas, copy.deepcopy(cfg))
-    task = Task.from_config(cfg, load_splits(cfg, torch.device("cpu")))
-    teacher = make_teacher(cfg, base_loss_params(cfg))
+    per_control = varied(cfg, sigmas)
+    task = parts.task(cfg, parts.splits(cfg, torch.device("cpu")))
+    teacher = parts.teacher(cfg, parts.base_loss(cfg))
     plain = make_estimator(cfg, task, teacher).perturbation(teacher.theta(), 0)
     scaled = make_estimator(per_control, task, teacher).perturbation(teacher.theta(), 0)
     rows = control_rows(parse_ranges(cfg.loss.ranges))

@@ -1,7 +1,8 @@
 """The layering of docs/design.md (Layout), read from the imports — one at the top of a file
 or inside a function alike: the config, the engine, the losses, the data, the estimators and
 the infrastructure import no teacher, no env, no method and no command; teachers, envs and
-methods import no command, and envs no teacher. Old flat import paths keep working."""
+methods import no command, and envs no teacher. Below `l2t/config/parts.py` no component
+takes a whole `Config` (a section at most). Old flat import paths keep working."""
 
 import ast
 import importlib
@@ -34,7 +35,7 @@ def _files(folder: str) -> list[Path]:
     return [where] if where.is_file() else sorted(where.rglob("*.py"))
 
 
-@pytest.mark.parametrize("folder", [*BELOW, "l2t/config.py"])
+@pytest.mark.parametrize("folder", [*BELOW, "l2t/config/__init__.py"])
 def test_the_engine_losses_data_and_infrastructure_import_no_teacher_env_or_command(folder):
     for path in _files(folder):
         wrong = _above(_imports(path), ("agents", "envs", "l2t.methods", "l2t.commands"))
@@ -49,9 +50,24 @@ def test_teachers_envs_and_methods_import_no_command(folder):
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
 
+@pytest.mark.parametrize("folder", [*BELOW, "agents"])
+def test_components_take_explicit_arguments_not_the_whole_config(folder):
+    """The commands (and the parts, envs and methods built on l2t/config/parts.py) read a
+    `Config`; the components below them get what they need."""
+    for path in _files(folder):
+        wrong = _above(_imports(path), ("l2t.config.Config", "l2t.config.parts"))
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+        assert "deepcopy(cfg" not in path.read_text(), path
+
+
+def test_the_config_parts_import_no_env_method_or_command():
+    wrong = _above(_imports(ROOT / "l2t/config/parts.py"), ("envs", "l2t.methods", "l2t.commands"))
+    assert not wrong
+
+
 def test_the_package_root_holds_only_the_public_surface():
     top = {p.name for p in (ROOT / "l2t").glob("*.py")}
-    assert top == {"__init__.py", "__main__.py", "_moved.py", "config.py", "learned_loss.py"}
+    assert top == {"__init__.py", "__main__.py", "_moved.py", "learned_loss.py"}
 
 
 def test_an_old_flat_import_path_is_the_module_at_its_new_place():
@@ -67,3 +83,10 @@ def test_an_old_flat_import_path_is_the_module_at_its_new_place():
     for name, place in MOVED.items():  # every entry names a module that exists
         where = ROOT / "l2t" / place.replace(".", "/")
         assert where.with_suffix(".py").is_file() or (where / "__init__.py").is_file(), name
+
+
+def test_a_function_that_moved_into_the_parts_names_its_new_place():
+    with pytest.raises(ImportError, match=r"base_loss_params is now l2t.config.parts.base_loss"):
+        from l2t.config.parts import base_loss_params  # noqa: F401
+    with pytest.raises(ImportError, match=r"l2t.config.parts.splits\(cfg\)"):
+        from l2t.data import load_splits  # noqa: F401

@@ -6,11 +6,8 @@ import gc
 import pytest
 import torch
 
-from l2t.commands.training import make_estimator, make_teacher
-from l2t.config import from_dict
-from l2t.data.datasets import load_splits
-from l2t.engine.task import Task
-from l2t.losses.base_loss import base_loss_params
+from l2t.commands.training import make_estimator
+from l2t.config import from_dict, parts
 
 
 def _live_tensors() -> int:
@@ -29,8 +26,8 @@ def test_live_tensors_stay_flat_over_hundreds_of_teacher_steps(estimator):
             "estimator": {"kind": estimator, "population": 1, "horizon": 2},
         }
     )
-    teacher = make_teacher(cfg, base_loss_params(cfg))
-    est = make_estimator(cfg, Task.from_config(cfg, load_splits(cfg)), teacher)
+    teacher = parts.teacher(cfg, parts.base_loss(cfg))
+    est = make_estimator(cfg, parts.task(cfg, parts.splits(cfg)), teacher)
 
     def updates(n: int) -> None:
         for _ in range(n):

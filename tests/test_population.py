@@ -13,21 +13,18 @@ import pytest
 import torch
 from precision import as_float64
 
-from l2t.commands.training import make_teacher
-from l2t.data.datasets import load_splits
+from l2t.config import parts
 from l2t.engine.lifetime import advance, start
 from l2t.engine.population import advance_together
 from l2t.engine.seeds import student_index
-from l2t.engine.task import Task
 from l2t.estimators import ESTIMATORS, EstimatorSettings
-from l2t.losses.base_loss import base_loss_params
 
 
 def _setup(cfg, **teacher):
     cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, **teacher))
-    splits = as_float64(load_splits(cfg, torch.device("cpu")))
-    base = [p.double() for p in base_loss_params(cfg)]
-    return Task.from_config(cfg, splits), make_teacher(cfg, base)
+    splits = as_float64(parts.splits(cfg, torch.device("cpu")))
+    base = [p.double() for p in parts.base_loss(cfg)]
+    return parts.task(cfg, splits), parts.teacher(cfg, base)
 
 
 def _perturbed(theta, members, scale=0.01):

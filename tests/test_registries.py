@@ -81,8 +81,7 @@ def test_a_row_the_config_cannot_train_is_refused_in_one_line(tiny_cfg):
         parse_methods("teacher_online", tiny_cfg, have_teacher=False)
 
 
-def test_every_teacher_the_config_offers_builds_itself_from_the_config():
+def test_every_teacher_the_config_offers_builds_itself_from_its_settings():
     agents = _choices(TeacherConfig, "agent")
-    assert all(
-        Teacher.registry[a].from_config.__func__ is not Teacher.from_config.__func__ for a in agents
-    )
+    built = Teacher.from_settings.__func__  # type: ignore[attr-defined]
+    assert all(Teacher.registry[a].from_settings.__func__ is not built for a in agents)

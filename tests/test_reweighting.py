@@ -9,10 +9,8 @@ from torch.func import functional_call
 
 from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.config import from_dict
-from l2t.data.datasets import load_splits
+from l2t.config import from_dict, parts
 from l2t.engine.teaching import run_student
-from l2t.losses.base_loss import base_loss_params
 from l2t.losses.composite import parse_ranges
 from l2t.methods import reweighting
 from l2t.methods.reweighting import BasePoint, Reweighted, cross_entropy, lookahead
@@ -66,8 +64,8 @@ def test_meta_starts_at_the_base_point_and_trains_its_student(float64, monkeypat
             "loss": {"family": "composite", "base": "sce"},
         }
     )
-    task = make_task(cfg, as_float64(load_splits(cfg)))
-    base = base_loss_params(cfg)
+    task = make_task(cfg, as_float64(parts.splits(cfg)))
+    base = parts.base_loss(cfg)
     point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
     fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
     monkeypatch.setattr(reweighting, "META_LR", 0.0)

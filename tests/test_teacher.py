@@ -1,17 +1,12 @@
-import copy
-
 import pytest
 import torch
 
 from agents import LSTMTeacher, Teacher
 from agents.lstm_teacher import preprocess_gradient
-from l2t.config import from_dict
-from l2t.data.datasets import load_splits
+from l2t.config import parts, varied
 from l2t.engine.lifetime import advance, start
-from l2t.engine.task import Task
 from l2t.engine.teaching import run_student
 from l2t.estimators.online import _probed, teach_while_learning
-from l2t.losses.base_loss import base_loss_params
 
 
 def test_gradient_preprocessing_follows_andrychowicz():
@@ -26,11 +21,9 @@ def test_gradient_preprocessing_follows_andrychowicz():
 
 def _setup(tiny_cfg, teacher=None, **overrides):
     """A task and an LSTM teacher around its fitted base loss."""
-    cfg = from_dict(overrides, copy.deepcopy(tiny_cfg))
-    splits = load_splits(cfg, torch.device("cpu"))
-    return Task.from_config(cfg, splits), LSTMTeacher.around(
-        base_loss_params(cfg), **(teacher or {})
-    )
+    cfg = varied(tiny_cfg, overrides)
+    splits = parts.splits(cfg, torch.device("cpu"))
+    return parts.task(cfg, splits), LSTMTeacher.around(parts.base_loss(cfg), **(teacher or {}))
 
 
 def test_teacher_update_lowers_validation_loss_of_the_same_unroll(tiny_cfg):

@@ -10,10 +10,8 @@ import pytest
 import torch
 
 from l2t.commands.compare import compare
-from l2t.config import ConfigError, from_dict
-from l2t.data import datasets
-from l2t.data.datasets import load_data, load_splits
-from l2t.engine.task import Task
+from l2t.config import ConfigError, from_dict, parts
+from l2t.data.datasets import load_data
 from l2t.methods.model_training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +51,14 @@ def model(tmp_path_factory):
 
 def test_the_model_labels_the_pool_once_and_batches_split_labeled_and_pool(model):
     cfg = from_dict({**POOL, "distill": {"model": str(model)}, "labeled_batch": 5})
-    splits = load_splits(cfg)
+    splits = parts.splits(cfg)
     assert splits.pool == 5000 and splits.labeled == 200 and splits.x_unlabeled is None
     assert splits.model_logits is not None and splits.model_logits.shape == (5200, 10)
     assert torch.equal(splits.y_train[200:], splits.model_logits[200:].argmax(dim=1))
     assert torch.equal(splits.y_train[:200], load_data("mnist1d", val_size=200).y_train[:200])
     wrong = (splits.y_train[200:] != splits.hidden_labels).float().mean()
     assert 0.05 < wrong < 0.9  # a weak model: some pseudo-labels are wrong
-    idx = Task.from_config(cfg, splits).train_indices(seed=3, t=0)
+    idx = parts.task(cfg, splits).train_indices(seed=3, t=0)
     assert (idx[:, :5] < 200).all() and (idx[:, 5:] >= 200).all()
 
 
@@ -87,7 +85,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
     methods = ["ce", "kd", "base_dln", "l2rw", "labeled_only", "confident", "self_train"]
     methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
-    real = datasets.load_data
+    real = parts.load_data
 
     def permuted(*args, **kwargs):
         splits = real(*args, **kwargs)
@@ -98,7 +96,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
             splits.hidden_labels = splits.hidden_labels[order]
         return splits
 
-    monkeypatch.setattr(datasets, "load_data", permuted)
+    monkeypatch.setattr(parts, "load_data", permuted)
     second = compare(cfg, methods, seeds=1, out=tmp_path / "b")
     for m in methods:
         same = first[m].results[0].curve == second[m].results[0].curve

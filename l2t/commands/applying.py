@@ -21,8 +21,8 @@ from agents import (
     Teacher,
 )
 from envs.student_training import StudentTrainingEnv
-from l2t.config import Config, ConfigError, did_you_mean, from_dict, migrate, read_yaml
-from l2t.data.datasets import load_splits, record_noise
+from l2t.config import Config, ConfigError, did_you_mean, from_dict, migrate, parts, read_yaml
+from l2t.data.datasets import record_noise
 from l2t.data.splits import Splits
 from l2t.engine.schedule import Schedule
 from l2t.engine.seeds import student_seed
@@ -32,7 +32,6 @@ from l2t.io import progress, threads
 from l2t.io.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, to_json
 from l2t.io.device import resolve_device
 from l2t.io.plots import plot_curves
-from l2t.losses.base_loss import base_loss_params
 
 MODES = ("online", "schedule")
 
@@ -108,17 +107,17 @@ def base_loss_of(teacher: Teacher | None, cfg: Config, device: torch.device) -> 
     teachers' follows from the config."""
     if isinstance(teacher, LSTMTeacher | ControlTeacher):
         return teacher.base_params()
-    return [p.to(device) for p in base_loss_params(cfg)]
+    return [p.to(device) for p in parts.base_loss(cfg)]
 
 
 def make_task(cfg: Config, splits: Splits | None = None) -> Task:
     """The students' task as configured (data loaded unless given)."""
     threads.configure(cfg.threads)
     if splits is None:
-        splits = load_splits(cfg, resolve_device(cfg.device))
+        splits = parts.splits(cfg, resolve_device(cfg.device))
     if splits.num_classes < 2:
         raise ConfigError(f"dataset '{cfg.dataset}' must have at least 2 classes for a pair loss")
-    return Task.from_config(cfg, splits)
+    return parts.task(cfg, splits)
 
 
 def teach_student(

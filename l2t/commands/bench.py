@@ -6,7 +6,6 @@ Figures go to BENCHMARKS.md by hand, with the command, the machine and the date.
 
 from __future__ import annotations
 
-import copy
 import multiprocessing
 import os
 import platform
@@ -20,19 +19,18 @@ import torch
 
 from agents import FixedLossTeacher, ScheduleTeacher
 from l2t.commands.applying import make_task
-from l2t.commands.training import make_estimator, make_teacher, teacher_update
-from l2t.config import Config, from_dict
+from l2t.commands.training import make_estimator, teacher_update
+from l2t.config import Config, from_dict, parts, varied
 from l2t.data.splits import Splits
 from l2t.engine.lifetime import Policy, advance, start
 from l2t.engine.population import unbatchable
 from l2t.engine.schedule import Schedule
 from l2t.engine.student_state import validate
-from l2t.engine.task import Task, composite_of
+from l2t.engine.task import Task
 from l2t.estimators.online import OnlineTeacher, teach_while_learning
 from l2t.io import distributed, threads
 from l2t.io.tracking import Tracker
 from l2t.learned_loss import LearnedLoss
-from l2t.losses.base_loss import base_loss_params
 
 
 def _fixed_steps(task: Task, policy: Policy) -> Callable[[], int]:
@@ -92,19 +90,19 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
         ("composite at ce", {"loss": {**at_ce, "ranges": ""}}),
         ("composite at ce, default controls", {"loss": at_ce}),
     ):
-        run_cfg = from_dict(changes, copy.deepcopy(cfg))
-        base = base_loss_params(run_cfg)
+        run_cfg = varied(cfg, changes)
+        base = parts.base_loss(run_cfg)
         schedule = Schedule([tuple(p.shape) for p in base])
         schedule.record(0.0, base)
         replay = ScheduleTeacher.from_schedule(schedule).around(base)
         k, lr = run_cfg.unroll.steps, run_cfg.optim.lr
-        family, composite = run_cfg.loss.family, composite_of(run_cfg)
+        family, composite = run_cfg.loss.family, parts.composite(run_cfg)
         criterion = LearnedLoss(replay, "schedule", 10**9, k, family, composite, lr=lr)
         rows[f"criterion: LearnedLoss schedule, {name}, us"] = timed(criterion)
-    online_cfg = from_dict({"teacher": {"observe": "state"}}, copy.deepcopy(cfg))
-    teacher = make_teacher(online_cfg, base_loss_params(online_cfg))
+    online_cfg = varied(cfg, {"teacher": {"observe": "state"}})
+    teacher = parts.teacher(online_cfg, parts.base_loss(online_cfg))
     k = online_cfg.unroll.steps
-    family, composite = online_cfg.loss.family, composite_of(online_cfg)
+    family, composite = online_cfg.loss.family, parts.composite(online_cfg)
     online = LearnedLoss(teacher, "online", 10**9, k, family, composite, lr=online_cfg.optim.lr)
     online.observe(2.3, 0.1)
 
@@ -117,13 +115,13 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
 
 
 def _base(cfg: Config, task: Task) -> list[torch.Tensor]:
-    return [p.to(task.device) for p in base_loss_params(cfg)]
+    return [p.to(task.device) for p in parts.base_loss(cfg)]
 
 
 def saved_tensor_bytes(cfg: Config, splits: Splits, k: int) -> int:
     """Bytes autograd saves for the meta-gradient of one K-step unroll (CPU-measurable)."""
 
-    changed = from_dict({"unroll": {"steps": k}, "steps": max(k, cfg.steps)}, copy.deepcopy(cfg))
+    changed = varied(cfg, {"unroll": {"steps": k}, "steps": max(k, cfg.steps)})
     task = make_task(changed, splits)
     phi = [p.clone().requires_grad_() for p in _base(cfg, task)]
     student, batches = task.init(0), task.batches(0, 0)
@@ -159,8 +157,8 @@ def _estimator(
     student cannot have."""
 
     changed = {"teacher": {"observe": observe}, "estimator": changes}
-    run_cfg = from_dict(changed, copy.deepcopy(cfg))
-    teacher = make_teacher(run_cfg, _base(cfg, task))
+    run_cfg = varied(cfg, changed)
+    teacher = parts.teacher(run_cfg, _base(cfg, task))
     task = make_task(run_cfg, task.splits)
     reason = unbatchable(task.model, task.splits) if run_cfg.estimator.vmap else None
     if reason:
@@ -264,10 +262,10 @@ def _updates_worker(
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     task = make_task(cfg)
-    teacher = make_teacher(cfg, _base(cfg, task))
+    teacher = parts.teacher(cfg, _base(cfg, task))
     distributed.from_first(list(teacher.state_dict().values()))
     estimator = make_estimator(cfg, task, teacher)
-    tracker = Tracker(None, cfg)
+    tracker = Tracker(None)
     teacher_update(teacher, estimator, tracker, 0)  # warm, and the population started
     begin = time.perf_counter()
     for _ in range(updates):
@@ -283,7 +281,7 @@ def updates_per_second(cfg: Config, processes: int, updates: int) -> float:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = from_dict({"threads": max(1, threads.cores() // processes)}, copy.deepcopy(cfg))
+    settings = varied(cfg, {"threads": max(1, threads.cores() // processes)})
     context = multiprocessing.get_context("spawn")
     times = context.Queue()
     workers = [
@@ -334,11 +332,10 @@ def online_teacher(cfg: Config, task: Task, backend: str, update: str) -> tuple[
     `teacher.*`: what the "online learning" rows time (l2t/estimators/online.py)."""
 
     changes = {"agent": "lstm", "update": update, "observe": "grad"}
-    run_cfg = from_dict(
-        {"steps": 10 * cfg.unroll.steps, "unroll": {"backend": backend}, "teacher": changes},
-        copy.deepcopy(cfg),
+    run_cfg = varied(
+        cfg, {"steps": 10 * cfg.unroll.steps, "unroll": {"backend": backend}, "teacher": changes}
     )
-    return make_task(run_cfg, task.splits), make_teacher(run_cfg, _base(cfg, task))
+    return make_task(run_cfg, task.splits), parts.teacher(run_cfg, _base(cfg, task))
 
 
 def _online_ms(task: Task, teacher: OnlineTeacher, budget_s: float) -> float:
@@ -402,9 +399,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
         f"\n{steps} plain CE steps in one process: {one:.2f} s; in each of two at once: "
         f"{two:.2f} s ({two / one:.2f}x; threads={chosen})"
     )
-    spread = from_dict(
-        {"estimator": {"kind": "pes", "population": 4, "horizon": 2}}, copy.deepcopy(cfg)
-    )
+    spread = varied(cfg, {"estimator": {"kind": "pes", "population": 4, "horizon": 2}})
     updates = max(2, round(budget_s))
     for processes in (1, 2):
         rate = updates_per_second(spread, processes, updates)

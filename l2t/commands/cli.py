@@ -339,8 +339,8 @@ def command_parser(name: str) -> argparse.ArgumentParser:
 
 
 def keys_help() -> str:
-    """Every config key: type, default, allowed values and its comment in l2t/config.py."""
-    lines = ["config keys (key=value; defaults in l2t/config.py):"]
+    """Every config key: type, default, allowed values and its comment in l2t/config/__init__.py."""
+    lines = ["config keys (key=value; defaults in l2t/config/__init__.py):"]
     for doc in describe_keys():
         allowed = f"; one of {'|'.join(doc.choices)}" if doc.choices else ""
         lines.append(f"  {doc.key} ({doc.kind}, default {doc.default!r}{allowed})")

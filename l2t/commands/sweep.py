@@ -15,7 +15,6 @@ keys, run by a W&B server when one is reachable, and locally otherwise.
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import hashlib
 import itertools
 import json
@@ -31,7 +30,7 @@ from typing import Any
 import yaml
 
 from l2t.commands.training import train_teacher
-from l2t.config import Config, ConfigError, allowed_keys, from_dict, read_yaml
+from l2t.config import Config, ConfigError, allowed_keys, from_dict, read_yaml, varied
 from l2t.io import progress, threads
 from l2t.io.checkpoint import atomic_write_text
 from l2t.io.tracking import wandb_mode
@@ -210,7 +209,7 @@ def run_local(
     for i, params in enumerate(trials):
         name = trial_name(i, params)
         trial_dir = out / name
-        cfg = from_dict(params, copy.deepcopy(base))
+        cfg = varied(base, params)
         cfg.out, cfg.tracking, cfg.resume = str(trial_dir), "wandb", False
         cfg.threads = base.threads or max(1, threads.cores() // workers)  # one share each
         cfg.wandb.group, cfg.wandb.name = spec.name, name
@@ -276,7 +275,7 @@ def run_online(spec: SweepSpec, base: Config, count: int | None) -> None:
     def trial() -> None:
         run = wandb.init()
         params = dict(run.config)
-        cfg = from_dict(params, copy.deepcopy(base))
+        cfg = varied(base, params)
         cfg.out = str(Path(base.out) / f"sweep-{sweep_id}" / run.id)
         cfg.tracking = "wandb"
         train_teacher(cfg, show_progress=False)

@@ -31,15 +31,13 @@ import yaml
 from agents import (
     ControlTeacher,
     FixedLossTeacher,
-    LSTMTeacher,
-    MLPTeacher,
     ReinforceTeacher,
     Teacher,
 )
 from envs.student_training import StudentTrainingEnv
 from l2t.commands.applying import teach_student
-from l2t.config import Config, ConfigError, migrate, mix_of
-from l2t.data.datasets import load_splits, record_noise
+from l2t.config import Config, ConfigError, migrate, mix_of, parts
+from l2t.data.datasets import record_noise
 from l2t.data.splits import Splits
 from l2t.engine.lifetime import Lifetime, Step
 from l2t.engine.population import unbatchable
@@ -55,7 +53,6 @@ from l2t.io.checkpoint import atomic_save, atomic_write_json, atomic_write_text,
 from l2t.io.device import resolve_device
 from l2t.io.plots import plot_curves, plot_schedule
 from l2t.io.tracking import Tracker, read_metrics
-from l2t.losses.base_loss import base_loss_params
 from l2t.losses.composite import parse_ranges
 from l2t.methods.base_point import choose_base
 
@@ -70,25 +67,6 @@ class TrainResult:
     base_loss_test_acc: float  # the family's base loss, no teacher: a baseline to beat
     meta_training_diverged_steps: int = 0  # teacher steps retaken under the base loss
     teacher_diverged_steps: int = 0  # the same, in the final evaluation student
-
-
-def make_teacher(cfg: Config, base: list[torch.Tensor], env: Any = None) -> Teacher:
-    """The teacher `teacher.agent` names, around the base loss parameters `base` (the
-    REINFORCE agent sized for the gymnasium environment `env` it acts in)."""
-    try:
-        return Teacher.registry[cfg.teacher.agent].from_config(cfg, base, env)
-    except ValueError as exc:  # the agent does not fit the configured loss family
-        raise ConfigError(str(exc)) from None
-
-
-def _mixed(cfg: Config) -> list[Config]:
-    """The config of each student architecture the teacher learns to teach (`students_mix`)."""
-    configs = []
-    for architecture in mix_of(cfg):
-        changed = copy.deepcopy(cfg)
-        changed.student = architecture
-        configs.append(changed)
-    return configs
 
 
 def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -292,38 +270,29 @@ class Run:
     tracker: Tracker = dataclasses.field(init=False)
 
 
-def check_parts(cfg: Config) -> None:
-    """The teacher's and the estimator's refusals of `cfg`, each one line, before anything
-    is loaded or written (`agents/base.py` `Teacher.check`, `l2t/estimators/base.py`)."""
-    teacher = Teacher.registry[cfg.teacher.agent]
-    teacher.check(cfg)
-    if teacher.trained_by_estimator:
-        ESTIMATORS[cfg.estimator.kind].check(cfg)
-
-
 def _setup(cfg: Config) -> Run:
     """Data, base loss, teacher and estimator; the checkpoint of a resumed run loaded."""
-    check_parts(cfg)
+    parts.check(cfg)
     run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
     rank, world = distributed.init(device)
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
-    splits = load_splits(cfg, device)
+    splits = parts.splits(cfg, device)
     for arch in mix_of(cfg):  # refused before the base point's grid, not after it
         check_batchable(cfg, build_student(arch, splits.input_shape, splits.num_classes), splits)
     per_control_sigmas(cfg)
     cfg, ranked = choose_base(cfg, splits)  # loss.base=auto: the best fixed point on val
-    base_phi = base_loss_params(cfg)
+    base_phi = parts.base_loss(cfg)
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
     base_phi = [p.to(device) for p in base_phi]
-    tasks = [Task.from_config(c, splits) for c in _mixed(cfg)]
-    in_env = Teacher.registry[cfg.teacher.agent].acts_in_env
+    tasks = parts.tasks(cfg, splits)
+    in_env = parts.teacher_kind(cfg).acts_in_env
     env = StudentTrainingEnv(cfg, splits, base_phi) if in_env else None
-    teacher = make_teacher(cfg, base_phi, env)
+    teacher = parts.teacher(cfg, base_phi, env)
     distributed.from_first(list(teacher.state_dict().values()))
     estimator, per_episode = None, 0  # a fixed loss learns nothing
-    if isinstance(teacher, LSTMTeacher | MLPTeacher | ControlTeacher):
+    if teacher.trained_by_estimator:
         estimator = make_estimator(cfg, tasks, teacher)
         per_episode = updates_per_episode(cfg, tasks[0])
     elif env is not None:
@@ -346,7 +315,7 @@ def _setup(cfg: Config) -> Run:
                     f"with as many (torchrun --nproc_per_node={len(state.estimators)}), not {world}"
                 )
             estimator.load_state_dict(state.estimators[rank])
-    task = Task.from_config(cfg, splits)
+    task = parts.task(cfg, splits)
     return Run(
         cfg, run_dir, rank, world, splits, base_phi, task, tasks, teacher, estimator, env,
         per_episode, state, ranked,
@@ -402,7 +371,8 @@ def _train(
             atomic_write_json(run.base_point, run.run_dir / "base_point.json")
         record_noise(run.splits, run.run_dir)
     kept = run.state.metrics_lines if cfg.resume else None
-    run.tracker = Tracker(run.run_dir if run.rank == 0 else None, cfg, kept)
+    wandb = cfg.wandb if cfg.tracking == "wandb" else None
+    run.tracker = Tracker(run.run_dir if run.rank == 0 else None, wandb, cfg.to_dict(), kept)
     progress.enable(show_progress and cfg.progress and run.rank == 0)
     try:
         diverged = meta_train(run)
@@ -476,12 +446,11 @@ def _selection_scores(run: Run) -> list[float]:
     Each process teaches its share; every process gets all of them (an empty list with 0)."""
     cfg = run.cfg
     mine = range(run.rank, cfg.select_students, run.world)
-    configs = _mixed(cfg)
     scores = torch.zeros(cfg.select_students, dtype=torch.float64)
     with progress.phase("selection students", len(mine) * cfg.steps):
         for i in mine:
             scores[i] = teach_student(
-                configs[i % len(run.tasks)],
+                cfg,
                 run.tasks[i % len(run.tasks)],
                 run.teacher,
                 run.base_phi,

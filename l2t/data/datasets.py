@@ -16,8 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from l2t.config import Config, ConfigError
-from l2t.data.distill import attach_model
+from l2t.config import ConfigError
 from l2t.data.splits import LabelNoise, Splits
 from l2t.io.checkpoint import atomic_write_json
 
@@ -258,24 +257,6 @@ def corrupt_labels(
     out = y.copy()
     out[index] = noisy
     return out, LabelNoise(rate, kind, seed, len(y), index, clean, noisy)
-
-
-def load_splits(cfg: Config, device: str | torch.device = "cpu", with_model: bool = True) -> Splits:
-    """The data a run configures: its dataset, split, label noise and (`with_model`) its
-    distillation model's logits, which also label an unlabeled pool."""
-    splits = load_data(
-        cfg.dataset,
-        cfg.seed,
-        device,
-        cfg.data_dir,
-        cfg.val_size,
-        cfg.train_size,
-        cfg.label_noise,
-        cfg.label_noise_kind,
-        cfg.labeled,
-        cfg.unlabeled,
-    )
-    return attach_model(splits, cfg) if with_model else splits
 
 
 def record_noise(splits: Splits, run_dir: str | Path) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.config import Config, ConfigError
+from l2t.config import ConfigError
 from l2t.data.splits import Splits
 from l2t.engine.students import build_student
 from l2t.io.checkpoint import load_checkpoint
@@ -95,11 +95,12 @@ def load_model(path: str | Path, splits: Splits) -> tuple[nn.Module, str]:
     return model, str(data["student"])
 
 
-def attach_model(splits: Splits, cfg: Config) -> Splits:
-    """The run's data with `distill.model`'s logits attached (unchanged without one)."""
-    if not cfg.distill.model:
+def attach_model(splits: Splits, model_path: str) -> Splits:
+    """`splits` with the logits of the model at `model_path` attached (`distill.model`;
+    unchanged without one)."""
+    if not model_path:
         return splits
-    path = Path(cfg.distill.model)
+    path = Path(model_path)
     if not path.is_file():
         raise ConfigError(f"distill.model='{path}' does not exist; write one with l2t train-model")
     model, _ = load_model(path, splits)

@@ -18,11 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2t.config import Config, ConfigError
 from l2t.data.splits import Splits
 from l2t.engine.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
-from l2t.engine.students import build_student
-from l2t.losses.composite import CompositeLoss, parse_ranges, point
+from l2t.losses.composite import CompositeLoss
 from l2t.losses.families import FAMILIES, LossSettings
 from l2t.losses.labels import pack
 
@@ -88,7 +86,7 @@ class Task:
         self.teacher_steps = math.ceil(steps / k)
         self.batch_size = batch_size
         self.val_batch = val_batch  # validation samples per teacher step (0: the whole split)
-        self.family = family  # the loss parameters' family: dln | parametric | composite
+        self.family = family  # the loss parameters' family (l2t/losses/families.py FAMILIES)
         self.criterion = criterion  # the validation loss: the meta-objective's term
         self.backend = backend  # second-order unrolls: func | higher
         self.temperature, self.mix = temperature, mix  # distillation's soft labels
@@ -98,25 +96,6 @@ class Task:
         # a teaching model's logits travel with the labels (l2t.losses.labels); else hard labels
         logits = splits.model_logits
         self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
-
-    @classmethod
-    def from_config(cls, cfg: Config, splits: Splits) -> Task:
-        return cls(
-            splits,
-            lambda: build_student(cfg.student, splits.input_shape, splits.num_classes),
-            SGD(cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay),
-            cfg.steps,
-            cfg.unroll.steps,
-            cfg.optim.batch_size,
-            cfg.val_batch,
-            cfg.loss.family,
-            backend=cfg.unroll.backend,
-            temperature=cfg.distill.temperature,
-            mix=cfg.distill.mix,
-            cosine=cfg.optim.cosine,
-            composite=composite_of(cfg),
-            labeled_batch=cfg.labeled_batch,
-        )
 
     @property
     def num_classes(self) -> int:
@@ -197,21 +176,3 @@ class Task:
 
     def loss_fn(self, params: Sequence[Tensor]) -> LossFn:
         return loss_fn(self.family, params, self.temperature, self.mix, self.composite)
-
-
-def composite_of(cfg: Config) -> CompositeLoss | None:
-    """The composite family's shape for `cfg` (None for the other families): the terms its
-    base point and the teacher's ranges need."""
-    if cfg.loss.family != "composite":
-        return None
-    if cfg.loss.base == "auto":
-        raise ConfigError(
-            "loss.base=auto is chosen on validation first (l2t/methods/base_point.py)"
-        )
-    try:
-        base, ranges = point(cfg.loss.base, cfg.distill.mix), parse_ranges(cfg.loss.ranges)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if "kd" in ranges and not cfg.distill.model:
-        raise ConfigError("loss.ranges moves kd, which needs distill.model")
-    return CompositeLoss.around(base, ranges, cfg.distill.temperature)

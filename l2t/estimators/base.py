@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from l2t.config import Config, ConfigError
+from l2t.config import ConfigError, EstimatorConfig
 from l2t.engine.lifetime import Lifetime, Observation, Policy, Step, Theta, advance, start
 from l2t.engine.population import advance_together
 from l2t.engine.seeds import student_index, student_seed
@@ -57,9 +57,8 @@ class Estimator(ABC):
     default_population: ClassVar[int] = 1  # `estimator.population=0`
 
     @classmethod
-    def check(cls, cfg: Config) -> None:
-        """Refuse, in one line, a run this estimator cannot do (before any data is loaded)."""
-        e = cfg.estimator
+    def check(cls, e: EstimatorConfig) -> None:
+        """Refuse, in one line, the `estimator:` settings it cannot run (before data loads)."""
         if e.sigma_controls and not cls.antithetic:
             raise ConfigError(
                 "estimator.sigma_controls sets the control teacher's perturbation per control: "

@@ -14,6 +14,7 @@ from torch import Tensor
 from l2t.engine.schedule import Schedule
 from l2t.losses.composite import CONTROLS
 from l2t.losses.dln import dln_loss, gradient_scale, loss_surface
+from l2t.losses.families import FAMILIES
 from l2t.losses.fixed import cross_entropy, generalized_ce, soft_bootstrap, symmetric_ce
 from l2t.losses.parametric import TERMS
 
@@ -283,9 +284,10 @@ def plot_schedule(
     label_noise: float = 0.0,
 ) -> list[Path]:
     """The learned loss of a schedule, drawn as its family allows."""
-    if family == "parametric":
+    drawn_as = FAMILIES[family].drawn_as
+    if drawn_as == "coefficients":
         return [plot_coefficients(schedule, plots / "loss_coefficients.png")]
-    if family == "composite":
+    if drawn_as == "controls":
         return [plot_controls(schedule, plots / "controls.png")]
     drawn = [
         plot_learned_loss(schedule, base_phi, plots / "learned_loss.png"),

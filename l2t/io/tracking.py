@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from l2t.config import Config
+from l2t.config import WandbConfig
 from l2t.io.checkpoint import to_json
 
 
@@ -40,9 +40,16 @@ def wandb_mode() -> Literal["online", "offline", "disabled"]:
 
 
 class Tracker:
-    def __init__(self, run_dir: Path | None, cfg: Config, keep_lines: int | None = None) -> None:
-        """`keep_lines`: on resume, drop the lines written after the checkpoint. Without a
-        `run_dir` (processes other than rank 0) it only counts the lines."""
+    def __init__(
+        self,
+        run_dir: Path | None,
+        wandb: WandbConfig | None = None,
+        config: dict[str, Any] | None = None,
+        keep_lines: int | None = None,
+    ) -> None:
+        """`wandb`: mirror the lines to W&B with these settings and the run's `config` (None:
+        tracking off). `keep_lines`: on resume, drop the lines written after the checkpoint.
+        Without a `run_dir` (processes other than rank 0) it only counts the lines."""
         self.lines = keep_lines or 0
         self.file: Any = None
         self.wandb: Any = None
@@ -63,10 +70,10 @@ class Tracker:
         self.path.write_text("".join(lines))
         self.lines = len(lines)
         self.file = self.path.open("a")
-        if cfg.tracking == "wandb":
-            self._start_wandb(run_dir, cfg)
+        if wandb is not None:
+            self._start_wandb(run_dir, wandb, config or {})
 
-    def _start_wandb(self, run_dir: Path, cfg: Config) -> None:
+    def _start_wandb(self, run_dir: Path, settings: WandbConfig, config: dict[str, Any]) -> None:
         mode = wandb_mode()
         if mode == "offline" and "WANDB_MODE" not in os.environ:
             print(
@@ -80,14 +87,14 @@ class Tracker:
 
             if wandb.run is not None:  # started by a sweep agent: log into that run
                 self.wandb = wandb.run
-                self.wandb.config.update(cfg.to_dict(), allow_val_change=True)
+                self.wandb.config.update(config, allow_val_change=True)
                 return
             run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
             self.wandb = wandb.init(
-                project=cfg.wandb.project,
-                group=cfg.wandb.group or None,
-                name=cfg.wandb.name or run_dir.name,
-                config=cfg.to_dict(),
+                project=settings.project,
+                group=settings.group or None,
+                name=settings.name or run_dir.name,
+                config=config,
                 dir=str(run_dir),
                 mode=mode,
                 id=run_id,

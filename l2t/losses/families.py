@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -16,9 +16,6 @@ from torch import Tensor
 from l2t.losses import composite
 from l2t.losses.dln import DynamicLossNetwork, dln_loss
 from l2t.losses.parametric import BASE_COEFFICIENTS, coefficients_from_unit, parametric_loss
-
-if TYPE_CHECKING:  # the config imports this module's names
-    from l2t.config import Config
 
 LossFn = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> the batch's loss
 
@@ -32,10 +29,31 @@ class LossSettings:
     shape: composite.CompositeLoss | None = None  # the composite family's terms
 
 
+@dataclass(frozen=True)
+class BaseLossSettings:
+    """What a family's base loss is made from (l2t/config/parts.py reads them off a run)."""
+
+    seed: int = 0  # seeds the DLN's fit
+    hidden: int = 40  # the DLN's width, depth, initial pair loss and its fitting steps
+    layers: int = 4
+    init: str = "pairwise_logistic"
+    init_steps: int = 1000
+    soft_labels: bool = False  # with distillation: the DLN fitted to its pairwise KD form
+    mix: float = 0.0  # distillation's mix: a point's kd weight, or a teacher-set mix's start
+    sets_mix: bool = False  # dln: the teacher sets the mix (appended to the parameters)
+    point: str = "ce"  # composite: the fixed loss the family sits at (l2t/losses/composite.py)
+    ranges: str = ""  # composite: the controls the teacher moves (which terms are on)
+
+
 class LossFamily:
-    """One family: stateless, registered by `name` as an instance."""
+    """One family: stateless, registered by `name` as an instance. Its fact: whether its
+    parameters are set by named controls (the control teacher, docs/design.md §6) rather than
+    by a flat action (the LSTM, MLP and REINFORCE teachers)."""
 
     name: ClassVar[str]
+    set_by_controls: ClassVar[bool] = False
+    drawn_as: ClassVar[str] = "network"  # a schedule's figures: the loss network's, the
+    # coefficients', or the controls' (l2t/io/plots.py plot_schedule)
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -45,7 +63,7 @@ class LossFamily:
         """The student's loss at `params`, with the task's settings `at`."""
         raise NotImplementedError
 
-    def base_params(self, cfg: Config) -> list[Tensor]:
+    def base_params(self, start: BaseLossSettings) -> list[Tensor]:
         raise NotImplementedError
 
     def from_action(self, base: Sequence[Tensor], beta: float, action: Tensor) -> list[Tensor]:
@@ -64,9 +82,8 @@ class DLNFamily(LossFamily):
     def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
         return lambda z, y: dln_loss(params, z, y, at.temperature, at.mix)
 
-    def base_params(self, cfg: Config) -> list[Tensor]:
-        mix = [torch.tensor(cfg.distill.mix)] if cfg.teacher.mix_range > 0 else []
-        return fitted_dln(cfg) + mix
+    def base_params(self, start: BaseLossSettings) -> list[Tensor]:
+        return fitted_dln(start) + ([torch.tensor(start.mix)] if start.sets_mix else [])
 
     def from_action(self, base: Sequence[Tensor], beta: float, action: Tensor) -> list[Tensor]:
         """The bounded offsets `phi_0 + beta * a`."""
@@ -78,11 +95,12 @@ class ParametricFamily(LossFamily):
     """Four coefficients of classic losses (L2T-DLF); the hard labels only."""
 
     name = "parametric"
+    drawn_as = "coefficients"
 
     def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
         return lambda z, y: parametric_loss(params[0], z, y)
 
-    def base_params(self, cfg: Config) -> list[Tensor]:
+    def base_params(self, start: BaseLossSettings) -> list[Tensor]:
         return [torch.tensor(BASE_COEFFICIENTS)]  # cross-entropy
 
     def from_action(self, base: Sequence[Tensor], beta: float, action: Tensor) -> list[Tensor]:
@@ -95,24 +113,24 @@ class CompositeFamily(LossFamily):
     its `dln` term is on); set by the control teacher."""
 
     name = "composite"
+    set_by_controls = True
+    drawn_as = "controls"
 
     def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
         assert at.shape is not None, "the composite family's loss needs its shape"
         return at.shape.bind(params)
 
-    def base_params(self, cfg: Config) -> list[Tensor]:
-        base = composite.point(cfg.loss.base, cfg.distill.mix)
-        ranges = composite.parse_ranges(cfg.loss.ranges)
-        shape = composite.CompositeLoss.around(base, ranges)
-        phi = fitted_dln(cfg) if "dln" in shape.terms else []
-        return composite.base_params(base, phi, cfg.seed)
+    def base_params(self, start: BaseLossSettings) -> list[Tensor]:
+        base = composite.point(start.point, start.mix)
+        shape = composite.CompositeLoss.around(base, composite.parse_ranges(start.ranges))
+        phi = fitted_dln(start) if "dln" in shape.terms else []
+        return composite.base_params(base, phi, start.seed)
 
 
-def fitted_dln(cfg: Config) -> list[Tensor]:
-    """The DLN's weights fitted to `loss.init` (seeded; with distillation its soft form)."""
-    torch.manual_seed(cfg.seed)
-    network = DynamicLossNetwork(cfg.loss.hidden, cfg.loss.layers)
-    if cfg.loss.init != "random":
-        soft = bool(cfg.distill.model)
-        network.fit(cfg.loss.init, cfg.loss.init_steps, seed=cfg.seed, soft_labels=soft)
+def fitted_dln(start: BaseLossSettings) -> list[Tensor]:
+    """The DLN's weights fitted to `init` (seeded; with distillation its soft form)."""
+    torch.manual_seed(start.seed)
+    network = DynamicLossNetwork(start.hidden, start.layers)
+    if start.init != "random":
+        network.fit(start.init, start.init_steps, seed=start.seed, soft_labels=start.soft_labels)
     return [w.detach().clone() for w in network.phi]

@@ -9,19 +9,17 @@ at the best fixed baseline the same tuning budget finds — the `base` row of `c
 
 from __future__ import annotations
 
-import copy
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from agents.fixed_loss import FixedLossTeacher
-from l2t.config import Config
+from l2t.config import Config, parts, varied
 from l2t.data.splits import Splits
 from l2t.engine.seeds import student_seed
-from l2t.engine.task import Task
 from l2t.engine.teaching import run_student
 from l2t.io import progress
-from l2t.losses.base_loss import base_loss_params
+from l2t.losses.families import FAMILIES, CompositeFamily
 
 LR_GRID = (0.03, 0.05, 0.1, 0.2, 0.3)  # what a user would try for a tuned learning rate
 TUNING_STUDENTS = 2
@@ -40,25 +38,23 @@ class Candidate:
         return f"{self.loss}, lr {self.lr}, {'cosine' if self.cosine else 'constant'}"
 
 
-def tuning_seeds(cfg: Config) -> list[int]:
+def tuning_seeds(run_seed: int) -> list[int]:
     """The students that choose a baseline's hyper-parameters: none of the compared ones."""
-    return [student_seed(cfg.seed, "tuning", i) for i in range(TUNING_STUDENTS)]
+    return [student_seed(run_seed, "tuning", i) for i in range(TUNING_STUDENTS)]
 
 
 def at(cfg: Config, candidate: Candidate) -> Config:
     """`cfg` with the composite family at `candidate`'s point, learning rate and schedule."""
-    changed = copy.deepcopy(cfg)
-    changed.loss.family, changed.loss.base = "composite", candidate.loss
-    changed.optim.lr, changed.optim.cosine = candidate.lr, candidate.cosine
-    return changed
+    loss = {"family": CompositeFamily.name, "base": candidate.loss}
+    return varied(cfg, {"loss": loss, "optim": {"lr": candidate.lr, "cosine": candidate.cosine}})
 
 
 def score(cfg: Config, splits: Splits, candidate: Candidate) -> float:
     """The mean final validation accuracy of the tuning students at `candidate`."""
     changed = at(cfg, candidate)
-    task = Task.from_config(changed, splits)
-    fixed = FixedLossTeacher("base", [p.to(task.device) for p in base_loss_params(changed)])
-    seeds = tuning_seeds(cfg)
+    task = parts.task(changed, splits)
+    fixed = FixedLossTeacher("base", [p.to(task.device) for p in parts.base_loss(changed)])
+    seeds = tuning_seeds(cfg.seed)
     return statistics.fmean(run_student(task, fixed, {}, s, cfg.steps).val_acc for s in seeds)
 
 
@@ -67,10 +63,15 @@ def grid(cfg: Config) -> list[Candidate]:
     return [Candidate(loss, lr, c) for loss in losses for lr in LR_GRID for c in (False, True)]
 
 
+def composite_auto(cfg: Config) -> bool:
+    """Whether `cfg` asks for the base point chosen here (`loss.base=auto`)."""
+    return FAMILIES[cfg.loss.family].set_by_controls and cfg.loss.base == "auto"
+
+
 def choose_base(cfg: Config, splits: Splits) -> tuple[Config, list[dict[str, Any]]]:
     """`cfg` at the best candidate of the grid (unchanged unless `loss.base=auto`), and
     every candidate's score, best first (what `base_point.json` records)."""
-    if cfg.loss.family != "composite" or cfg.loss.base != "auto":
+    if not composite_auto(cfg):
         return cfg, []
     candidates = grid(cfg)
     students = len(candidates) * TUNING_STUDENTS

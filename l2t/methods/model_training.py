@@ -3,7 +3,6 @@ cross-entropy on the lifetime path (l2t/engine/teaching.py), and vanilla KD's gr
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ import yaml
 from torch import Tensor, nn
 
 from agents import FixedLossTeacher
-from l2t.config import Config, ConfigError
-from l2t.data.datasets import load_splits, record_noise
+from l2t.config import Config, ConfigError, parts, varied
+from l2t.data.datasets import record_noise
 from l2t.data.distill import (
     DISTILL_LOSS,
     KD_TEMPERATURES,
@@ -37,9 +36,8 @@ from l2t.losses.dln import weights_and_mix
 def fit_model(cfg: Config, splits: Splits, seed: int) -> tuple[nn.Module, Any]:
     """A `cfg.student` trained with cross-entropy for `cfg.steps` on `splits` (its hard
     labels only); returns the module and its `EpisodeResult` (test split evaluated)."""
-    plain = copy.deepcopy(cfg)
-    plain.distill.model = ""
-    task = Task.from_config(plain, dataclasses.replace(splits, model_logits=None))
+    plain = varied(cfg, {"distill": {"model": ""}})
+    task = parts.task(plain, dataclasses.replace(splits, model_logits=None))
     test = (splits.x_test, splits.y_test)
     last: list[Lifetime] = []
 
@@ -63,7 +61,7 @@ def train_model(cfg: Config, with_val: bool = False) -> dict[str, Any]:
     if cfg.distill.model and not cfg.unlabeled:
         raise ConfigError("train-model trains with cross-entropy; leave distill.model unset")
     threads.configure(cfg.threads)  # with a pool, distill.model names where this model goes
-    splits = load_splits(cfg, resolve_device(cfg.device), with_model=False)
+    splits = parts.splits(cfg, resolve_device(cfg.device), with_model=False)
     if with_val:
         splits = splits.train_and_val()
     model, result = fit_model(cfg, splits, student_seed(cfg.seed, "model", 0))
@@ -125,9 +123,8 @@ def kd_baseline(
     teacher = FixedLossTeacher(DISTILL_LOSS.get(name, "kd"), base_weights)
 
     def task_for(weight: float, temperature: float) -> Task:
-        changed = copy.deepcopy(cfg)
-        changed.distill.mix, changed.distill.temperature = weight, temperature
-        return Task.from_config(changed, splits)
+        changed = varied(cfg, {"distill": {"mix": weight, "temperature": temperature}})
+        return parts.task(changed, splits)
 
     def score(setting: tuple[float, float]) -> float:
         task = task_for(*setting)

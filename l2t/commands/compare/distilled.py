@@ -33,7 +33,8 @@ class Distilled(Method):
 
     def _baseline(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task]:
         s = self.setting
-        return kd_baseline(self.name, s.cfg, s.task.splits, s.base, tuning_seeds(s.cfg), chosen)
+        seeds = tuning_seeds(s.cfg.seed)
+        return kd_baseline(self.name, s.cfg, s.task.splits, s.base, seeds, chosen)
 
     def choose(self) -> Chosen:
         self.made = self._baseline(None)

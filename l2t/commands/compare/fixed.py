@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import Chosen, Method, Student
+from l2t.commands.compare.method import Chosen, Method, Student, on_base_point
 from l2t.config import Config, ConfigError
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.losses.fixed import LOSSES, ROBUST
@@ -28,12 +28,11 @@ class FixedLoss(Method):
     def by_default(cls, name: str, cfg: Config, have_teacher: bool) -> bool:
         """Every fixed loss, the robust ones only under label noise; `ce_trainval`, so a
         table shows what the trusted split is worth as data; the family's own base loss."""
-        composite = cfg.loss.family == "composite"
         if name in ROBUST:
             return bool(cfg.label_noise)
         if name in LOSSES or name == "ce_trainval":
             return True
-        return name == ("base" if composite else "base_dln")
+        return name == ("base" if on_base_point(cfg) else "base_dln")
 
     @classmethod
     def check(cls, name: str, cfg: Config) -> None:
@@ -71,7 +70,7 @@ class EarlyStopped(FixedLoss):
 
 def refuse_dln_rows_on_composite(name: str, cfg: Config) -> None:
     """`base_dln*` rows are the dln family's starting loss; the composite has `base`."""
-    if name.startswith("base_dln") and cfg.loss.family == "composite":
+    if name.startswith("base_dln") and on_base_point(cfg):
         raise ConfigError(
             "base_dln is the dln family's starting loss; with loss.family=composite compare "
             "`base`, the composite's base point"

@@ -14,6 +14,7 @@ import torch
 from l2t.config import Config, ConfigError
 from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult
+from l2t.losses.families import FAMILIES
 
 Student = Callable[[int], EpisodeResult]  # seed -> the method's finished student
 Chosen = dict[str, float]  # the settings a method chose on validation (results.json)
@@ -82,6 +83,12 @@ class Method:
     def student(self, chosen: Chosen) -> Student:
         """seed -> the row's student at the `chosen` settings."""
         raise NotImplementedError
+
+
+def on_base_point(cfg: Config) -> bool:
+    """Whether the run's family starts at a fixed loss chosen on validation (the composite's
+    base point, docs/design.md §6): its rows `base`, `*_base`, `teacher_untrained`."""
+    return FAMILIES[cfg.loss.family].set_by_controls
 
 
 def check_methods(methods: list[str], cfg: Config, have_teacher: bool) -> None:

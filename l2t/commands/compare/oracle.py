@@ -42,7 +42,7 @@ class Oracle(PoolMethod):
     def _kd(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task]:
         s = self.setting
         splits = oracle_splits(s.task.splits, drop=True)
-        return kd_baseline("kd", s.cfg, splits, s.base, tuning_seeds(s.cfg), chosen)
+        return kd_baseline("kd", s.cfg, splits, s.base, tuning_seeds(s.cfg.seed), chosen)
 
     def student(self, chosen: Chosen) -> Student:
         s = self.setting

@@ -44,7 +44,7 @@ class PoolRow(PoolMethod):
         def score(threshold: float) -> float:
             task = make_task(s.cfg, confident_only(s.task.splits, threshold))
             fixed = FixedLossTeacher("ce", s.base)
-            seeds = tuning_seeds(s.cfg)
+            seeds = tuning_seeds(s.cfg.seed)
             return statistics.fmean(
                 run_student(task, fixed, {}, x, s.cfg.steps).val_acc for x in seeds
             )

@@ -5,7 +5,7 @@ Meta-Weight-Net and L2RW on cross-entropy as published, both on the composite ba
 
 from __future__ import annotations
 
-from l2t.commands.compare.method import Chosen, Method, Student
+from l2t.commands.compare.method import Chosen, Method, Student, on_base_point
 from l2t.config import Config, ConfigError
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.losses.composite import parse_ranges
@@ -20,7 +20,7 @@ class Reweighted(Method):
 
     @classmethod
     def check(cls, name: str, cfg: Config) -> None:
-        if "_base" in name and cfg.loss.family != "composite":
+        if "_base" in name and not on_base_point(cfg):
             raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
     def student(self, chosen: Chosen) -> Student:

@@ -8,7 +8,6 @@ validation once, in this process; its students then train here or in `workers` p
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from l2t.commands.compare.table import (
     results_csv,
     results_table,
 )
-from l2t.config import Config, ConfigError
-from l2t.data.datasets import load_splits, record_noise
+from l2t.config import Config, ConfigError, parts, varied
+from l2t.data.datasets import record_noise
 from l2t.engine.schedule import Schedule
 from l2t.engine.seeds import student_seed
 from l2t.engine.teaching import EpisodeResult
@@ -35,7 +34,7 @@ from l2t.io import progress, threads
 from l2t.io.checkpoint import atomic_write_json, atomic_write_text
 from l2t.io.device import resolve_device
 from l2t.io.plots import plot_curves, plot_differences, plot_schedule
-from l2t.methods.base_point import choose_base
+from l2t.methods.base_point import choose_base, composite_auto
 
 
 def compare(
@@ -56,8 +55,8 @@ def compare(
     threads.configure(cfg.threads)
     progress.enable(cfg.progress)
     ranked: list[dict[str, Any]] = []
-    if cfg.loss.family == "composite" and cfg.loss.base == "auto":  # chosen once, on val
-        cfg, ranked = choose_base(cfg, load_splits(cfg, resolve_device(cfg.device)))
+    if composite_auto(cfg):  # chosen once, on val
+        cfg, ranked = choose_base(cfg, parts.splits(cfg, resolve_device(cfg.device)))
     setting = _setting(cfg, run_dir)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -119,8 +118,7 @@ def _start_worker(
     threads_each: int, cfg: Config, run_dir: str | None, chosen: dict[str, Chosen]
 ) -> None:
     """A worker builds the methods as the parent did, at the settings the parent chose."""
-    cfg = copy.deepcopy(cfg)
-    cfg.threads = threads_each  # its share, kept by every env it makes
+    cfg = varied(cfg, {"threads": threads_each})  # its share, kept by every env it makes
     threads.configure(threads_each)
     progress.enable(False)
     setting = _setting(cfg, run_dir)

@@ -9,9 +9,8 @@ from typing import cast
 
 from agents import FixedLossTeacher, ReinforceTeacher
 from l2t.commands.applying import load_teacher, teach_student
-from l2t.commands.compare.method import Chosen, Method, Student
-from l2t.commands.training import make_teacher
-from l2t.config import Config
+from l2t.commands.compare.method import Chosen, Method, Student, on_base_point
+from l2t.config import Config, parts
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.estimators.online import OnlineTeacher, teach_while_learning
 
@@ -31,7 +30,7 @@ class Taught(Method):
     def by_default(cls, name: str, cfg: Config, have_teacher: bool) -> bool:
         if not have_teacher or name.endswith("_trainval"):
             return False
-        return name != "teacher_untrained" or cfg.loss.family == "composite"
+        return name != "teacher_untrained" or on_base_point(cfg)
 
     def student(self, chosen: Chosen) -> Student:
         s = self.setting
@@ -51,7 +50,7 @@ class Taught(Method):
 
             return learning
         if self.name == "teacher_untrained":
-            fresh = make_teacher(cfg, s.base)
+            fresh = parts.teacher(cfg, s.base)
             return lambda seed: run_student(
                 s.task, fresh, fresh.theta(), seed, cfg.eval_every, s.test
             )

@@ -3,15 +3,13 @@ or annealed to 0 along a cosine over the budget (`*_cosine`)."""
 
 from __future__ import annotations
 
-import copy
 import statistics
 from typing import Any
 
 from agents import FixedLossTeacher
 from l2t.commands.compare.fixed import refuse_dln_rows_on_composite
-from l2t.commands.compare.method import Chosen, Method, Setting, Student
-from l2t.config import Config
-from l2t.engine.task import Task
+from l2t.commands.compare.method import Chosen, Method, Setting, Student, on_base_point
+from l2t.config import Config, parts, varied
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.methods.base_point import LR_GRID, TUNING_STUDENTS, tuning_seeds
 
@@ -21,7 +19,7 @@ class TunedRate(Method):
 
     @classmethod
     def by_default(cls, name: str, cfg: Config, have_teacher: bool) -> bool:
-        return have_teacher and not (cfg.loss.family == "composite" and name.startswith("base"))
+        return have_teacher and not (on_base_point(cfg) and name.startswith("base"))
 
     @classmethod
     def check(cls, name: str, cfg: Config) -> None:
@@ -33,7 +31,7 @@ class TunedRate(Method):
     def choose(self) -> Chosen:
         """The rate from `LR_GRID` with the best mean final validation accuracy over
         `TUNING_STUDENTS` students of their own, under the row's own schedule."""
-        seeds = tuning_seeds(self.setting.cfg)
+        seeds = tuning_seeds(self.setting.cfg.seed)
 
         def score(lr: float) -> float:
             run = fixed_run(self.setting, self.loss(), lr, self.cosine())
@@ -57,10 +55,8 @@ class TunedRate(Method):
 def fixed_run(setting: Setting, loss: str, lr: float, cosine: bool) -> Any:
     """(seed, test) -> a student under the fixed `loss` at learning rate `lr`, constant or
     annealed to 0 along a cosine over the budget (set once per teacher step)."""
-    changed = copy.deepcopy(setting.cfg)
-    changed.optim.lr = lr
-    task = Task.from_config(changed, setting.task.splits)
-    task.cosine = cosine
+    changed = varied(setting.cfg, {"optim": {"lr": lr, "cosine": cosine}})
+    task = parts.task(changed, setting.task.splits)
     fixed = FixedLossTeacher(loss, setting.base)
 
     def run(seed: int, test: tuple[Any, Any] | None = None) -> EpisodeResult:

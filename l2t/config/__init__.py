@@ -8,6 +8,7 @@ typo in a sweep wastes hours of compute.
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import difflib
 import functools
@@ -367,6 +368,12 @@ def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
         _set(cfg, str(key), value)
     _check_ranges(cfg)
     return cfg
+
+
+def varied(cfg: Config, changes: dict[str, Any]) -> Config:
+    """A new config: `cfg` with `changes` (nested as in a YAML file) set and checked; `cfg`
+    itself is unchanged. The one way a command derives a variant of its run."""
+    return from_dict(changes, copy.deepcopy(cfg))
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, str]:

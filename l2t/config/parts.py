@@ -1,0 +1,185 @@
+"""A run's `Config` as its parts — data, task, base loss, teacher — and the refusals of a
+config its parts cannot run, each one line, before anything loads (docs/design.md §3).
+
+The one place a whole `Config` is read below the commands: the engine, the losses, the
+data, the estimators and the teachers take explicit arguments (a config section at most),
+so a component's inputs are its signature (`tests/test_layout.py` holds them to it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from l2t.config import Config, ConfigError, mix_of
+from l2t.data.datasets import load_data
+from l2t.data.distill import attach_model
+from l2t.data.splits import Splits
+from l2t.engine.student_state import SGD
+from l2t.engine.students import build_student
+from l2t.engine.task import Task
+from l2t.estimators import ESTIMATORS
+from l2t.losses.composite import CompositeLoss, parse_ranges, point
+from l2t.losses.families import FAMILIES, BaseLossSettings
+
+if TYPE_CHECKING:
+    from agents.base import Teacher
+
+
+def splits(cfg: Config, device: str | torch.device = "cpu", with_model: bool = True) -> Splits:
+    """The data `cfg` names: its dataset, split, label noise and (`with_model`) its
+    distillation model's logits, which also label an unlabeled pool."""
+    data = load_data(
+        cfg.dataset,
+        cfg.seed,
+        device,
+        cfg.data_dir,
+        cfg.val_size,
+        cfg.train_size,
+        cfg.label_noise,
+        cfg.label_noise_kind,
+        cfg.labeled,
+        cfg.unlabeled,
+    )
+    return attach_model(data, cfg.distill.model) if with_model else data
+
+
+def composite(cfg: Config) -> CompositeLoss | None:
+    """The composite family's shape (None for the other families): the terms its base point
+    and the teacher's ranges need."""
+    if not FAMILIES[cfg.loss.family].set_by_controls:
+        return None
+    if cfg.loss.base == "auto":
+        raise ConfigError(
+            "loss.base=auto is chosen on validation first (l2t/methods/base_point.py)"
+        )
+    try:
+        base, ranges = point(cfg.loss.base, cfg.distill.mix), parse_ranges(cfg.loss.ranges)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if "kd" in ranges and not cfg.distill.model:
+        raise ConfigError("loss.ranges moves kd, which needs distill.model")
+    return CompositeLoss.around(base, ranges, cfg.distill.temperature)
+
+
+def task(cfg: Config, data: Splits, student: str = "") -> Task:
+    """The task of `cfg` on `data` (`student`: another architecture of `students_mix`)."""
+    arch = student or cfg.student
+    return Task(
+        data,
+        lambda: build_student(arch, data.input_shape, data.num_classes),
+        SGD(cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay),
+        cfg.steps,
+        cfg.unroll.steps,
+        cfg.optim.batch_size,
+        cfg.val_batch,
+        cfg.loss.family,
+        backend=cfg.unroll.backend,
+        temperature=cfg.distill.temperature,
+        mix=cfg.distill.mix,
+        cosine=cfg.optim.cosine,
+        composite=composite(cfg),
+        labeled_batch=cfg.labeled_batch,
+    )
+
+
+def tasks(cfg: Config, data: Splits) -> list[Task]:
+    """One task per student architecture the teacher learns to teach (`students_mix`)."""
+    return [task(cfg, data, arch) for arch in mix_of(cfg)]
+
+
+def base_loss(cfg: Config) -> list[Tensor]:
+    """The base loss every teacher starts from and the guard falls back to (docs/design.md
+    §1): for `dln`, the weights `phi_0` fitted to `loss.init` (seeded; with distillation
+    its pairwise KD form), followed by `distill.mix` when the teacher sets the mix; for
+    `parametric`, cross-entropy's coefficients; for `composite`, the controls of the point
+    `loss.base` (with a fitted DLN when its `dln` term is on)."""
+    loss = cfg.loss
+    settings = BaseLossSettings(
+        seed=cfg.seed,
+        hidden=loss.hidden,
+        layers=loss.layers,
+        init=loss.init,
+        init_steps=loss.init_steps,
+        soft_labels=bool(cfg.distill.model),
+        mix=cfg.distill.mix,
+        sets_mix=cfg.teacher.mix_range > 0,
+        point=loss.base,
+        ranges=loss.ranges,
+    )
+    return FAMILIES[loss.family].base_params(settings)
+
+
+def teacher_kind(cfg: Config) -> type[Teacher]:
+    """The teacher class `teacher.agent` names; under a family set by controls the LSTM's
+    place is the control teacher's (the default agent works with every family)."""
+    from agents import Teacher  # here, not above: the REINFORCE agent imports the env, which
+    # builds its task here (agents -> envs -> parts)
+
+    kind = Teacher.registry[cfg.teacher.agent]
+    if kind.kind == "lstm" and FAMILIES[cfg.loss.family].set_by_controls:
+        return Teacher.registry["control"]
+    return kind
+
+
+def teacher(cfg: Config, base: list[Tensor], env: Any = None) -> Teacher:
+    """The teacher `teacher.agent` names, around the base loss parameters `base` (the
+    REINFORCE agent sized for the gymnasium environment `env` it acts in)."""
+    try:
+        return teacher_kind(cfg).from_settings(cfg.teacher, cfg.loss, base, env)
+    except ValueError as exc:  # the agent does not fit the configured loss family
+        raise ConfigError(str(exc)) from None
+
+
+def check(cfg: Config) -> None:
+    """Refuse, in one line, a run the configured teacher or estimator cannot do, from the
+    facts each class carries (`agents/base.py`, `l2t/estimators/base.py`)."""
+    kind, agent = teacher_kind(cfg), cfg.teacher.agent
+    family = cfg.loss.family
+    if kind.families and family not in kind.families:
+        setters = "|".join(k for k, c in kind.registry.items() if family in c.families)
+        raise ConfigError(
+            f"teacher.agent={agent} sets the {' or '.join(kind.families)} family, not "
+            f"loss.family={family}; the {family} family is set by teacher.agent={setters}"
+        )
+    if cfg.select_students == 0 and kind.trained_by_estimator:
+        raise ConfigError(
+            "select_students=0 scores a teacher by its own learning episode, which a teacher "
+            f"trained by an estimator (agent={agent}) does not have; use select_students>=1"
+        )
+    if cfg.students_mix and not kind.trained_by_estimator:
+        raise ConfigError(
+            "students_mix spreads a population of students over architectures; "
+            f"teacher.agent={agent} learns from one student: use agent=lstm|mlp|control"
+        )
+    if cfg.teacher.mix_range > 0 and not (kind.can_set_mix and cfg.distill.model):
+        raise ConfigError(
+            "teacher.mix_range sets the mix of a model's soft labels: it needs distill.model "
+            f"and teacher.agent=lstm; got distill.model='{cfg.distill.model}', "
+            f"teacher.agent={agent}"
+        )
+    if cfg.estimator.sigma_controls and not kind.sigma_per_control:
+        raise ConfigError(
+            "estimator.sigma_controls sets the control teacher's perturbation per control: "
+            "teacher.agent=control with estimator.kind=pes|es"
+        )
+    if kind.trained_by_estimator:
+        ESTIMATORS[cfg.estimator.kind].check(cfg.estimator)
+
+
+def __getattr__(name: str) -> Any:
+    """The names these functions had before they met here (issue 32), with a hint."""
+    if name in MOVED_NAMES:
+        raise ImportError(f"{name} is now l2t.config.parts.{MOVED_NAMES[name]}")
+    raise AttributeError(name)
+
+
+MOVED_NAMES = {  # old name -> the function here
+    "base_loss_params": "base_loss(cfg)",
+    "load_splits": "splits(cfg)",
+    "composite_of": "composite(cfg)",
+    "make_teacher": "teacher(cfg, base)",
+    "check_parts": "check(cfg)",
+}
