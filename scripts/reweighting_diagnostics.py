@@ -1,14 +1,20 @@
-"""Why Learning-to-Reweight helps on cross-entropy and hurts on SCE (RESULTS.md, 40% noise).
+"""Why Learning-to-Reweight helps on cross-entropy and hurts on SCE (RESULTS.md, 40% noise),
+and what it does on KD's base point with an unlabeled pool (RESULTS.md, issue 33).
 
 Trains one student per (loss, weighting) at the run's settings, on the one step function
 (`run_student` under a `Reweighted` policy, as `compare`'s `l2rw_base`), and prints every
-500 steps: the fraction of samples L2RW keeps (weight > 0), the share of the batch's weight on
-samples whose label the noise changed (uniform: the noise rate), the norm of the step's
-gradient, and the validation accuracy. Usage (one process per loss x weighting):
+500 steps: the fraction of samples L2RW keeps (weight > 0), the effective number of samples
+(1 / sum w^2: the batch size for uniform weights), the largest weight, the share of the
+batch's weight on samples whose label is wrong (the noise changed it, or the model's
+pseudo-label on the pool is wrong: this script reads the pool's hidden labels, as a
+diagnostic may), the norm of the step's gradient, and the validation accuracy. Usage (one
+process per loss x weighting):
 
-    python scripts/reweighting_diagnostics.py LOSS WEIGHTING SEED [key=value ...]
+    python scripts/reweighting_diagnostics.py LOSS WEIGHTING SEED [config=PATH] [key=value ...]
     e.g. python scripts/reweighting_diagnostics.py sce l2rw 0 label_noise=0.4 optim.lr=0.3 \
         optim.cosine=true
+    python scripts/reweighting_diagnostics.py kd l2rw 0 config=configs/mnist1d_unlabeled.yaml \
+        distill.mix=0.9 distill.temperature=4.0
 
 LOSS is a composite point (ce, sce, ...), WEIGHTING `l2rw` or `uniform`.
 """
@@ -42,6 +48,8 @@ class Recorded(Reweighted):
         self.task, self.weighting, self.seed, self.noisy = task, weighting, seed, noisy
         self.t = self.i = 0  # the teacher step and its SGD step (batches are seeded by them)
         self.kept: list[float] = []
+        self.effective: list[float] = []
+        self.largest: list[float] = []
         self.noisy_share: list[float] = []
         self.norms: list[float] = []
 
@@ -62,6 +70,8 @@ class Recorded(Reweighted):
         grads = torch.autograd.grad(loss, step.params, retain_graph=True)
         index = self.task.train_indices(self.seed, self.t)[self.i]
         self.kept.append((w > 0).float().mean().item())
+        self.effective.append((1 / (w**2).sum().clamp_min(1e-12)).item())
+        self.largest.append(w.max().item())
         self.noisy_share.append((w * self.noisy[index]).sum().item())
         self.norms.append(torch.sqrt(sum((g**2).sum() for g in grads)).item())
         self.i += 1
@@ -70,18 +80,23 @@ class Recorded(Reweighted):
 
 def main(argv: list[str]) -> None:
     loss, weighting, seed = argv[0], argv[1], int(argv[2])
-    overrides = ["loss.family=composite", f"loss.base={loss}", *argv[3:]]
-    cfg = load_config("configs/mnist1d_mlp_composite.yaml", overrides)
+    given = [a for a in argv[3:] if a.startswith("config=")]
+    config = given[-1].removeprefix("config=") if given else "configs/mnist1d_mlp_composite.yaml"
+    rest = [a for a in argv[3:] if not a.startswith("config=")]
+    cfg = load_config(config, ["loss.family=composite", f"loss.base={loss}", *rest])
     configure(1)
     splits = parts.splits(cfg)
-    if splits.noise is None:
-        raise SystemExit("set label_noise=RATE: the diagnostics measure weight on noisy labels")
+    wrong = torch.zeros(len(splits.y_train), dtype=torch.bool)
+    if splits.noise is not None:
+        wrong[torch.as_tensor(splits.noise.index)] = True
+    elif splits.hidden_labels is not None:  # the model's pseudo-labels that are wrong
+        wrong[splits.labeled :] = splits.y_train[splits.labeled :] != splits.hidden_labels
+    else:
+        raise SystemExit("set label_noise=RATE or unlabeled=N: nothing here has a wrong label")
     task = parts.task(cfg, splits)
     assert task.composite is not None
     base = BasePoint(task.composite, parts.base_loss(cfg), parse_ranges(cfg.loss.ranges))
-    noisy = torch.zeros(len(splits.y_train), dtype=torch.bool)
-    noisy[torch.as_tensor(splits.noise.index)] = True
-    policy = Recorded(task, weighting, seed, base, noisy)
+    policy = Recorded(task, weighting, seed, base, wrong)
 
     def val_acc(life: Lifetime) -> float:
         return accuracy_of(task, life.student, splits.x_val, splits.y_val)
@@ -90,13 +105,17 @@ def main(argv: list[str]) -> None:
         done = step.life.student.step
         if done // EVERY == before.student.step // EVERY and done < task.steps:
             return
+        mean = statistics.fmean
         print(
-            f"{loss} {weighting} step {done}: kept {statistics.fmean(policy.kept):.2f} "
-            f"noisy share {statistics.fmean(policy.noisy_share):.2f} "
-            f"|grad| {statistics.fmean(policy.norms):.2f} val {val_acc(step.life):.3f}",
+            f"{loss} {weighting} step {done}: kept {mean(policy.kept):.2f} "
+            f"effective {mean(policy.effective):.1f} largest {max(policy.largest):.3f} "
+            f"wrong share {mean(policy.noisy_share):.2f} |grad| {mean(policy.norms):.2f} "
+            f"(max {max(policy.norms):.1f}) val {val_acc(step.life):.3f}",
             flush=True,
         )
-        policy.kept, policy.noisy_share, policy.norms = [], [], []
+        for kept in (policy.kept, policy.effective, policy.largest, policy.noisy_share):
+            kept.clear()
+        policy.norms.clear()
 
     run_student(task, policy, {}, seed, EVERY, on_step=report)
 

@@ -82,7 +82,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
             "distill": {"model": str(model)},
         }
     )
-    methods = ["ce", "kd", "base_dln", "l2rw", "labeled_only", "confident", "self_train"]
+    methods = ["ce", "kd", "base_dln", "l2rw", "labeled_only", "confident", "self_train", "slam"]
     methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
     real = parts.load_data

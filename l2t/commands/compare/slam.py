@@ -1,0 +1,60 @@
+"""`slam`: student-label mixing on the unlabeled pool (Kontonis et al., NeurIPS 2023;
+`l2t/methods/slam.py`): the model's soft labels against the student's prediction passed
+through the model's noise, alpha(x) fit on the trusted split, (k, T) chosen on validation."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+
+import torch
+
+from l2t.commands.applying import make_task
+from l2t.commands.compare.method import Chosen, Student
+from l2t.commands.compare.pool import PoolMethod
+from l2t.data.distill import load_model, logits_of
+from l2t.engine.task import Task
+from l2t.engine.teaching import run_student
+from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
+from l2t.methods.slam import SLaM, fit_alpha, slam_loss, with_pool_flag
+
+TOP_K = (2, 3, 5)  # the classes the model's wrong labels fall among
+TEMPERATURES = (1.0, 4.0)  # the model's soft labels
+
+
+class SLaMRow(PoolMethod):
+    names = ("slam",)
+
+    def tuning_students(self) -> int:
+        return len(TOP_K) * len(TEMPERATURES) * TUNING_STUDENTS
+
+    def _task(self) -> Task:
+        s = self.setting
+        task = make_task(s.cfg, s.task.splits)
+        task.train_targets = with_pool_flag(task.train_targets, task.splits.labeled)
+        return task
+
+    def _policy(self, k: int, temperature: float) -> SLaM:
+        s = self.setting
+        splits = s.task.splits
+        model, _ = load_model(s.cfg.distill.model, splits)
+        with torch.no_grad():
+            alpha = fit_alpha(logits_of(model, splits.x_val), splits.y_val)
+        return SLaM(slam_loss(alpha, k, temperature))
+
+    def choose(self) -> Chosen:
+        cfg = self.setting.cfg
+        task, seeds, steps = self._task(), tuning_seeds(cfg.seed), cfg.steps
+
+        def score(setting: tuple[int, float]) -> float:
+            policy = self._policy(*setting)
+            return statistics.fmean(run_student(task, policy, {}, x, steps).val_acc for x in seeds)
+
+        k, t = max(itertools.product(TOP_K, TEMPERATURES), key=score)
+        print(f"slam: k={k}, T={t} (best validation accuracy over k {TOP_K} x T {TEMPERATURES})")
+        return {"k": k, "temperature": t}
+
+    def student(self, chosen: Chosen) -> Student:
+        s, task = self.setting, self._task()
+        policy = self._policy(int(chosen["k"]), chosen["temperature"])
+        return lambda seed: run_student(task, policy, {}, seed, s.cfg.eval_every, s.test)
