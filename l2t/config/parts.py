@@ -97,17 +97,10 @@ def base_loss(cfg: Config) -> list[Tensor]:
     `parametric`, cross-entropy's coefficients; for `composite`, the controls of the point
     `loss.base` (with a fitted DLN when its `dln` term is on)."""
     loss = cfg.loss
+    named = {k: getattr(loss, k) for k in ("hidden", "layers", "init", "init_steps", "ranges")}
+    soft, sets_mix = bool(cfg.distill.model), cfg.teacher.mix_range > 0
     settings = BaseLossSettings(
-        seed=cfg.seed,
-        hidden=loss.hidden,
-        layers=loss.layers,
-        init=loss.init,
-        init_steps=loss.init_steps,
-        soft_labels=bool(cfg.distill.model),
-        mix=cfg.distill.mix,
-        sets_mix=cfg.teacher.mix_range > 0,
-        point=loss.base,
-        ranges=loss.ranges,
+        cfg.seed, soft_labels=soft, mix=cfg.distill.mix, sets_mix=sets_mix, point=loss.base, **named
     )
     return FAMILIES[loss.family].base_params(settings)
 

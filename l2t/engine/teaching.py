@@ -6,15 +6,24 @@ the same data, budget, divergence guard and evaluation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from l2t.engine.evaluation import accuracy
-from l2t.engine.lifetime import Lifetime, Policy, Step, Theta, advance, start
-from l2t.engine.student_state import StudentState, forward
+from l2t.engine.lifetime import (
+    Lifetime,
+    Observation,
+    Policy,
+    Step,
+    TeacherState,
+    Theta,
+    advance,
+    start,
+)
+from l2t.engine.student_state import Loss, StudentState, forward
 from l2t.engine.task import Task
 from l2t.io import progress, threads
 
@@ -29,6 +38,32 @@ class EpisodeResult:
 
 
 OnStep = Callable[[Step, Lifetime, EpisodeResult], None]  # (the step, the life before, so far)
+
+
+class GivenLoss:
+    """A policy with no parameters that trains a student under one given loss (a baseline
+    whose loss is not a registered fixed loss, e.g. `l2t/methods/slam.py`): judged as a fixed
+    loss, broken only when not finite (docs/design.md §3)."""
+
+    observes_gradient = False
+    teacher_set = False
+
+    def __init__(self, loss: Loss) -> None:
+        self.loss = loss
+
+    def initial_state(self) -> TeacherState:
+        return {}
+
+    def propose(
+        self, theta: Theta, state: TeacherState, obs: Observation
+    ) -> tuple[list[Tensor], TeacherState]:
+        return [], state
+
+    def base_params(self) -> list[Tensor]:
+        return []
+
+    def loss_fn(self, task: Task, params: Sequence[Tensor]) -> Loss:
+        return self.loss
 
 
 def run_student(

@@ -18,16 +18,13 @@ run here; how it estimates k(x) is not in the sources this project has).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2t.engine.lifetime import Observation, TeacherState, Theta
 from l2t.engine.student_state import LossFn
-from l2t.engine.task import Task
 
 ALPHA_FLOOR = 0.01  # alpha never 0: mix stays > 0 outside the top k, the loss finite
 
@@ -96,28 +93,3 @@ def slam_loss(alpha: Isotonic, k: int, temperature: float) -> LossFn:
         return torch.where(pool, corrected, ce).mean()
 
     return loss
-
-
-class SLaM:
-    """The SLaM loss as a policy with no parameters (`run_student` trains under it, on the
-    one step function); judged as a fixed loss: broken only when not finite."""
-
-    observes_gradient = False
-    teacher_set = False
-
-    def __init__(self, loss: LossFn) -> None:
-        self.loss = loss
-
-    def initial_state(self) -> TeacherState:
-        return {}
-
-    def propose(
-        self, theta: Theta, state: TeacherState, obs: Observation
-    ) -> tuple[list[Tensor], TeacherState]:
-        return [], state
-
-    def base_params(self) -> list[Tensor]:
-        return []
-
-    def loss_fn(self, task: Task, params: Sequence[Tensor]) -> LossFn:
-        return self.loss

@@ -14,9 +14,9 @@ from l2t.commands.compare.method import Chosen, Student
 from l2t.commands.compare.pool import PoolMethod
 from l2t.data.distill import load_model, logits_of
 from l2t.engine.task import Task
-from l2t.engine.teaching import run_student
+from l2t.engine.teaching import GivenLoss, run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
-from l2t.methods.slam import SLaM, fit_alpha, slam_loss, with_pool_flag
+from l2t.methods.slam import fit_alpha, slam_loss, with_pool_flag
 
 TOP_K = (2, 3, 5)  # the classes the model's wrong labels fall among
 TEMPERATURES = (1.0, 4.0)  # the model's soft labels
@@ -34,13 +34,13 @@ class SLaMRow(PoolMethod):
         task.train_targets = with_pool_flag(task.train_targets, task.splits.labeled)
         return task
 
-    def _policy(self, k: int, temperature: float) -> SLaM:
+    def _policy(self, k: int, temperature: float) -> GivenLoss:
         s = self.setting
         splits = s.task.splits
         model, _ = load_model(s.cfg.distill.model, splits)
         with torch.no_grad():
             alpha = fit_alpha(logits_of(model, splits.x_val), splits.y_val)
-        return SLaM(slam_loss(alpha, k, temperature))
+        return GivenLoss(slam_loss(alpha, k, temperature))
 
     def choose(self) -> Chosen:
         cfg = self.setting.cfg
