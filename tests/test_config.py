@@ -1,6 +1,6 @@
 import pytest
 
-from l2t.config import Config, ConfigError, allowed_keys, from_dict, load_config, migrate
+from l2t.config import Config, ConfigError, allowed_keys, from_dict, load_config, migrate, teachers
 
 
 def test_file_then_overrides_with_types(tmp_path):
@@ -48,13 +48,15 @@ def test_a_run_saved_with_the_old_keys_reads_as_the_same_run(kind, size):
     saved["teacher"].update(estimator=kind, horizon=3, students=2, population=8, sigma=0.1)
     cfg = from_dict(migrate(saved))
     assert (cfg.estimator.kind, cfg.estimator.horizon, cfg.estimator.sigma) == (kind, 3, 0.1)
-    assert cfg.estimator.size == size
+    assert teachers.population(cfg.estimator) == size
     assert migrate(Config().to_dict()) == Config().to_dict()  # today's configs are left alone
 
 
 def test_the_population_defaults_to_what_each_kind_ran_before():
     kinds = ("pes", "es", "greedy", "tbptt")
-    sizes = {k: load_config(None, [f"estimator.kind={k}"]).estimator.size for k in kinds}
+    sizes = {
+        k: teachers.population(load_config(None, [f"estimator.kind={k}"]).estimator) for k in kinds
+    }
     assert sizes == {"pes": 4, "es": 4, "greedy": 1, "tbptt": 1}
 
 

@@ -112,7 +112,7 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
     theta through the teacher alone; the result is the gradient of two full passes (float64:
     the two sum in different orders)."""
     from l2t.commands.training import make_estimator
-    from l2t.config import from_dict, parts
+    from l2t.config import from_dict, parts, teachers
     from l2t.estimators.greedy import Greedy
 
     class TwoPasses(Greedy):
@@ -129,7 +129,7 @@ def test_greedy_chained_through_the_observed_gradient_equals_two_backward_passes
         }
     )
     splits = as_float64(parts.splits(cfg, torch.device("cpu")))
-    teacher = parts.teacher(cfg, [p.double() for p in parts.base_loss(cfg)])
+    teacher = teachers.teacher(cfg, [p.double() for p in parts.base_loss(cfg)])
     torch.nn.init.normal_(teacher.head.weight, std=0.1)  # a trained head: the LSTM gets a gradient
     task = parts.task(cfg, splits)
     chained = make_estimator(cfg, task, teacher)
@@ -164,7 +164,7 @@ def test_a_sigma_per_control_scales_the_rows_that_set_it():
     """`estimator.sigma_controls`: the control teacher's head rows of a named control are
     perturbed at its sigma (the same draw, rescaled), every other parameter at `sigma`."""
     from l2t.commands.training import make_estimator
-    from l2t.config import from_dict, parts, varied
+    from l2t.config import from_dict, parts, teachers, varied
     from l2t.losses.composite import control_rows, parse_ranges
 
     changes = {"loss": {"family": "composite", "base": "ce"}, "teacher": {"agent": "control"}}
@@ -173,7 +173,7 @@ def test_a_sigma_per_control_scales_the_rows_that_set_it():
     sigmas = {"estimator": {"sigma_controls": "log_scale=0.05,reweight=0.002"}}
     per_control = varied(cfg, sigmas)
     task = parts.task(cfg, parts.splits(cfg, torch.device("cpu")))
-    teacher = parts.teacher(cfg, parts.base_loss(cfg))
+    teacher = teachers.teacher(cfg, parts.base_loss(cfg))
     plain = make_estimator(cfg, task, teacher).perturbation(teacher.theta(), 0)
     scaled = make_estimator(per_control, task, teacher).perturbation(teacher.theta(), 0)
     rows = control_rows(parse_ranges(cfg.loss.ranges))

@@ -55,14 +55,16 @@ def test_components_take_explicit_arguments_not_the_whole_config(folder):
     """The commands (and the parts, envs and methods built on l2t/config/parts.py) read a
     `Config`; the components below them get what they need."""
     for path in _files(folder):
-        wrong = _above(_imports(path), ("l2t.config.Config", "l2t.config.parts"))
+        whole = ("l2t.config.Config", "l2t.config.parts", "l2t.config.teachers")
+        wrong = _above(_imports(path), whole)
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
         assert "deepcopy(cfg" not in path.read_text(), path
 
 
-def test_the_config_parts_import_no_env_method_or_command():
-    wrong = _above(_imports(ROOT / "l2t/config/parts.py"), ("envs", "l2t.methods", "l2t.commands"))
-    assert not wrong
+def test_the_config_parts_import_no_env_method_or_command_and_parts_no_teacher():
+    layers = ("envs", "l2t.methods", "l2t.commands")
+    assert not _above(_imports(ROOT / "l2t/config/teachers.py"), layers)
+    assert not _above(_imports(ROOT / "l2t/config/parts.py"), (*layers, "agents"))
 
 
 def test_the_package_root_holds_only_the_public_surface():

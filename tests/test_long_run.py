@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from l2t.commands.training import make_estimator
-from l2t.config import from_dict, parts
+from l2t.config import from_dict, parts, teachers
 
 
 def _live_tensors() -> int:
@@ -26,7 +26,7 @@ def test_live_tensors_stay_flat_over_hundreds_of_teacher_steps(estimator):
             "estimator": {"kind": estimator, "population": 1, "horizon": 2},
         }
     )
-    teacher = parts.teacher(cfg, parts.base_loss(cfg))
+    teacher = teachers.teacher(cfg, parts.base_loss(cfg))
     est = make_estimator(cfg, parts.task(cfg, parts.splits(cfg)), teacher)
 
     def updates(n: int) -> None:

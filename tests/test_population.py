@@ -13,7 +13,7 @@ import pytest
 import torch
 from precision import as_float64
 
-from l2t.config import parts
+from l2t.config import parts, teachers
 from l2t.engine.lifetime import advance, start
 from l2t.engine.population import advance_together
 from l2t.engine.seeds import student_index
@@ -24,7 +24,7 @@ def _setup(cfg, **teacher):
     cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, **teacher))
     splits = as_float64(parts.splits(cfg, torch.device("cpu")))
     base = [p.double() for p in parts.base_loss(cfg)]
-    return parts.task(cfg, splits), parts.teacher(cfg, base)
+    return parts.task(cfg, splits), teachers.teacher(cfg, base)
 
 
 def _perturbed(theta, members, scale=0.01):

@@ -20,7 +20,7 @@ import torch
 from agents import FixedLossTeacher, ScheduleTeacher
 from l2t.commands.applying import make_task
 from l2t.commands.training import make_estimator, teacher_update
-from l2t.config import Config, from_dict, parts, varied
+from l2t.config import Config, from_dict, parts, teachers, varied
 from l2t.data.splits import Splits
 from l2t.engine.lifetime import Policy, advance, start
 from l2t.engine.population import unbatchable
@@ -100,7 +100,7 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
         criterion = LearnedLoss(replay, "schedule", 10**9, k, family, composite, lr=lr)
         rows[f"criterion: LearnedLoss schedule, {name}, us"] = timed(criterion)
     online_cfg = varied(cfg, {"teacher": {"observe": "state"}})
-    teacher = parts.teacher(online_cfg, parts.base_loss(online_cfg))
+    teacher = teachers.teacher(online_cfg, parts.base_loss(online_cfg))
     k = online_cfg.unroll.steps
     family, composite = online_cfg.loss.family, parts.composite(online_cfg)
     online = LearnedLoss(teacher, "online", 10**9, k, family, composite, lr=online_cfg.optim.lr)
@@ -158,7 +158,7 @@ def _estimator(
 
     changed = {"teacher": {"observe": observe}, "estimator": changes}
     run_cfg = varied(cfg, changed)
-    teacher = parts.teacher(run_cfg, _base(cfg, task))
+    teacher = teachers.teacher(run_cfg, _base(cfg, task))
     task = make_task(run_cfg, task.splits)
     reason = unbatchable(task.model, task.splits) if run_cfg.estimator.vmap else None
     if reason:
@@ -262,7 +262,7 @@ def _updates_worker(
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)
     task = make_task(cfg)
-    teacher = parts.teacher(cfg, _base(cfg, task))
+    teacher = teachers.teacher(cfg, _base(cfg, task))
     distributed.from_first(list(teacher.state_dict().values()))
     estimator = make_estimator(cfg, task, teacher)
     tracker = Tracker(None)
@@ -335,7 +335,7 @@ def online_teacher(cfg: Config, task: Task, backend: str, update: str) -> tuple[
     run_cfg = varied(
         cfg, {"steps": 10 * cfg.unroll.steps, "unroll": {"backend": backend}, "teacher": changes}
     )
-    return make_task(run_cfg, task.splits), parts.teacher(run_cfg, _base(cfg, task))
+    return make_task(run_cfg, task.splits), teachers.teacher(run_cfg, _base(cfg, task))
 
 
 def _online_ms(task: Task, teacher: OnlineTeacher, budget_s: float) -> float:

@@ -36,7 +36,7 @@ from agents import (
 )
 from envs.student_training import StudentTrainingEnv
 from l2t.commands.applying import teach_student
-from l2t.config import Config, ConfigError, migrate, mix_of, parts
+from l2t.config import Config, ConfigError, migrate, mix_of, parts, teachers
 from l2t.data.datasets import record_noise
 from l2t.data.splits import Splits
 from l2t.engine.lifetime import Lifetime, Step
@@ -121,7 +121,7 @@ def make_estimator(cfg: Config, tasks: Task | list[Task], policy: Any) -> Estima
     process's share of the population (over the architectures of `tasks`)."""
     e = cfg.estimator
     settings = EstimatorSettings(
-        population=e.size,
+        population=teachers.population(e),
         horizon=e.horizon,
         sigma=e.sigma,
         objective=e.objective,
@@ -272,7 +272,7 @@ class Run:
 
 def _setup(cfg: Config) -> Run:
     """Data, base loss, teacher and estimator; the checkpoint of a resumed run loaded."""
-    parts.check(cfg)
+    teachers.check(cfg)
     run_dir = _check_run_dir(cfg)
     device = resolve_device(cfg.device)
     rank, world = distributed.init(device)
@@ -287,9 +287,9 @@ def _setup(cfg: Config) -> Run:
     distributed.from_first(base_phi)  # fitted in each process; rank 0's is everyone's
     base_phi = [p.to(device) for p in base_phi]
     tasks = parts.tasks(cfg, splits)
-    in_env = parts.teacher_kind(cfg).acts_in_env
+    in_env = teachers.teacher_kind(cfg).acts_in_env
     env = StudentTrainingEnv(cfg, splits, base_phi) if in_env else None
-    teacher = parts.teacher(cfg, base_phi, env)
+    teacher = teachers.teacher(cfg, base_phi, env)
     distributed.from_first(list(teacher.state_dict().values()))
     estimator, per_episode = None, 0  # a fixed loss learns nothing
     if teacher.trained_by_estimator:

@@ -101,13 +101,6 @@ class EstimatorConfig:
     objective: str = _choice("val_loss", "val_loss", "val_acc")  # meta-objective (acc: pes, es)
     objective_from: float = 0.5  # pes, es: training progress from which val metrics count
 
-    @property
-    def size(self) -> int:
-        """The population this kind runs: `population`, or the kind's default for 0."""
-        from l2t.estimators import ESTIMATORS  # (they import the config)
-
-        return self.population or ESTIMATORS[self.kind].default_population
-
 
 @dataclass
 class UnrollConfig:

@@ -1,14 +1,16 @@
-"""A run's `Config` as its parts — data, task, base loss, teacher — and the refusals of a
-config its parts cannot run, each one line, before anything loads (docs/design.md §3).
+"""A run's `Config` as its parts — data, task, base loss (the teacher: `teachers.py`)
+(docs/design.md §3).
 
-The one place a whole `Config` is read below the commands: the engine, the losses, the
-data, the estimators and the teachers take explicit arguments (a config section at most),
-so a component's inputs are its signature (`tests/test_layout.py` holds them to it).
+With `teachers.py`, the one place a whole `Config` is read below the commands: the engine,
+the losses, the data, the estimators and the teachers take explicit arguments (a config
+section at most), so a component's inputs are its signature (`tests/test_layout.py` holds
+them to it). It imports no teacher: the environment builds its task here, and the REINFORCE
+teacher imports the environment.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,12 +22,8 @@ from l2t.data.splits import Splits
 from l2t.engine.student_state import SGD
 from l2t.engine.students import build_student
 from l2t.engine.task import Task
-from l2t.estimators import ESTIMATORS
 from l2t.losses.composite import CompositeLoss, parse_ranges, point
 from l2t.losses.families import FAMILIES, BaseLossSettings
-
-if TYPE_CHECKING:
-    from agents.base import Teacher
 
 
 def splits(cfg: Config, device: str | torch.device = "cpu", with_model: bool = True) -> Splits:
@@ -105,74 +103,17 @@ def base_loss(cfg: Config) -> list[Tensor]:
     return FAMILIES[loss.family].base_params(settings)
 
 
-def teacher_kind(cfg: Config) -> type[Teacher]:
-    """The teacher class `teacher.agent` names; under a family set by controls the LSTM's
-    place is the control teacher's (the default agent works with every family)."""
-    from agents import Teacher  # here, not above: the REINFORCE agent imports the env, which
-    # builds its task here (agents -> envs -> parts)
-
-    kind = Teacher.registry[cfg.teacher.agent]
-    if kind.kind == "lstm" and FAMILIES[cfg.loss.family].set_by_controls:
-        return Teacher.registry["control"]
-    return kind
-
-
-def teacher(cfg: Config, base: list[Tensor], env: Any = None) -> Teacher:
-    """The teacher `teacher.agent` names, around the base loss parameters `base` (the
-    REINFORCE agent sized for the gymnasium environment `env` it acts in)."""
-    try:
-        return teacher_kind(cfg).from_settings(cfg.teacher, cfg.loss, base, env)
-    except ValueError as exc:  # the agent does not fit the configured loss family
-        raise ConfigError(str(exc)) from None
-
-
-def check(cfg: Config) -> None:
-    """Refuse, in one line, a run the configured teacher or estimator cannot do, from the
-    facts each class carries (`agents/base.py`, `l2t/estimators/base.py`)."""
-    kind, agent = teacher_kind(cfg), cfg.teacher.agent
-    family = cfg.loss.family
-    if kind.families and family not in kind.families:
-        setters = "|".join(k for k, c in kind.registry.items() if family in c.families)
-        raise ConfigError(
-            f"teacher.agent={agent} sets the {' or '.join(kind.families)} family, not "
-            f"loss.family={family}; the {family} family is set by teacher.agent={setters}"
-        )
-    if cfg.select_students == 0 and kind.trained_by_estimator:
-        raise ConfigError(
-            "select_students=0 scores a teacher by its own learning episode, which a teacher "
-            f"trained by an estimator (agent={agent}) does not have; use select_students>=1"
-        )
-    if cfg.students_mix and not kind.trained_by_estimator:
-        raise ConfigError(
-            "students_mix spreads a population of students over architectures; "
-            f"teacher.agent={agent} learns from one student: use agent=lstm|mlp|control"
-        )
-    if cfg.teacher.mix_range > 0 and not (kind.can_set_mix and cfg.distill.model):
-        raise ConfigError(
-            "teacher.mix_range sets the mix of a model's soft labels: it needs distill.model "
-            f"and teacher.agent=lstm; got distill.model='{cfg.distill.model}', "
-            f"teacher.agent={agent}"
-        )
-    if cfg.estimator.sigma_controls and not kind.sigma_per_control:
-        raise ConfigError(
-            "estimator.sigma_controls sets the control teacher's perturbation per control: "
-            "teacher.agent=control with estimator.kind=pes|es"
-        )
-    if kind.trained_by_estimator:
-        ESTIMATORS[cfg.estimator.kind].check(cfg.estimator)
-
-
 def __getattr__(name: str) -> Any:
     """The names these functions had before they met here (issue 32), with a hint."""
     if name in MOVED_NAMES:
-        raise ImportError(f"{name} is now l2t.config.parts.{MOVED_NAMES[name]}")
+        raise ImportError(f"{name} is now l2t.config.{MOVED_NAMES[name]}")
     raise AttributeError(name)
 
 
 MOVED_NAMES = {  # old name -> the function here
-    "base_loss_params": "base_loss(cfg)",
-    "load_splits": "splits(cfg)",
-    "composite_of": "composite(cfg)",
-    "make_teacher": "teacher(cfg, base)",
-    "check_parts": "check(cfg)",
+    "base_loss_params": "parts.base_loss(cfg)",
+    "load_splits": "parts.splits(cfg)",
+    "composite_of": "parts.composite(cfg)",
+    "make_teacher": "teachers.teacher(cfg, base)",
+    "check_parts": "teachers.check(cfg)",
 }

@@ -10,7 +10,7 @@ from typing import cast
 from agents import FixedLossTeacher, ReinforceTeacher
 from l2t.commands.applying import load_teacher, teach_student
 from l2t.commands.compare.method import Chosen, Method, Student, on_base_point
-from l2t.config import Config, parts
+from l2t.config import Config, teachers
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.estimators.online import OnlineTeacher, teach_while_learning
 
@@ -50,7 +50,7 @@ class Taught(Method):
 
             return learning
         if self.name == "teacher_untrained":
-            fresh = parts.teacher(cfg, s.base)
+            fresh = teachers.teacher(cfg, s.base)
             return lambda seed: run_student(
                 s.task, fresh, fresh.theta(), seed, cfg.eval_every, s.test
             )
