@@ -3,6 +3,7 @@ MNIST-1D generates the samples its split lacks, a model labels the pool once, an
 true labels reach no method and no teacher — only the oracle rows."""
 
 import ast
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from l2t.commands.compare import compare
 from l2t.config import ConfigError, from_dict, parts
 from l2t.data.datasets import load_data
+from l2t.engine.teaching import run_student
 from l2t.methods.model_training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +108,65 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
     assert "read the unlabeled pool's hidden true labels" in table
     assert "`oracle_labels`" in table
     assert json.loads((tmp_path / "a" / "results.json").read_text())["oracle_labels"]["test_acc"]
+
+
+TRUST = {
+    **POOL,
+    "steps": 40,
+    "eval_every": 20,
+    "val_batch": 100,
+    "labeled_batch": 5,
+    "unroll": {"steps": 5},
+    "loss": {"family": "composite", "base": "kd"},
+}
+
+
+@pytest.fixture
+def trust_splits(model):
+    """The pool's data, labeled by the model in float32 (before `float64` is on)."""
+    cfg = from_dict({**TRUST, "distill": {"model": str(model), "mix": 0.5}})
+    return cfg, parts.splits(cfg)
+
+
+def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
+    trust_splits, float64, monkeypatch
+):
+    """With its net held (learning rate 0) `meta_trust` weighs every sample 1: the base
+    point's student exactly; learning, it trains another."""
+    from precision import as_float64
+
+    from agents import FixedLossTeacher
+    from l2t.losses.composite import parse_ranges
+    from l2t.methods import trust
+    from l2t.methods.reweighting import BasePoint
+
+    cfg, splits = trust_splits
+    splits = dataclasses.replace(as_float64(splits), model_logits=splits.model_logits.double())
+    task, base = parts.task(cfg, splits), parts.base_loss(cfg)
+    point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
+    fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
+    monkeypatch.setattr(trust, "WEIGHT_NET_LR", 0.0)
+    held = run_student(task, trust.TrustWeighted(task, 0, point), {}, 0, 20)
+    assert [p["val_acc"] for p in held.curve] == [p["val_acc"] for p in fixed.curve]
+    monkeypatch.undo()
+    policy = trust.TrustWeighted(task, 0, point)
+    moving = run_student(task, policy, {}, 0, 20)
+    assert moving.curve != held.curve
+    assert policy.net[-1].weight.abs().max() > 0  # the lookahead moved the trust net
+
+
+def test_the_trust_features_are_what_a_teacher_sees_of_a_sample():
+    from l2t.losses.labels import pack
+    from l2t.methods.trust import FEATURES, trust_features
+
+    model = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]).log_softmax(dim=1)
+    student = torch.tensor([[0.0, 3.0, 0.0], [1.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 0])
+    got = trust_features(student, pack(labels, model), torch.tensor([0.0, 1.0]))
+    p = model.softmax(dim=1)
+    assert got.shape == (2, len(FEATURES))
+    assert torch.allclose(got[:, 0], p.amax(dim=1))
+    assert torch.allclose(got[:, 1], torch.tensor([p[0, 0] - p[0, 1], 0.0]))
+    assert torch.allclose(got[:, 2], student.softmax(dim=1)[:, 0])
+    assert got[:, 3].tolist() == [0.0, 1.0]  # the student agrees with the label on sample 2
+    assert torch.allclose(got[:, 4], torch.tensor([0.0, 1.0]).log1p())

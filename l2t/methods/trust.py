@@ -1,0 +1,76 @@
+"""`meta_trust` (issue 33): a weight per training sample from what a teacher can see of it —
+the model's confidence and margin, the student's probability of the sample's label and
+whether it agrees, the sample's loss — learned online by the one-step lookahead on the
+trusted batch (Meta-Weight-Net's procedure, `l2t/methods/reweighting.py`), on the
+composite's per-sample loss at the run's base point (docs/design.md §6).
+
+Meta-Weight-Net's net sees the loss alone, which on an unlabeled pool cannot tell a wrong
+pseudo-label the student has not fit from a hard right one; the model's margin and the
+student's agreement can, in part. The weights are 2 sigmoid(.), 1 at the start (the net's
+output layer is zero, so the untrained row is the base point) and at most 2, so no sample
+takes over a step (the failure of L2RW's normalised weights on KD's point, RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from l2t.engine.student_state import SGDStep
+from l2t.engine.task import Task
+from l2t.losses.labels import labels_of, model_logits_of
+from l2t.methods.reweighting import WEIGHT_NET_LR, BasePoint, Reweighted, lookahead
+
+FEATURES = ("model_top", "model_margin", "student_p_label", "agrees", "log1p_loss")
+HIDDEN = 16
+
+
+def trust_features(logits: Tensor, targets: Tensor, losses: Tensor) -> Tensor:
+    """(B, len(FEATURES)), detached: what the weight net sees of each sample."""
+    model = model_logits_of(targets)
+    if model is None:
+        raise ValueError("meta_trust reads the model's logits: it needs distill.model")
+    labels = labels_of(targets)
+    top = model.detach().softmax(dim=1).topk(2, dim=1).values
+    student = logits.detach().softmax(dim=1)
+    p_label = student.gather(1, labels[:, None]).squeeze(1)
+    agrees = (student.argmax(dim=1) == labels).to(student.dtype)
+    columns = (top[:, 0], top[:, 0] - top[:, 1], p_label, agrees, losses.detach().log1p())
+    return torch.stack(columns, dim=1)
+
+
+def _trust_net() -> nn.Module:
+    net = nn.Sequential(nn.Linear(len(FEATURES), HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, 1))
+    last = net[-1]
+    assert isinstance(last, nn.Linear)
+    nn.init.zeros_(last.weight)  # weight 2 sigmoid(0) = 1 for every sample: the base point
+    nn.init.zeros_(last.bias)
+    return net
+
+
+class TrustWeighted(Reweighted):
+    """The base point's per-sample loss weighted by the trust net, moved by the lookahead
+    before each SGD step (then the step under the moved weights)."""
+
+    def __init__(self, task: Task, seed: int, base: BasePoint) -> None:
+        super().__init__(task, "l2rw", seed, base)  # the switch and the plain loss; no state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = _trust_net().to(task.device)
+        self.adam = torch.optim.Adam(self.net.parameters(), lr=WEIGHT_NET_LR)
+
+    def weights(self, features: Tensor) -> Tensor:
+        return 2 * torch.sigmoid(self.net(features)).squeeze(1)
+
+    def objective(self, step: SGDStep) -> Tensor:
+        logits = step.forward(step.params, step.x)
+        losses = self.samplewise(logits, step.y)
+        features = trust_features(logits, step.y, losses)
+        weighted = (self.weights(features) * losses).mean()
+        meta = lookahead(step.forward, step.params, weighted, step.lr, step.x_val, step.y_val)
+        self.adam.zero_grad()
+        meta.backward(inputs=list(self.net.parameters()))
+        self.adam.step()
+        with torch.no_grad():
+            w = self.weights(features)
+        return (w * losses).mean()
