@@ -5,16 +5,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from runs import trained_run
 
 import l2t.engine.task
 from l2t.commands.cli import main
-from l2t.commands.compare import METHODS
-from l2t.commands.compare.oracle import Oracle
-from l2t.commands.compare.pool import PoolRow
-from l2t.commands.compare.self_training import SelfTrained
+from l2t.commands.compare import METHODS, Method
+from l2t.commands.compare.pool import PoolMethod
 from l2t.data.distill import DISTILL_METHODS
 from l2t.io.tracking import read_metrics
+from runs import trained_run
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +133,7 @@ def test_teach_needs_a_finished_run(tmp_path, capsys):
 def test_compare_writes_tables_and_plots(run_dir, tmp_path):
     out = tmp_path / "cmp"
     composite_only = {m for m in METHODS if "_base" in m}  # tests/test_composite_loss.py
-    pool_only = {*Oracle.names, *PoolRow.names, *SelfTrained.names}  # tests/test_unlabeled.py
+    pool_only = {m for m in METHODS if issubclass(Method.registry[m], PoolMethod)}
     skipped = {*DISTILL_METHODS, *composite_only, *pool_only}
     methods = ",".join(m for m in METHODS if m not in skipped)
     assert (
