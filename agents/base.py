@@ -57,6 +57,7 @@ class Teacher(nn.Module):
     sigma_per_control: ClassVar[bool] = False
     acts_in_env: ClassVar[bool] = False  # it acts through the gymnasium environment (envs/)
     families: ClassVar[tuple[str, ...]] = ()
+    defers_to: ClassVar[dict[str, str]] = {}  # family -> the teacher that takes its place there
     hparams: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

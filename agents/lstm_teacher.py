@@ -24,7 +24,7 @@ paper's procedure).
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +114,8 @@ class LSTMTeacher(Teacher):
 
     can_set_mix = True
 
-    families = ("dln",)  # under the composite family, its place is the control teacher's
+    families = ("dln",)
+    defers_to: ClassVar[dict[str, str]] = {"composite": "control"}  # the default agent fits all
 
     @classmethod
     def from_settings(

@@ -12,16 +12,15 @@ from torch import Tensor
 from agents import Teacher
 from l2t.config import Config, ConfigError, EstimatorConfig
 from l2t.estimators import ESTIMATORS
-from l2t.losses.families import FAMILIES
 
 
 def teacher_kind(cfg: Config) -> type[Teacher]:
-    """The teacher class `teacher.agent` names; under a family set by controls the LSTM's
-    place is the control teacher's (the default agent works with every family)."""
+    """The teacher class `teacher.agent` names, or the one it defers to under the run's
+    family (`Teacher.defers_to`: the default LSTM's place is the control teacher's under the
+    composite family, so the default agent works with every family)."""
     kind = Teacher.registry[cfg.teacher.agent]
-    if kind.kind == "lstm" and FAMILIES[cfg.loss.family].set_by_controls:
-        return Teacher.registry["control"]
-    return kind
+    other = kind.defers_to.get(cfg.loss.family)
+    return Teacher.registry[other] if other else kind
 
 
 def teacher(cfg: Config, base: list[Tensor], env: Any = None) -> Teacher:
