@@ -73,10 +73,17 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "--config", "twice.yaml"], "the key 'steps' is given twice"),
     (["train-teacher", "--config", "alias.yaml"], "aliases (*name) are not allowed"),
     (["train-teacher", "--config", "missing.yaml"], "does not exist"),
-    (["train-teacher", "out=a_file"], "is a file; a run needs a directory"),
+    (["train-teacher", "out=a_file"], "is a file; train-teacher writes a directory"),
     (["train-teacher", "out=run"], "already holds a run; pass resume=true"),
     (["train-teacher", "out=damaged", "resume=true"], "is not a file l2t wrote, or it is damaged"),
     (["train-teacher", "out=fresh", "resume=true"], "does not exist"),
+    # a command writes only into a new or empty directory or a run of its own (issue 35)
+    (["train-teacher", "out=mine"], "holds files l2t did not write (notes.txt)"),
+    (["train-teacher", "out=."], "holds files l2t did not write (a_file, alias.yaml, broken"),
+    (["teach", "teacher=trained", "out=run"], "holds a train-teacher run; teach writes only"),
+    (["compare", "methods=ce", "out=trained"], "holds a train-teacher run; compare writes"),
+    (["train-model", "out=trained"], "holds a train-teacher run; train-model writes"),
+    (["sweep", "grid.yaml", "out=other_sweep"], "holds another sweep (its sweep.yaml differs)"),
     (["teach", "teacher=truncated"], "is not a file l2t wrote, or it is damaged"),
     (["teach", "teacher=foreign"], "is not a teacher written by l2t train-teacher"),
     (["teach", "teacher=nowhere"], "not a run directory"),
@@ -113,6 +120,14 @@ def workspace(tmp_path_factory):
     (root / "alias.yaml").write_text("a: &x [1, 2]\nb: *x\n")
     (root / "sweep.yaml").write_text("method: grid\nparameters: {seed: {values: [0, 1]}}\n")
     (root / "a_file").write_text("not a directory\n")
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.txt").write_text("a user's own file\n")
+    metric = "metric: {name: best_val_acc, goal: maximize}\n"
+    (root / "grid.yaml").write_text(
+        f"method: grid\n{metric}parameters: {{seed: {{values: [0]}}}}\n"
+    )
+    (root / "other_sweep").mkdir()
+    (root / "other_sweep" / "sweep.yaml").write_text("method: random\nparameters: {}\n")
     (root / "garbage").mkdir()
     for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"):
         (root / "garbage" / f"{name}-ubyte").write_bytes(b"\x01\x02 not idx")

@@ -119,3 +119,24 @@ def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(
     assert (out / "summary.json").is_file()
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)  # valid JSON lines
+
+
+def test_a_command_marks_its_directory_and_a_refusal_inside_leaves_nothing(tmp_path):
+    """`locked` marks the directory as the command's (`.l2t`); a command refused before it
+    wrote anything leaves no directory behind; another command's run is refused whole."""
+    from l2t.config import ConfigError
+    from l2t.io import out_dir, run_lock
+
+    fresh = tmp_path / "new" / "run"
+    with pytest.raises(ConfigError, match="refused"), run_lock.locked(fresh, "compare"):
+        assert out_dir.kind_of(fresh) == "compare"
+        raise ConfigError("refused inside")
+    assert not (tmp_path / "new").exists()
+    with run_lock.locked(fresh, "compare"):
+        (fresh / "results.md").write_text("a table\n")
+    assert sorted(p.name for p in fresh.iterdir()) == [".l2t", "results.md"]
+    before = (fresh / "results.md").read_text()
+    refused = pytest.raises(ConfigError, match="holds a compare run; teach writes only")
+    with refused, run_lock.locked(fresh, "teach"):
+        raise AssertionError("not reached")
+    assert (fresh / "results.md").read_text() == before and (fresh / ".l2t").exists()

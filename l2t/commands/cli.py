@@ -112,7 +112,7 @@ def _train_model(args: argparse.Namespace) -> None:
     overrides = overrides if _gave_out(overrides) else ["out=runs/model", *overrides]
     with_val = _flag(picked.get("with_val", "false"), "with_val")
     cfg = load_config(args.config, overrides)
-    with run_lock.locked(Path(cfg.out)):  # one writer per directory
+    with run_lock.locked(Path(cfg.out), "train-model"):  # one writer per directory
         summary = train_model(cfg, with_val)
     print(f"model: {cfg.out}/model.pt ({cfg.student} on {cfg.dataset})")
     print(f"test accuracy {summary['test_acc']:.4f}; use it with distill.model={cfg.out}/model.pt")
@@ -186,7 +186,7 @@ def _teach(args: argparse.Namespace) -> None:
     default_out = f"{run_dir_of(picked['teacher'])}/teach-{mode}-{cfg.dataset}-{cfg.student}"
     chosen = cfg.out if _gave_out(rest) else None
     out = _output_dir(chosen, default_out, picked.get("overwrite"), "summary.json")
-    with run_lock.locked(Path(out)):
+    with run_lock.locked(Path(out), "teach"):
         summary = teach(picked["teacher"], mode, cfg, out)
     print(
         f"{out}: test accuracy {summary['test_acc']:.4f} ({mode} teacher, "
@@ -220,7 +220,7 @@ def _compare(args: argparse.Namespace) -> None:
     default_out = f"{where}/compare-{cfg.dataset}-{cfg.student}" if where else "runs/compare"
     chosen = cfg.out if _gave_out(rest) else None
     out = _output_dir(chosen, default_out, picked.get("overwrite"), "results.md")
-    with run_lock.locked(Path(out)):
+    with run_lock.locked(Path(out), "compare"):
         compare(cfg, methods, counts["seeds"], out, run_dir, counts["workers"])
 
 

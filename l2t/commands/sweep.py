@@ -31,7 +31,7 @@ import yaml
 
 from l2t.commands.training import train_teacher
 from l2t.config import Config, ConfigError, allowed_keys, from_dict, read_yaml, varied
-from l2t.io import progress, threads
+from l2t.io import out_dir, progress, run_lock, threads
 from l2t.io.checkpoint import atomic_write_text
 from l2t.io.tracking import wandb_mode
 
@@ -203,8 +203,25 @@ def run_local(
         trials = grid_trials(spec)[: count or None]
     else:
         trials = random_trials(spec, count or 10, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(yaml.safe_dump(spec.raw, sort_keys=False), out / "sweep.yaml")
+    written = yaml.safe_dump(spec.raw, sort_keys=False)
+    if (out / "sweep.yaml").is_file() and (out / "sweep.yaml").read_text() != written:
+        raise ConfigError(
+            f"'{out}' holds another sweep (its sweep.yaml differs); choose another out=DIR"
+        )
+    out_dir.check(out, "sweep")  # refused before the note below: one line
+    print(
+        "no W&B server in use (offline, disabled or no credentials): running the sweep locally",
+        file=sys.stderr,
+    )
+    with run_lock.locked(out, "sweep"):
+        atomic_write_text(written, out / "sweep.yaml")
+        return _run_trials(spec, base, out, trials, workers)
+
+
+def _run_trials(
+    spec: SweepSpec, base: Config, out: Path, trials: list[dict[str, Any]], workers: int
+) -> list[dict[str, Any]]:
+    """Each trial not yet done, `workers` at a time; the table of all of them."""
     rows, pending = [], {}
     for i, params in enumerate(trials):
         name = trial_name(i, params)
@@ -299,8 +316,4 @@ def sweep(
     if wandb_mode() == "online":
         run_online(spec, base, count)
         return None
-    print(
-        "no W&B server in use (offline, disabled or no credentials): running the sweep locally",
-        file=sys.stderr,
-    )
     return run_local(spec, base, Path(out or f"runs/sweep-{spec.name}"), count, workers, seed)

@@ -48,7 +48,7 @@ from l2t.engine.students import build_student
 from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, OnStep, run_student
 from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorSettings
-from l2t.io import distributed, progress, run_lock, stopping, threads
+from l2t.io import distributed, out_dir, progress, run_lock, stopping, threads
 from l2t.io.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from l2t.io.device import resolve_device
 from l2t.io.plots import plot_curves, plot_schedule
@@ -104,8 +104,7 @@ def _check_same_run(saved: dict[str, Any], now: dict[str, Any], prefix: str = ""
 def _check_run_dir(cfg: Config) -> Path:
     """The run directory, if `resume` matches what is there (nothing is created yet)."""
     run_dir = Path(cfg.out)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"out='{run_dir}' is a file; a run needs a directory (a new or its own)")
+    out_dir.check(run_dir, "train-teacher")
     checkpoint = run_dir / "checkpoint.pt"
     if cfg.resume and not checkpoint.exists():
         raise ConfigError(f"resume=true, but '{checkpoint}' does not exist")
@@ -349,7 +348,7 @@ def train_teacher(
     try:
         progress.enable(show_progress and cfg.progress)
         run = _setup(cfg)
-        with run_lock.locked(run.run_dir, enabled=run.rank == 0):  # one writer (rank 0)
+        with run_lock.locked(run.run_dir, "train-teacher", enabled=run.rank == 0):  # rank 0
             return _train(run, show_progress, started)
     finally:  # a process that stops leaves the group, so the others stop instead of waiting
         distributed.close()

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from l2t.config import ConfigError
+from l2t.io import out_dir
 
 LOCK_NAME = ".lock"
 
@@ -99,13 +100,15 @@ def release(path: Path) -> None:
 
 
 @contextmanager
-def locked(run_dir: Path, enabled: bool = True) -> Iterator[None]:
-    """Hold `run_dir`'s lock for the block (the directory created if missing, and removed
-    again if the block left it empty); `enabled=False` (the non-zero ranks of a torchrun
-    run, which write nothing there) takes none."""
+def locked(run_dir: Path, kind: str, enabled: bool = True) -> Iterator[None]:
+    """Hold `run_dir`'s lock for the block, the directory marked as `kind`'s run (refused in
+    one line if it holds anything else, `l2t/io/out_dir.py`; created if missing, and removed
+    again if the block left nothing in it); `enabled=False` (the non-zero ranks of a
+    torchrun run, which write nothing there) takes none."""
     if not enabled:
         yield
         return
+    out_dir.check(run_dir, kind)
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # deepest first
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -114,9 +117,11 @@ def locked(run_dir: Path, enabled: bool = True) -> Iterator[None]:
         _remove_empty(created)
         raise
     try:
+        out_dir.mark(run_dir, kind)
         yield
     finally:
         release(path)
+        out_dir.unmark_if_bare(run_dir)
         _remove_empty(created)  # refused input: nothing left behind
 
 
