@@ -16,7 +16,9 @@ process per loss x weighting):
     python scripts/reweighting_diagnostics.py kd l2rw 0 config=configs/mnist1d_unlabeled.yaml \
         distill.mix=0.9 distill.temperature=4.0
 
-LOSS is a composite point (ce, sce, ...), WEIGHTING `l2rw` or `uniform`.
+LOSS is a composite point (ce, sce, ...), WEIGHTING `l2rw`, `trust` (meta_trust's own step)
+or `uniform`. The mean weight per group
+(labeled part, right and wrong pseudo-labels), times the batch size: 1 is uniform's.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from l2t.engine.teaching import EpisodeResult, accuracy_of, run_student
 from l2t.io.threads import configure
 from l2t.losses.composite import parse_ranges
 from l2t.methods.reweighting import BasePoint, Reweighted, l2rw_weights
+from l2t.methods.trust import TrustWeighted, trust_features
 
 EVERY = 500
 
@@ -52,6 +55,9 @@ class Recorded(Reweighted):
         self.largest: list[float] = []
         self.noisy_share: list[float] = []
         self.norms: list[float] = []
+        self.by_group: dict[str, list[float]] = {"labeled": [], "right": [], "wrong": []}
+        self.labeled = task.splits.labeled
+        self.trust = TrustWeighted(task, seed, base) if weighting == "trust" else None
 
     def propose(
         self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
@@ -60,20 +66,32 @@ class Recorded(Reweighted):
         return super().propose(theta, state, obs)
 
     def objective(self, step: SGDStep) -> Tensor:
-        losses = self.samplewise(step.forward(step.params, step.x), step.y)
-        if self.weighting == "l2rw":
-            args = (step.params, losses, step.lr, step.x_val, step.y_val)
-            w = l2rw_weights(step.forward, *args).detach()
-        else:
-            w = torch.full_like(losses, 1 / len(losses))
-        loss = (w * losses).sum()
-        grads = torch.autograd.grad(loss, step.params, retain_graph=True)
+        logits = step.forward(step.params, step.x)
+        losses = self.samplewise(logits, step.y)
         index = self.task.train_indices(self.seed, self.t)[self.i]
+        if self.trust is not None:  # meta_trust's step itself (l2t/methods/trust.py)
+            loss = self.trust.objective(step)
+            with torch.no_grad():
+                w = self.trust.weights(trust_features(logits, step.y, losses))
+            w = w / len(w)  # its loss is (w * l).mean()
+        else:
+            if self.weighting == "l2rw":
+                args = (step.params, losses, step.lr, step.x_val, step.y_val)
+                w = l2rw_weights(step.forward, *args).detach()
+            else:
+                w = torch.full_like(losses, 1 / len(losses))
+            loss = (w * losses).sum()
+        pool = index >= self.labeled
+        groups = {"labeled": ~pool, "right": pool & ~self.noisy[index], "wrong": self.noisy[index]}
+        for name, where in groups.items():
+            if where.any():  # mean weight relative to uniform's 1 / B
+                self.by_group[name].append((w[where].mean() * len(w)).item())
+        grads = torch.autograd.grad(loss, step.params, retain_graph=True)
         self.kept.append((w > 0).float().mean().item())
         self.effective.append((1 / (w**2).sum().clamp_min(1e-12)).item())
         self.largest.append(w.max().item())
         self.noisy_share.append((w * self.noisy[index]).sum().item())
-        self.norms.append(torch.sqrt(sum((g**2).sum() for g in grads)).item())
+        self.norms.append(torch.cat([g.flatten() for g in grads]).norm().item())
         self.i += 1
         return loss
 
@@ -110,9 +128,12 @@ def main(argv: list[str]) -> None:
             f"{loss} {weighting} step {done}: kept {mean(policy.kept):.2f} "
             f"effective {mean(policy.effective):.1f} largest {max(policy.largest):.3f} "
             f"wrong share {mean(policy.noisy_share):.2f} |grad| {mean(policy.norms):.2f} "
-            f"(max {max(policy.norms):.1f}) val {val_acc(step.life):.3f}",
+            f"(max {max(policy.norms):.1f}) val {val_acc(step.life):.3f}; mean weight x B: "
+            + " ".join(f"{k} {statistics.fmean(v):.2f}" for k, v in policy.by_group.items() if v),
             flush=True,
         )
+        for values in policy.by_group.values():
+            values.clear()
         for kept in (policy.kept, policy.effective, policy.largest, policy.noisy_share):
             kept.clear()
         policy.norms.clear()

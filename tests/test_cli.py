@@ -176,3 +176,27 @@ def test_commands_and_their_keys_are_discoverable(capsys):
     assert "did you mean 'train-teacher'?" in capsys.readouterr().err
     assert main(["teach", "teacher=nowhere", "mode=shedule"]) == 2
     assert "did you mean 'schedule'?" in capsys.readouterr().err
+
+
+def test_a_torn_history_is_refused_in_one_line_and_a_missing_one_said(tiny_cfg, capsys):
+    """metrics.jsonl torn inside the records its checkpoint counts cannot be repaired: one
+    line, nothing changed; without the file, resume says its history starts over."""
+    from l2t.io.checkpoint import load_checkpoint
+
+    assert main(["train-teacher", *_overrides(tiny_cfg), "episodes=1"]) == 0
+    run = Path(tiny_cfg.out)
+    counted = load_checkpoint(run / "checkpoint.pt", "cpu")["metrics_lines"]
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    torn = "".join(lines[: counted - 1]) + lines[counted - 1][: len(lines[counted - 1]) // 2]
+    (run / "metrics.jsonl").write_text(torn)
+    capsys.readouterr()
+    resume = ["train-teacher", *_overrides(tiny_cfg), "episodes=2", "resume=true"]
+    assert main(resume) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"holds {counted - 1} whole record(s) of the {counted}" in err[0]
+    assert (run / "metrics.jsonl").read_text() == torn
+    (run / "metrics.jsonl").unlink()
+    assert main(resume) == 0
+    assert (
+        "metrics.jsonl is missing; the resumed run's history starts here" in capsys.readouterr().err
+    )

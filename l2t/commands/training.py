@@ -335,6 +335,7 @@ def _save(run: Run, episode: int, update: int, in_hand: dict[str, Any] | None = 
     state.teacher, state.teacher_extra = teacher.state_dict(), teacher.extra_state()
     state.estimators, state.metrics_lines = shares, run.tracker.lines
     state.config = run.cfg.as_saved()
+    run.tracker.sync()  # the lines it counts reach the disk before the checkpoint does
     atomic_save(dict(vars(state)), run.run_dir / "checkpoint.pt")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from l2t.config import WandbConfig
+from l2t.config import ConfigError, WandbConfig
 from l2t.io.checkpoint import to_json
 
 
@@ -57,16 +57,7 @@ class Tracker:
             return
         self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
-        lines: list[str] = []
-        if keep_lines is not None and self.path.exists():
-            written = self.path.read_text().splitlines(keepends=True)
-            lines = written[:keep_lines]
-            if len(written) > keep_lines:  # records after the checkpoint, a torn one included
-                print(
-                    f"note: {self.path}: {len(written) - keep_lines} line(s) written after the "
-                    "checkpoint dropped; the resumed run writes them again",
-                    file=sys.stderr,
-                )
+        lines = [] if keep_lines is None else self._kept(keep_lines)
         self.path.write_text("".join(lines))
         self.lines = len(lines)
         self.file = self.path.open("a")
@@ -104,6 +95,44 @@ class Tracker:
         except Exception as exc:  # tracking is a mirror: never let it stop the run
             print(f"warning: wandb tracking disabled ({exc})", file=sys.stderr)
             self.wandb = None
+
+    def _kept(self, keep: int) -> list[str]:
+        """The `keep` lines a checkpoint counted: those after it are dropped (said); a file
+        that lost some of them is refused in one line, a missing one said."""
+        if not self.path.exists():
+            if keep:
+                print(
+                    f"note: {self.path} is missing; the resumed run's history starts here "
+                    f"(the checkpoint counted {keep} records before it)",
+                    file=sys.stderr,
+                )
+            return []
+        written = self.path.read_text(errors="replace").splitlines(keepends=True)
+        lines = written[:keep]
+        whole = 0
+        for line in lines:
+            if not line.endswith("\n") or not _is_record(line):
+                break
+            whole += 1
+        if whole < keep:
+            raise ConfigError(
+                f"'{self.path}' holds {whole} whole record(s) of the {keep} its checkpoint "
+                "counts (torn by a crash before they reached the disk); move it aside to "
+                "resume without that history"
+            )
+        if len(written) > keep:  # records after the checkpoint, a torn one included
+            print(
+                f"note: {self.path}: {len(written) - keep} line(s) written after the "
+                "checkpoint dropped; the resumed run writes them again",
+                file=sys.stderr,
+            )
+        return lines
+
+    def sync(self) -> None:
+        """Every record logged so far on the disk: before a checkpoint counts them."""
+        if self.file is not None:
+            self.file.flush()
+            os.fsync(self.file.fileno())
 
     def log(self, record: dict[str, Any]) -> None:
         self.lines += 1
@@ -161,6 +190,13 @@ class Tracker:
             except Exception as exc:
                 print(f"warning: wandb finish failed ({exc})", file=sys.stderr)
             self.wandb = None
+
+
+def _is_record(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
