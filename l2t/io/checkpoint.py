@@ -3,6 +3,7 @@ are read back as data, never as code."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -21,13 +22,21 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as exc:  # torch reports a full disk as a RuntimeError
+                raise OSError(errno.EIO, _first_line(exc), str(path)) from None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:  # a full disk, an I/O error, a stop: the old file stays as it was
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:
