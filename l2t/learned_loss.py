@@ -70,7 +70,7 @@ class LearnedLoss(nn.Module):
             )
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if not isinstance(total_steps, int) or total_steps <= 0:
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps <= 0:
             raise ConfigError(f"total_steps must be a positive integer; got {total_steps!r}")
         if mode == "online" and teacher.observes_gradient:
             raise ConfigError(
@@ -164,6 +164,8 @@ class LearnedLoss(nn.Module):
     # -- the loss ---------------------------------------------------------------------------
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         logits, targets = self._flat(logits, targets)
+        if len(targets) == 0:  # an empty batch (or every target ignored): no loss, zero grads
+            return logits.sum() * 0.0
         training = self.training and torch.is_grad_enabled()  # what counts as a training step
         start = min(self.t - self.t % self.k, self.total_steps)
         if self._params is None or (training and start != self._start):  # once per step
@@ -186,18 +188,37 @@ class LearnedLoss(nn.Module):
                 f"(B, C, d...) and targets (B, d...); got {tuple(logits.shape)} and "
                 f"{tuple(targets.shape)}"
             )
-        if logits.shape[1] < 2:
+        classes = logits.shape[1]
+        if classes < 2:
             raise ValueError("LearnedLoss needs at least 2 classes (a pairwise loss)")
-        if self.ignore_index is not None and targets.ndim == 1 and not targets.is_floating_point():
-            kept = targets != self.ignore_index  # one host sync a call; ignore_index=None: none
-            if not bool(kept.all()):
+        if targets.ndim == 2 and targets.shape[1] != 1 + classes:
+            raise ValueError(
+                f"LearnedLoss reads (B, {targets.shape[1]}) targets as neither: pass class "
+                f"indices (B,), or (B, 1 + C) = (B, {1 + classes}) label and model logits "
+                "packed by l2t.losses.labels.pack (one-hot or probability targets are not read)"
+            )
+        if targets.ndim == 1 and (targets.is_floating_point() or targets.dtype == torch.bool):
+            raise ValueError(
+                f"LearnedLoss's hard targets are class indices (an integer tensor); got "
+                f"{targets.dtype}"
+            )
+        if self.ignore_index is not None and targets.ndim == 1:
+            # one host sync a call (ignore_index=None: none, and no range check on the host)
+            kept = targets != self.ignore_index
+            outside = ((targets < 0) | (targets >= classes)) & kept
+            all_kept, any_outside = torch.stack([kept.all(), outside.any()]).tolist()
+            if any_outside:
+                bad = targets[outside][:3].tolist()
+                raise ValueError(
+                    f"LearnedLoss: targets must be class indices in [0, {classes}) or "
+                    f"ignore_index={self.ignore_index}; got {bad}"
+                )
+            if not all_kept:
                 logits, targets = logits[kept], targets[kept]
         return logits, targets
 
     def _batch_loss(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
         assert self._params is not None
-        if len(targets) == 0:  # every target ignored: no loss, a gradient of zeros
-            return logits.sum() * 0.0
         if self._loss is None or self._cast != (logits.device, logits.dtype):
             self._cast = (logits.device, logits.dtype)
             params = [p.to(logits.device, logits.dtype) for p in self._params]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from runs import trained_run
 from torch.func import functional_call
 
 import l2t
@@ -17,6 +16,7 @@ from l2t.config import ConfigError
 from l2t.engine.lifetime import advance, start
 from l2t.engine.seeds import student_seed
 from l2t.engine.student_state import validate
+from runs import trained_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +113,37 @@ def test_bad_use_gets_one_clear_line(run, tmp_path):
     criterion.progress = 1.0
     with pytest.warns(UserWarning, match="past total_steps"):
         criterion.step()
+    with pytest.raises(ConfigError, match="total_steps must be a positive integer"):
+        l2t.LearnedLoss.from_run(run, total_steps=True)
+
+
+@pytest.mark.parametrize(
+    ("targets", "phrase"),
+    [
+        (
+            torch.tensor([0, 10, 3, 1]),
+            r"class indices in \[0, 10\) or ignore_index=-100; got \[10\]",
+        ),
+        (torch.tensor([0, -1, 3, 1000]), r"got \[-1, 1000\]"),
+        (torch.tensor([0.0, 1.0, 2.0, 3.0]), "an integer tensor\\); got torch.float32"),
+        (torch.tensor([True, False, True, True]), "got torch.bool"),
+        (torch.eye(10)[:4], r"reads \(B, 10\) targets as neither: pass class indices"),
+        (torch.zeros(4, 1, dtype=torch.long), r"reads \(B, 1\) targets as neither"),
+    ],
+    ids=["10 of 10 classes", "-1 and 1000", "float", "bool", "one-hot", "(B, 1)"],
+)
+def test_targets_it_cannot_read_are_one_clear_error(run, targets, phrase):
+    criterion = l2t.LearnedLoss.from_run(run, total_steps=10)
+    with pytest.raises(ValueError, match=phrase):
+        criterion(torch.randn(4, 10), targets)
+
+
+def test_an_empty_batch_is_a_zero_loss_with_zero_gradients(run):
+    criterion = l2t.LearnedLoss.from_run(run, total_steps=10)
+    logits = torch.randn(0, 10, requires_grad=True)
+    loss = criterion(logits, torch.zeros(0, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0.0 and logits.grad is not None and logits.grad.shape == (0, 10)
 
 
 def test_it_behaves_like_a_pytorch_criterion(run, float64):
