@@ -1,6 +1,7 @@
 """`slam`: student-label mixing on the unlabeled pool (Kontonis et al., NeurIPS 2023;
 `l2t/methods/slam.py`): the model's soft labels against the student's prediction passed
-through the model's noise, alpha(x) fit on the trusted split, (k, T) chosen on validation."""
+through the model's noise, alpha(x) fit on the trusted split, (k, T, learning rate) chosen
+on validation."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from l2t.commands.applying import make_task
 from l2t.commands.compare.method import Chosen, Student
 from l2t.commands.compare.pool import PoolMethod
+from l2t.config import varied
 from l2t.data.distill import load_model, logits_of
 from l2t.engine.task import Task
 from l2t.engine.teaching import GivenLoss, run_student
@@ -20,17 +22,21 @@ from l2t.methods.slam import fit_alpha, slam_loss, with_pool_flag
 
 TOP_K = (2, 3, 5)  # the classes the model's wrong labels fall among
 TEMPERATURES = (1.0, 4.0)  # the model's soft labels
+# its learning rate too: its loss has cross-entropy's scale, where KD's (T^2 KL) has up to
+# 16 times that, so at the run's rate it would train slower than KD for that reason alone
+RATES = (0.1, 0.3, 1.0)
+GRID = tuple(itertools.product(TOP_K, TEMPERATURES, RATES))
 
 
 class SLaMRow(PoolMethod):
     names = ("slam",)
 
     def tuning_students(self) -> int:
-        return len(TOP_K) * len(TEMPERATURES) * TUNING_STUDENTS
+        return len(GRID) * TUNING_STUDENTS
 
-    def _task(self) -> Task:
+    def _task(self, lr: float) -> Task:
         s = self.setting
-        task = make_task(s.cfg, s.task.splits)
+        task = make_task(varied(s.cfg, {"optim": {"lr": lr}}), s.task.splits)
         task.train_targets = with_pool_flag(task.train_targets, task.splits.labeled)
         return task
 
@@ -44,17 +50,21 @@ class SLaMRow(PoolMethod):
 
     def choose(self) -> Chosen:
         cfg = self.setting.cfg
-        task, seeds, steps = self._task(), tuning_seeds(cfg.seed), cfg.steps
+        seeds = tuning_seeds(cfg.seed)
 
-        def score(setting: tuple[int, float]) -> float:
-            policy = self._policy(*setting)
-            return statistics.fmean(run_student(task, policy, {}, x, steps).val_acc for x in seeds)
+        def score(setting: tuple[int, float, float]) -> float:
+            k, t, lr = setting
+            task, policy = self._task(lr), self._policy(k, t)
+            return statistics.fmean(
+                run_student(task, policy, {}, x, cfg.steps).val_acc for x in seeds
+            )
 
-        k, t = max(itertools.product(TOP_K, TEMPERATURES), key=score)
-        print(f"slam: k={k}, T={t} (best validation accuracy over k {TOP_K} x T {TEMPERATURES})")
-        return {"k": k, "temperature": t}
+        k, t, lr = max(GRID, key=score)
+        grid = f"k {TOP_K} x T {TEMPERATURES} x lr {RATES}"
+        print(f"slam: k={k}, T={t}, lr={lr} (best validation accuracy over {grid})")
+        return {"k": k, "temperature": t, "lr": lr}
 
     def student(self, chosen: Chosen) -> Student:
-        s, task = self.setting, self._task()
+        s, task = self.setting, self._task(chosen["lr"])
         policy = self._policy(int(chosen["k"]), chosen["temperature"])
         return lambda seed: run_student(task, policy, {}, seed, s.cfg.eval_every, s.test)
