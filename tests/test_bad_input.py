@@ -2,6 +2,7 @@
 what is allowed, exit 2, and nothing created or changed on disk."""
 
 import hashlib
+import shutil
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from l2t.commands.cli import main
 RUN_CONFIG = "steps: 20\nunroll: {steps: 5}\n"
 
 CONTROL = ["loss.family=composite", "teacher.agent=control"]
+TINY = ["steps=10", "episodes=2", "unroll.steps=5", "loss.init_steps=5", "val_batch=50"]
 CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "stepz=5"], "did you mean 'steps'"),
     (["train-teacher", "teacher.lrr=1"], "did you mean 'teacher.lr'"),
@@ -77,9 +79,20 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "out=run"], "already holds a run; pass resume=true"),
     (["train-teacher", "out=damaged", "resume=true"], "is not a file l2t wrote, or it is damaged"),
     (["train-teacher", "out=fresh", "resume=true"], "does not exist"),
+    # files that load but are the wrong thing (issue 35)
+    (
+        ["train-teacher", "out=swapped", "resume=true", *TINY],
+        "not a checkpoint of l2t train-teacher (no 'episode')",
+    ),
+    (["train-teacher", "out=listed", "resume=true", *TINY], "(it holds a list)"),
+    (
+        ["teach", "teacher=no_schedule", "mode=schedule"],
+        "is not a loss schedule of l2t (schedule.pt) (no 'phi_shapes')",
+    ),
+    (["teach", "teacher=bad_section"], "config key 'teacher' is a section"),
     # a command writes only into a new or empty directory or a run of its own (issue 35)
     (["train-teacher", "out=mine"], "holds files l2t did not write (notes.txt)"),
-    (["train-teacher", "out=."], "holds files l2t did not write (a_file, alias.yaml, broken"),
+    (["train-teacher", "out=."], "holds files l2t did not write (a_file, alias.yaml, "),
     (["teach", "teacher=trained", "out=run"], "holds a train-teacher run; teach writes only"),
     (["compare", "methods=ce", "out=trained"], "holds a train-teacher run; compare writes"),
     (["train-model", "out=trained"], "holds a train-teacher run; train-model writes"),
@@ -138,8 +151,14 @@ def workspace(tmp_path_factory):
     (root / "damaged" / "checkpoint.pt").write_bytes(b"\x80\x02 torn")
     (root / "truncated" / "teacher.pt").write_bytes(b"PK\x03\x04 truncated")
     torch.save({"weights": torch.ones(3)}, root / "foreign" / "teacher.pt")
-    tiny = ["steps=10", "episodes=1", "unroll.steps=5", "loss.init_steps=5", "val_batch=50"]
-    assert main(["train-teacher", f"out={root / 'trained'}", *tiny, "progress=false"]) == 0
+    tiny = [*TINY[:1], "episodes=1", *TINY[2:], "progress=false"]
+    assert main(["train-teacher", f"out={root / 'trained'}", *tiny]) == 0
+    for name in ("swapped", "listed", "no_schedule", "bad_section"):  # a run, one file wrong
+        shutil.copytree(root / "trained", root / name)
+    shutil.copy(root / "swapped" / "teacher.pt", root / "swapped" / "checkpoint.pt")
+    torch.save([1, 2, 3], root / "listed" / "checkpoint.pt")
+    torch.save({}, root / "no_schedule" / "schedule.pt")
+    (root / "bad_section" / "config.yaml").write_text("teacher: 5\n")
     return root
 
 

@@ -66,7 +66,9 @@ def _how_to_resume(run_dir: Path) -> str:
     from l2t.io.checkpoint import load_checkpoint
 
     saved = load_checkpoint(run_dir / "checkpoint.pt")
-    where = f"episode {saved['episode']}, update {saved.get('update', 0)}"
+    if not isinstance(saved, dict):
+        return f"{run_dir}/checkpoint.pt is not a checkpoint l2t wrote"
+    where = f"episode {saved.get('episode')}, update {saved.get('update', 0)}"
     return (
         f"{run_dir} is saved at {where}; `l2t train-teacher out={run_dir} resume=true` continues it"
     )

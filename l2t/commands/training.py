@@ -49,7 +49,14 @@ from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, OnStep, run_student
 from l2t.estimators import ESTIMATORS, Diverged, Estimator, EstimatorSettings
 from l2t.io import distributed, out_dir, progress, run_lock, stopping, threads
-from l2t.io.checkpoint import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
+from l2t.io.checkpoint import (
+    Fields,
+    atomic_save,
+    atomic_write_json,
+    atomic_write_text,
+    expect,
+    load_checkpoint,
+)
 from l2t.io.device import resolve_device
 from l2t.io.plots import plot_curves, plot_schedule
 from l2t.io.tracking import Tracker, read_metrics
@@ -216,6 +223,17 @@ def teacher_update(teacher: Teacher, estimator: Estimator, tracker: Tracker, epi
     return bool(stop)
 
 
+CHECKPOINT_FIELDS: Fields = {  # what resume reads of a checkpoint (its format, every version)
+    "episode": int,
+    "teacher": dict,
+    "teacher_extra": dict,
+    "best_val_acc": (int, float),
+    "best_episode": int,
+    "metrics_lines": int,
+    "config": dict,
+}
+
+
 @dataclass
 class Checkpoint:
     """Everything to continue a run exactly from `update` teacher updates into `episode`:
@@ -238,7 +256,8 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Path, device: torch.device) -> Checkpoint:
-        data = load_checkpoint(path, device)
+        what = "a checkpoint of l2t train-teacher"
+        data = expect(load_checkpoint(path, device), path, what, CHECKPOINT_FIELDS)
         data["config"] = migrate(data["config"])
         data.setdefault("update", 0)  # before checkpoints inside an episode
         if "estimators" not in data:  # before runs over several processes

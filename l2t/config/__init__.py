@@ -241,6 +241,10 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved run's config (config.yaml, a checkpoint's or teacher.pt's) with the keys of
     older versions renamed: `teacher.students` (greedy, tbptt) and `teacher.population` (pes,
     es) become the one `estimator.population` of the run's kind."""
+    if not isinstance(saved.get("teacher"), dict | None) or not isinstance(
+        saved.get("estimator"), dict | None
+    ):
+        return saved  # not of any version: from_dict says which section is wrong
     teacher = dict(saved.get("teacher") or {})
     if not any(key.split(".")[1] in teacher for key in MOVED):
         return saved

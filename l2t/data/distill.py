@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from l2t.config import ConfigError
 from l2t.data.splits import Splits
 from l2t.engine.students import build_student
-from l2t.io.checkpoint import load_checkpoint
+from l2t.io.checkpoint import Fields, expect, load_checkpoint
 from l2t.losses.labels import labels_of, model_logits_of
 
 KD_WEIGHTS = (0.25, 0.5, 0.75, 0.9)  # the grid vanilla KD's a is chosen from
@@ -81,9 +81,11 @@ def random_model(arch: str, splits: Splits, seed: int) -> nn.Module:
 def load_model(path: str | Path, splits: Splits) -> tuple[nn.Module, str]:
     """The model `l2t train-model` saved at `path`, and its architecture; it must fit the
     data (input shape and classes), else one clear line."""
-    data = load_checkpoint(path, splits.x_train.device)
-    if not isinstance(data, dict) or data.get("kind") != "model":
-        raise ConfigError(f"'{path}' is not a model written by `l2t train-model` (model.pt)")
+    what = "a model written by `l2t train-model` (model.pt)"
+    fields: Fields = {"kind": str, "input_shape": (list, tuple), "num_classes": int, "student": str}
+    data = expect(load_checkpoint(path, splits.x_train.device), path, what, fields)
+    if data["kind"] != "model" or not isinstance(data.get("state_dict"), dict):
+        raise ConfigError(f"'{path}' is not {what}")
     shape, classes = tuple(data["input_shape"]), int(data["num_classes"])
     if shape != splits.input_shape or classes != splits.num_classes:
         raise ConfigError(

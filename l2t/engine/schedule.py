@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from l2t.io.checkpoint import atomic_save, load_checkpoint
+from l2t.io.checkpoint import Fields, atomic_save, expect, load_checkpoint
 
 
 @dataclass
@@ -49,7 +49,12 @@ class Schedule:
 
     @classmethod
     def load(cls, path: str | Path) -> Schedule:
-        data = load_checkpoint(path)
+        fields: Fields = {
+            "phi_shapes": (list, tuple),
+            "progress": torch.Tensor,
+            "phi": torch.Tensor,
+        }
+        data = expect(load_checkpoint(path), path, "a loss schedule of l2t (schedule.pt)", fields)
         return cls(
             [tuple(s) for s in data["phi_shapes"]],
             data["progress"].tolist(),

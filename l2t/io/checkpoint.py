@@ -86,3 +86,20 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:
             f"'{path}' is not a file l2t wrote, or it is damaged ({reason[:120]}); "
             "l2t reads checkpoints as data only"
         ) from None
+
+
+Fields = dict[str, type | tuple[type, ...]]  # a file's keys and the types they must hold
+
+
+def expect(data: Any, path: str | Path, what: str, fields: Fields) -> Any:
+    """`data` if it is a dict holding `fields` of those types (the file's format: what
+    each reader uses), else one clear line naming the file and what it is not."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{path}' is not {what} (it holds a {type(data).__name__})")
+    for key, kind in fields.items():
+        if key not in data:
+            raise ConfigError(f"'{path}' is not {what} (no '{key}')")
+        if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+            got = type(data[key]).__name__
+            raise ConfigError(f"'{path}' is not {what} ('{key}' is a {got})")
+    return data
