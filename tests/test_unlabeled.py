@@ -84,7 +84,8 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
             "distill": {"model": str(model)},
         }
     )
-    methods = ["ce", "kd", "base_dln", "l2rw", "labeled_only", "confident", "self_train", "slam"]
+    methods = ["ce", "kd", "kd_tuned", "base_dln", "l2rw", "labeled_only", "confident"]
+    methods += ["self_train", "slam"]
     methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
     real = parts.load_data
@@ -107,7 +108,12 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
     table = (tmp_path / "a" / "results.md").read_text()
     assert "read the unlabeled pool's hidden true labels" in table
     assert "`oracle_labels`" in table
-    assert json.loads((tmp_path / "a" / "results.json").read_text())["oracle_labels"]["test_acc"]
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert saved["oracle_labels"]["test_acc"]
+    assert (
+        saved["kd_tuned"]["chosen"]["lr"] in (0.1, 0.3, 1.0) and "lr" not in saved["kd"]["chosen"]
+    )
+    assert saved["slam"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
 
 
 TRUST = {

@@ -4,6 +4,7 @@ cross-entropy on the lifetime path (l2t/engine/teaching.py), and vanilla KD's gr
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -113,26 +114,37 @@ def kd_baseline(
     base: list[Tensor],
     seeds: list[int],
     chosen: dict[str, float] | None = None,
-) -> tuple[FixedLossTeacher, Task]:
+    rates: tuple[float, ...] = (),
+) -> tuple[FixedLossTeacher, Task, dict[str, float]]:
     """A distillation baseline tuned like vanilla KD: its fixed loss (`DISTILL_LOSS`; KD
-    from `name`'s model, or the base DLN's pairwise KD from `distill.model`) and a task at
-    the (a, T) — the DLN's (mix, T) — from the grid with the best mean final validation
-    accuracy of the students of `seeds` (none of the compared ones), or at `chosen`."""
+    from `name`'s model, or the base DLN's pairwise KD from `distill.model`), a task at the
+    (a, T) — the DLN's (mix, T) — and with `rates` the learning rate, from the grid with the
+    best mean final validation accuracy of the students of `seeds` (none of the compared
+    ones), or at `chosen`; and what it chose."""
     splits = with_model(splits, distillation_model(name, cfg, splits))
     base_weights = weights_and_mix(base)[0]  # the mix is the grid's, not a teacher's
     teacher = FixedLossTeacher(DISTILL_LOSS.get(name, "kd"), base_weights)
 
-    def task_for(weight: float, temperature: float) -> Task:
-        changed = varied(cfg, {"distill": {"mix": weight, "temperature": temperature}})
+    def task_for(setting: dict[str, float]) -> Task:
+        distill = {"mix": setting["mix"], "temperature": setting["temperature"]}
+        lr = setting.get("lr", cfg.optim.lr)
+        changed = varied(cfg, {"distill": distill, "optim": {"lr": lr}})
         return parts.task(changed, splits)
 
-    def score(setting: tuple[float, float]) -> float:
-        task = task_for(*setting)
+    def score(setting: dict[str, float]) -> float:
+        task = task_for(setting)
         accs = [run_student(task, teacher, {}, s, cfg.steps).val_acc for s in seeds]
         return sum(accs) / len(seeds)
 
-    if chosen is not None:
-        return teacher, task_for(chosen["mix"], chosen["temperature"])
-    best = max(((a, t) for a in KD_WEIGHTS for t in KD_TEMPERATURES), key=score)
-    print(f"{name}: a={best[0]}, T={best[1]} (best validation accuracy of the KD grid)")
-    return teacher, task_for(*best)
+    if chosen is None:
+        grid = itertools.product(KD_WEIGHTS, KD_TEMPERATURES, rates or (None,))
+        settings = [
+            {"mix": a, "temperature": t, **({} if lr is None else {"lr": lr})} for a, t, lr in grid
+        ]
+        chosen = max(settings, key=score)
+        rate = f", lr={chosen['lr']}" if rates else ""
+        print(
+            f"{name}: a={chosen['mix']}, T={chosen['temperature']}{rate} (best validation "
+            "accuracy of the KD grid)"
+        )
+    return teacher, task_for(chosen), chosen

@@ -1,7 +1,7 @@
 """Distillation baselines (`l2t/data/distill.py`): vanilla KD from `distill.model`, from the
 student's own architecture trained first (`self_distill`), from an untrained model
 (`random_teacher_kd`), and the base DLN's pairwise KD — each at the (a, T) chosen on
-validation from the KD grid."""
+validation from the KD grid; `kd_tuned`: vanilla KD with its learning rate chosen too."""
 
 from __future__ import annotations
 
@@ -14,34 +14,38 @@ from l2t.engine.teaching import run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
 from l2t.methods.model_training import kd_baseline
 
+KD_RATES = (0.1, 0.3, 1.0)  # `kd_tuned`: the learning rate too (KD's T^2 scales its step)
+
 
 class Distilled(Method):
-    names = DISTILL_METHODS
+    names = (*DISTILL_METHODS, "kd_tuned")
 
     def __init__(self, name: str, setting: Setting) -> None:
         super().__init__(name, setting)
-        self.made: tuple[FixedLossTeacher, Task] | None = None  # by `choose`, in the parent
+        self.made: tuple[FixedLossTeacher, Task, Chosen] | None = None  # by `choose`
 
     @classmethod
     def by_default(cls, name: str, cfg: Config, have_teacher: bool) -> bool:
-        return bool(cfg.distill.model)
+        return bool(cfg.distill.model) and name != "kd_tuned"
+
+    def rates(self) -> tuple[float, ...]:
+        return KD_RATES if self.name == "kd_tuned" else ()
 
     def tuning_students(self) -> int:  # the KD grid, and self_distill's model
-        return len(KD_WEIGHTS) * len(KD_TEMPERATURES) * TUNING_STUDENTS + (
-            self.name == "self_distill"
-        )
+        grid = len(KD_WEIGHTS) * len(KD_TEMPERATURES) * max(1, len(self.rates()))
+        return grid * TUNING_STUDENTS + (self.name == "self_distill")
 
-    def _baseline(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task]:
+    def _baseline(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task, Chosen]:
         s = self.setting
         seeds = tuning_seeds(s.cfg.seed)
-        return kd_baseline(self.name, s.cfg, s.task.splits, s.base, seeds, chosen)
+        name = self.name.removesuffix("_tuned")
+        return kd_baseline(name, s.cfg, s.task.splits, s.base, seeds, chosen, self.rates())
 
     def choose(self) -> Chosen:
         self.made = self._baseline(None)
-        kd_task = self.made[1]
-        return {"mix": kd_task.mix, "temperature": kd_task.temperature}
+        return self.made[2]
 
     def student(self, chosen: Chosen) -> Student:
-        fixed, kd_task = self.made or self._baseline(chosen)
+        fixed, kd_task, _ = self.made or self._baseline(chosen)
         s = self.setting
         return lambda seed: run_student(kd_task, fixed, {}, seed, s.cfg.eval_every, s.test)

@@ -36,10 +36,9 @@ class Oracle(PoolMethod):
     def choose(self) -> Chosen:
         if self.name != "oracle_drop_kd":
             return {}
-        kd_task = self._kd(None)[1]
-        return {"mix": kd_task.mix, "temperature": kd_task.temperature}
+        return self._kd(None)[2]
 
-    def _kd(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task]:
+    def _kd(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task, Chosen]:
         s = self.setting
         splits = oracle_splits(s.task.splits, drop=True)
         return kd_baseline("kd", s.cfg, splits, s.base, tuning_seeds(s.cfg.seed), chosen)
@@ -47,7 +46,7 @@ class Oracle(PoolMethod):
     def student(self, chosen: Chosen) -> Student:
         s = self.setting
         if self.name == "oracle_drop_kd":
-            fixed, task = self._kd(chosen)
+            fixed, task, _ = self._kd(chosen)
         else:
             splits = oracle_splits(s.task.splits, drop=self.name == "oracle_drop")
             task, fixed = make_task(s.cfg, splits), FixedLossTeacher("ce", s.base)
