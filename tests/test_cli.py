@@ -200,3 +200,11 @@ def test_a_torn_history_is_refused_in_one_line_and_a_missing_one_said(tiny_cfg, 
     assert (
         "metrics.jsonl is missing; the resumed run's history starts here" in capsys.readouterr().err
     )
+
+
+def test_a_real_directory_at_runs_latest_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "latest").mkdir(parents=True)
+    assert main(["train-teacher", "steps=20", "unroll.steps=5"]) == 2
+    assert "runs/latest is a directory, where train-teacher keeps a link" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["latest"]

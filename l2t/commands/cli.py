@@ -35,6 +35,11 @@ def _fresh_run_dir(cfg: Config) -> None:
             raise ConfigError(f"resume=true without out=DIR continues {LATEST}, which is not there")
         cfg.out = str(LATEST.parent / os.readlink(LATEST))
         return
+    if LATEST.exists() and not LATEST.is_symlink():  # before the run, not after it
+        raise ConfigError(
+            f"{LATEST} is a {'directory' if LATEST.is_dir() else 'file'}, where train-teacher "
+            "keeps a link to its latest run; move it, or pass out=DIR"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out, n = LATEST.parent / f"train-{stamp}", 1
     while out.exists():

@@ -408,10 +408,16 @@ class _StrictLoader(yaml.SafeLoader):
 def read_yaml(path: str | Path, what: str) -> Any:
     """The YAML document in `path`, or one line saying where it is broken."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"{what} '{path}' is a directory, not a YAML file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} '{path}' is not a regular file (a device or a pipe)")
+    if not path.exists():
         raise ConfigError(f"{what} '{path}' does not exist")
     try:
         return yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader, stricter
+    except PermissionError:
+        raise ConfigError(f"{what} '{path}' cannot be read (permission denied)") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
