@@ -114,6 +114,9 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["sweep", "broken.yaml"], "sweep file 'broken.yaml' is not valid YAML"),
     (["sweep", "list.yaml"], "must be a mapping"),
     (["sweep", "sweep.yaml", "--workers", "0"], "--workers must be >= 1"),
+    (["sweep", "log0.yaml"], "draws in log space, so min must be > 0; got 0"),
+    (["sweep", "q0.yaml"], "q must be > 0; got 0"),
+    (["sweep", "text.yaml"], "min and max must be numbers; got 0.1, 'x'"),
     (["bench", "out=a_file"], "out=FILE.json"),
     (["nocommand"], "unknown command 'nocommand'"),
 ]
@@ -142,6 +145,15 @@ def workspace(tmp_path_factory):
     (root / "grid.yaml").write_text(
         f"method: grid\n{metric}parameters: {{seed: {{values: [0]}}}}\n"
     )
+    ranges = {
+        "log0": "{distribution: log_uniform_values, min: 0, max: 1}",
+        "q0": "{distribution: q_uniform, min: 0, max: 1, q: 0}",
+        "text": "{min: 0.1, max: x}",
+    }
+    for name, spec in ranges.items():
+        (root / f"{name}.yaml").write_text(
+            f"method: random\n{metric}parameters:\n  optim.lr: {spec}\n"
+        )
     (root / "other_sweep").mkdir()
     (root / "other_sweep" / "sweep.yaml").write_text("method: random\nparameters: {}\n")
     (root / "garbage").mkdir()

@@ -112,8 +112,8 @@ def _check_parameter(key: str, spec: Any, method: str) -> None:
         if "min" not in spec or "max" not in spec:
             if spec.get("distribution") not in ("normal", "log_normal"):
                 raise ConfigError(f"sweep parameter '{key}' needs values, value, or min and max")
-        elif not spec["min"] < spec["max"]:
-            raise ConfigError(f"sweep parameter '{key}' needs min < max")
+        else:
+            _check_range(key, spec)
         if method == "grid":
             raise ConfigError(f"grid sweeps need 'values' for every parameter; '{key}' has a range")
     distribution = spec.get("distribution")
@@ -121,6 +121,34 @@ def _check_parameter(key: str, spec: Any, method: str) -> None:
         raise ConfigError(
             f"sweep parameter '{key}' has unknown distribution {distribution!r}; "
             f"allowed: {', '.join(DISTRIBUTIONS)}"
+        )
+    for name in ("q", "mu", "sigma"):
+        value = spec.get(name)
+        if value is not None and not _finite(value):
+            raise ConfigError(f"sweep parameter '{key}': {name} must be a number; got {value!r}")
+    if spec.get("q") is not None and not spec["q"] > 0:
+        raise ConfigError(f"sweep parameter '{key}': q must be > 0; got {spec['q']}")
+    if spec.get("sigma") is not None and not spec["sigma"] > 0:
+        raise ConfigError(f"sweep parameter '{key}': sigma must be > 0; got {spec['sigma']}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_range(key: str, spec: dict[str, Any]) -> None:
+    """min and max: numbers, min < max, and > 0 where the draw is in log space."""
+    lo, hi = spec["min"], spec["max"]
+    if not (_finite(lo) and _finite(hi)):
+        raise ConfigError(
+            f"sweep parameter '{key}': min and max must be numbers; got {lo!r}, {hi!r}"
+        )
+    if not lo < hi:
+        raise ConfigError(f"sweep parameter '{key}' needs min < max")
+    if "log" in str(spec.get("distribution", "")) and not lo > 0:
+        raise ConfigError(
+            f"sweep parameter '{key}': {spec['distribution']} draws in log space, so min must "
+            f"be > 0; got {lo}"
         )
 
 
