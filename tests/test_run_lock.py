@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,6 +64,30 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, capsys):
     assert main(["train-teacher", f"out={out}", *RUN, "episodes=1"]) == 0
     assert f"taking over the lock of '{out}' from pid {gone.pid}" in capsys.readouterr().err
     assert (out / "summary.json").is_file() and not (out / ".lock").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_lock_whose_pid_a_later_process_reuses_is_taken_over(tmp_path, capsys):
+    """The lock records when its process started; a live process of that number that
+    started at another time is not the writer (pid reuse, e.g. pid 1 in a container)."""
+    from l2t.io.run_lock import _birth
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out = tmp_path / "run"
+        out.mkdir()
+        here = {"pid": live.pid, "host": socket.gethostname(), "started": "earlier"}
+        (out / ".lock").write_text(json.dumps({**here, "birth": str(_birth(live.pid))}))
+        assert main(["compare", "seeds=1", "methods=ce", f"out={out}", "steps=20"]) == 2
+        assert "being written by another l2t" in capsys.readouterr().err  # it is the writer
+        (out / ".lock").write_text(json.dumps({**here, "birth": "1"}))
+        args = ["compare", "seeds=1", "methods=ce", f"out={out}", "steps=20", "unroll.steps=5"]
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert f"from pid {live.pid} (a later process reuses its number)" in err
+    finally:
+        live.kill()
+        live.wait()
 
 
 @pytest.mark.parametrize("content", ["", "garbage", '{"pid": "abc"}', "[1, 2]"])

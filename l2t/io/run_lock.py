@@ -24,6 +24,17 @@ from l2t.io import out_dir
 LOCK_NAME = ".lock"
 
 
+def _birth(pid: int) -> str | None:
+    """When process `pid` started (Linux: clock ticks since boot, /proc/PID/stat field 22),
+    or None where that cannot be read: with the pid it names one process, never a later
+    one that reuses the number."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # the fields after the command's name
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -53,6 +64,9 @@ def _take(path: Path) -> bool:
     except FileExistsError:
         return False
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%c")}
+    birth = _birth(os.getpid())
+    if birth is not None:
+        me["birth"] = birth
     with os.fdopen(fd, "w") as f:
         json.dump(me, f)
     return True
@@ -71,9 +85,12 @@ def acquire(run_dir: Path) -> Path:
         pid, host = int(str(holder.get("pid", -1))), str(holder.get("host", "?"))
         if host == socket.gethostname() and pid == os.getpid():
             raise ConfigError(f"'{run_dir}' is already locked by this process")
-        if host == socket.gethostname() and not _alive(pid):
+        here = host == socket.gethostname()
+        reused = here and "birth" in holder and _birth(pid) not in (None, holder["birth"])
+        if here and (not _alive(pid) or reused):
+            gone = "a later process reuses its number" if reused else "which is gone"
             print(
-                f"l2t: taking over the lock of '{run_dir}' from pid {pid}, which is gone",
+                f"l2t: taking over the lock of '{run_dir}' from pid {pid} ({gone})",
                 file=sys.stderr,
             )
             path.unlink(missing_ok=True)
