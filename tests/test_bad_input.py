@@ -29,6 +29,8 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["train-teacher", "unroll.steps=0"], "'unroll.steps' must be > 0"),
     (["train-teacher", "steps=0"], "'steps' must be > 0"),
     (["train-teacher", "optim.batch_size=0"], "'optim.batch_size' must be > 0"),
+    (["train-teacher", "optim.batch_size=100000"], "optim.batch_size (100000) exceeds the 3000"),
+    (["train-teacher", "train_size=10"], "optim.batch_size (25) exceeds the 10 training"),
     (["train-teacher", "teacher.beta=-1"], "'teacher.beta' must be >= 0"),
     (["train-teacher", "loss.init_steps=-5"], "'loss.init_steps' must be >= 0"),
     (["train-teacher", "select_students=-1"], "'select_students' must be >= 0"),

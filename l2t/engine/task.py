@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from l2t.config import ConfigError
 from l2t.data.splits import Splits
 from l2t.engine.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
 from l2t.losses.composite import CompositeLoss
@@ -76,6 +77,16 @@ class Task:
         composite: CompositeLoss | None = None,
         labeled_batch: int = 0,
     ) -> None:
+        n = len(splits.y_train)
+        if batch_size > n:  # every batch would repeat samples: a config mistake, not a run
+            raise ConfigError(
+                f"optim.batch_size ({batch_size}) exceeds the {n} training samples of "
+                f"'{splits.name}' (train_size, val_size and labeled set them)"
+            )
+        if labeled_batch > splits.labeled:
+            raise ConfigError(
+                f"labeled_batch ({labeled_batch}) exceeds the {splits.labeled} labeled samples"
+            )
         self.splits = splits
         self.device = splits.x_train.device
         self.build = build  # a fresh student module (initialized from torch's global RNG)
