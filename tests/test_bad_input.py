@@ -117,6 +117,8 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["sweep", "list.yaml"], "must be a mapping"),
     (["sweep", "sweep.yaml", "--workers", "0"], "--workers must be >= 1"),
     (["sweep", "log0.yaml"], "draws in log space, so min must be > 0; got 0"),
+    (["sweep", "early.yaml"], "unknown key(s) early_terminate; allowed: name, description"),
+    (["sweep", "valuez.yaml"], "unknown key(s) valuez (did you mean"),
     (["sweep", "q0.yaml"], "q must be > 0; got 0"),
     (["sweep", "text.yaml"], "min and max must be numbers; got 0.1, 'x'"),
     (["bench", "out=a_file"], "out=FILE.json"),
@@ -152,10 +154,13 @@ def workspace(tmp_path_factory):
         "q0": "{distribution: q_uniform, min: 0, max: 1, q: 0}",
         "text": "{min: 0.1, max: x}",
     }
+    ranges["valuez"] = "{valuez: [0.1]}"
     for name, spec in ranges.items():
         (root / f"{name}.yaml").write_text(
             f"method: random\n{metric}parameters:\n  optim.lr: {spec}\n"
         )
+    early = f"method: random\n{metric}early_terminate: {{type: hyperband}}\nparameters: {{}}\n"
+    (root / "early.yaml").write_text(early)
     (root / "other_sweep").mkdir()
     (root / "other_sweep" / "sweep.yaml").write_text("method: random\nparameters: {}\n")
     (root / "garbage").mkdir()

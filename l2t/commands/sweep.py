@@ -30,7 +30,15 @@ from typing import Any
 import yaml
 
 from l2t.commands.training import train_teacher
-from l2t.config import Config, ConfigError, allowed_keys, from_dict, read_yaml, varied
+from l2t.config import (
+    Config,
+    ConfigError,
+    allowed_keys,
+    did_you_mean,
+    from_dict,
+    read_yaml,
+    varied,
+)
 from l2t.io import out_dir, progress, run_lock, threads
 from l2t.io.checkpoint import atomic_write_text
 from l2t.io.tracking import wandb_mode
@@ -48,6 +56,8 @@ DISTRIBUTIONS = (
     "normal",
     "log_normal",
 )
+SWEEP_KEYS = ("name", "description", "method", "metric", "parameters", "project", "entity")
+PARAMETER_KEYS = ("values", "value", "distribution", "min", "max", "q", "mu", "sigma")
 SUMMARY_METRICS = (
     "best_val_acc",
     "teacher_val_acc",
@@ -73,6 +83,14 @@ def load_sweep(path: str | Path) -> SweepSpec:
     raw = read_yaml(path, "sweep file")
     if not isinstance(raw, dict):
         raise ConfigError(f"sweep file '{path}' must be a mapping (method, metric, parameters)")
+    unknown = [str(k) for k in raw if k not in SWEEP_KEYS]
+    if unknown:
+        hint = did_you_mean(unknown[0], SWEEP_KEYS)
+        raise ConfigError(
+            f"sweep file '{path}': unknown key(s) {', '.join(unknown)}{hint}; allowed: "
+            f"{', '.join(SWEEP_KEYS)} (l2t runs each trial itself: program and command are "
+            "not read)"
+        )
     method = raw.get("method")
     if method not in METHODS:
         raise ConfigError(f"sweep method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -105,6 +123,12 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def _check_parameter(key: str, spec: Any, method: str) -> None:
     if not isinstance(spec, dict):
         raise ConfigError(f"sweep parameter '{key}' must be a mapping (values, value or min/max)")
+    unknown = [str(k) for k in spec if k not in PARAMETER_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"sweep parameter '{key}': unknown key(s) {', '.join(unknown)}"
+            f"{did_you_mean(unknown[0], PARAMETER_KEYS)}; allowed: {', '.join(PARAMETER_KEYS)}"
+        )
     if "values" in spec:
         if not isinstance(spec["values"], list) or not spec["values"]:
             raise ConfigError(f"sweep parameter '{key}' has empty or non-list values")
