@@ -9,8 +9,8 @@ import pytest
 import l2t.engine.task
 from l2t.commands.cli import main
 from l2t.commands.compare import METHODS, Method
+from l2t.commands.compare.distilled import Distilled
 from l2t.commands.compare.pool import PoolMethod
-from l2t.data.distill import DISTILL_METHODS
 from l2t.io.tracking import read_metrics
 from runs import trained_run
 
@@ -134,7 +134,8 @@ def test_compare_writes_tables_and_plots(run_dir, tmp_path):
     out = tmp_path / "cmp"
     composite_only = {m for m in METHODS if "_base" in m}  # tests/test_composite_loss.py
     pool_only = {m for m in METHODS if issubclass(Method.registry[m], PoolMethod)}
-    skipped = {*DISTILL_METHODS, *composite_only, *pool_only}
+    distilled = {m for m in METHODS if issubclass(Method.registry[m], Distilled)}
+    skipped = {*distilled, *composite_only, *pool_only}
     methods = ",".join(m for m in METHODS if m not in skipped)
     assert (
         main(["compare", f"teacher={run_dir}", "seeds=2", f"methods={methods}", f"out={out}"]) == 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from agents import FixedLossTeacher
 from l2t.commands.compare.method import Chosen, Method, Setting, Student
-from l2t.config import Config
+from l2t.config import Config, ConfigError
 from l2t.data.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS
 from l2t.engine.task import Task
 from l2t.engine.teaching import run_student
@@ -27,6 +27,13 @@ class Distilled(Method):
     @classmethod
     def by_default(cls, name: str, cfg: Config, have_teacher: bool) -> bool:
         return bool(cfg.distill.model) and name != "kd_tuned"
+
+    @classmethod
+    def check(cls, name: str, cfg: Config) -> None:
+        if not cfg.distill.model:
+            raise ConfigError(
+                f"method {name} needs distill.model=PATH (a model of l2t train-model)"
+            )
 
     def rates(self) -> tuple[float, ...]:
         return KD_RATES if self.name == "kd_tuned" else ()
