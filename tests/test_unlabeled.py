@@ -176,3 +176,11 @@ def test_the_trust_features_are_what_a_teacher_sees_of_a_sample():
     assert torch.allclose(got[:, 2], student.softmax(dim=1)[:, 0])
     assert got[:, 3].tolist() == [0.0, 1.0]  # the student agrees with the label on sample 2
     assert torch.allclose(got[:, 4], torch.tensor([0.0, 1.0]).log1p())
+
+
+def test_meta_trust_chooses_its_rate_on_validation_and_trains_beside_base(model, tmp_path):
+    cfg = from_dict({**TRUST, "distill": {"model": str(model), "mix": 0.5}})
+    results = compare(cfg, ["base", "meta_trust"], seeds=1, out=tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["meta_trust"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
+    assert results["meta_trust"].results[0].curve != results["base"].results[0].curve

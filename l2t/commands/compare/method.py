@@ -17,6 +17,10 @@ from l2t.engine.teaching import EpisodeResult
 from l2t.losses.families import FAMILIES
 
 Student = Callable[[int], EpisodeResult]  # seed -> the method's finished student
+# the learning rates a row that sets its own loss scale chooses from (`kd_tuned`, `slam`,
+# `meta_trust`): KD's T^2 multiplies its step by up to 16, so a loss at cross-entropy's
+# scale at the run's rate would be judged on its step size as much as on the loss
+RATES = (0.1, 0.3, 1.0)
 Chosen = dict[str, float]  # the settings a method chose on validation (results.json)
 
 

@@ -11,7 +11,7 @@ import statistics
 import torch
 
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import Chosen, Student
+from l2t.commands.compare.method import RATES, Chosen, Student
 from l2t.commands.compare.pool import PoolMethod
 from l2t.config import varied
 from l2t.data.distill import load_model, logits_of
@@ -22,9 +22,6 @@ from l2t.methods.slam import fit_alpha, slam_loss, with_pool_flag
 
 TOP_K = (2, 3, 5)  # the classes the model's wrong labels fall among
 TEMPERATURES = (1.0, 4.0)  # the model's soft labels
-# its learning rate too: its loss has cross-entropy's scale, where KD's (T^2 KL) has up to
-# 16 times that, so at the run's rate it would train slower than KD for that reason alone
-RATES = (0.1, 0.3, 1.0)
 GRID = tuple(itertools.product(TOP_K, TEMPERATURES, RATES))
 
 

@@ -1,14 +1,20 @@
 """`meta_trust`: the base point's per-sample loss weighted by a net over what a teacher sees
 of each sample, learned online on the trusted batch (`l2t/methods/trust.py`); with an
-unlabeled pool and a model (its features are the model's confidence and margin)."""
+unlabeled pool and a model (its features are the model's confidence and margin). Its
+learning rate is chosen on validation, as `slam`'s and `kd_tuned`'s are."""
 
 from __future__ import annotations
 
-from l2t.commands.compare.method import Chosen, Student, on_base_point
+import statistics
+from collections.abc import Callable
+
+from l2t.commands.applying import make_task
+from l2t.commands.compare.method import RATES, Chosen, Student, on_base_point
 from l2t.commands.compare.pool import PoolMethod
-from l2t.config import Config, ConfigError
+from l2t.config import Config, ConfigError, varied
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.losses.composite import parse_ranges
+from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
 from l2t.methods.reweighting import BasePoint
 from l2t.methods.trust import TrustWeighted
 
@@ -23,15 +29,37 @@ class Trust(PoolMethod):
         if not on_base_point(cfg):
             raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
-    def student(self, chosen: Chosen) -> Student:
+    def tuning_students(self) -> int:
+        return len(RATES) * TUNING_STUDENTS
+
+    def _run(self, lr: float) -> Callable[[int, bool], EpisodeResult]:
+        """(seed, test) -> a student under the trust weights at learning rate `lr`."""
         s = self.setting
         assert s.task.composite is not None
         base = BasePoint(s.task.composite, s.base, parse_ranges(s.cfg.loss.ranges))
-        task = s.task_for(self.name)
+        splits = s.task_for(self.name).splits
+        task = make_task(varied(s.cfg, {"optim": {"lr": lr}}), splits)
 
-        def student(seed: int) -> EpisodeResult:  # the net's state lives in the policy
-            return run_student(
-                task, TrustWeighted(task, seed, base), {}, seed, s.cfg.eval_every, s.test
-            )
+        def run(seed: int, test: bool) -> EpisodeResult:  # the net's state lives in the policy
+            policy = TrustWeighted(task, seed, base)
+            steps = s.cfg.eval_every if test else s.cfg.steps
+            return run_student(task, policy, {}, seed, steps, s.test if test else None)
 
-        return student
+        return run
+
+    def choose(self) -> Chosen:
+        """The learning rate, on validation (the weights shrink the step's norm: the base
+        point's rate is not the trust net's)."""
+        seeds = tuning_seeds(self.setting.cfg.seed)
+
+        def score(lr: float) -> float:
+            run = self._run(lr)
+            return statistics.fmean(run(seed, False).val_acc for seed in seeds)
+
+        best = max(RATES, key=score)
+        print(f"{self.name}: lr={best} (best validation accuracy over {RATES})")
+        return {"lr": best}
+
+    def student(self, chosen: Chosen) -> Student:
+        run = self._run(chosen["lr"])
+        return lambda seed: run(seed, True)
