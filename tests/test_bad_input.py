@@ -117,6 +117,11 @@ CASES = [  # (arguments, a phrase the line must hold)
     (["sweep", "list.yaml"], "must be a mapping"),
     (["sweep", "sweep.yaml", "--workers", "0"], "--workers must be >= 1"),
     (["sweep", "log0.yaml"], "draws in log space, so min must be > 0; got 0"),
+    (
+        ["train-teacher", "--config", "huge.yaml"],
+        "'steps' expects int, got [0, 1, 2, 3, 4, 5, ...]",
+    ),
+    (["train-teacher", "loss.ranges=" + "x" * 50_000], "characters left out) ... xxx"),
     (["sweep", "early.yaml"], "unknown key(s) early_terminate; allowed: name, description"),
     (["sweep", "valuez.yaml"], "unknown key(s) valuez (did you mean"),
     (["sweep", "q0.yaml"], "q must be > 0; got 0"),
@@ -143,6 +148,7 @@ def workspace(tmp_path_factory):
     (root / "alias.yaml").write_text("a: &x [1, 2]\nb: *x\n")
     (root / "sweep.yaml").write_text("method: grid\nparameters: {seed: {values: [0, 1]}}\n")
     (root / "a_file").write_text("not a directory\n")
+    (root / "huge.yaml").write_text(f"steps: {list(range(100_000))}\n")
     (root / "mine").mkdir()
     (root / "mine" / "notes.txt").write_text("a user's own file\n")
     metric = "metric: {name: best_val_acc, goal: maximize}\n"
@@ -184,7 +190,7 @@ def workspace(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize(("args", "phrase"), CASES, ids=[" ".join(a) for a, _ in CASES])
+@pytest.mark.parametrize(("args", "phrase"), CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(
     workspace, monkeypatch, capsys, args, phrase
 ):
@@ -195,6 +201,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("l2t: error: "), captured.err
     assert phrase in lines[0], lines[0]
+    assert len(lines[0]) <= 620  # whatever the input's size (l2t/commands/cli.py LINE)
     assert _tree(workspace) == before
     assert not (workspace / "runs").exists()
 

@@ -56,6 +56,18 @@ def _link_latest(run_dir: Path) -> None:
     os.replace(tmp, LATEST)
 
 
+LINE = 600  # the longest error line: a user's input may be any size
+
+
+def _bounded(text: str) -> str:
+    """One line of at most LINE characters, its middle left out if it is longer."""
+    text = " ".join(text.split())
+    if len(text) <= LINE:
+        return text
+    cut = len(text) - LINE + 40
+    return f"{text[: LINE - 140]} ... ({cut} characters left out) ... {text[-100:]}"
+
+
 class Failed(Exception):
     """A command that ran to its end with some of its work failed (one line, exit 1)."""
 
@@ -392,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         with stopping.handled():
             handler(args)
     except ConfigError as exc:
-        print(f"l2t: error: {exc}", file=sys.stderr)
+        print(f"l2t: error: {_bounded(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a write error: say what and where, keep the rest
         where = f" ({exc.filename})" if exc.filename else ""

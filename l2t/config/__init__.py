@@ -14,6 +14,7 @@ import difflib
 import functools
 import io
 import math
+import reprlib
 import tokenize
 import types
 import typing
@@ -203,7 +204,15 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
                 pass
     elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ConfigError(f"config key '{key}' expects {kind.__name__}, got {value!r}")
+    raise ConfigError(f"config key '{key}' expects {kind.__name__}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """`value` as an error line shows it: short, whatever its size."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 60
+    short.maxlist, short.maxdict = 6, 4
+    return short.repr(value)
 
 
 def _field_types(cls: type) -> dict[str, Any]:
