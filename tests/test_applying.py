@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from runs import trained_run
 
 import l2t.engine.task
 from l2t.commands.cli import main
@@ -12,7 +13,6 @@ from l2t.commands.compare import METHODS, Method
 from l2t.commands.compare.distilled import Distilled
 from l2t.commands.compare.pool import PoolMethod
 from l2t.io.tracking import read_metrics
-from runs import trained_run
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runs import trained_run
 from torch.func import functional_call
 
 import l2t
@@ -16,7 +17,6 @@ from l2t.config import ConfigError
 from l2t.engine.lifetime import advance, start
 from l2t.engine.seeds import student_seed
 from l2t.engine.student_state import validate
-from runs import trained_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
