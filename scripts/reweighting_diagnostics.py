@@ -18,7 +18,8 @@ process per loss x weighting):
 
 LOSS is a composite point (ce, sce, ...), WEIGHTING `l2rw`, `trust` (meta_trust's own step)
 or `uniform`. The mean weight per group
-(labeled part, right and wrong pseudo-labels), times the batch size: 1 is uniform's.
+(labeled part, right pseudo-labels — and those the model gives with a margin below / above
+the pool's median —, wrong ones), times the batch size: 1 is uniform's.
 """
 
 from __future__ import annotations
@@ -55,7 +56,14 @@ class Recorded(Reweighted):
         self.largest: list[float] = []
         self.noisy_share: list[float] = []
         self.norms: list[float] = []
-        self.by_group: dict[str, list[float]] = {"labeled": [], "right": [], "wrong": []}
+        names = ("labeled", "right", "right_unsure", "right_sure", "wrong")
+        self.by_group: dict[str, list[float]] = {name: [] for name in names}
+        logits = task.splits.model_logits
+        margin = torch.zeros(len(noisy))
+        if logits is not None:
+            top = logits.softmax(dim=1).topk(2, dim=1).values
+            margin = top[:, 0] - top[:, 1]
+        self.sure = margin > margin[task.splits.labeled :].median()
         self.labeled = task.splits.labeled
         self.trust = TrustWeighted(task, seed, base) if weighting == "trust" else None
 
@@ -82,7 +90,15 @@ class Recorded(Reweighted):
                 w = torch.full_like(losses, 1 / len(losses))
             loss = (w * losses).sum()
         pool = index >= self.labeled
-        groups = {"labeled": ~pool, "right": pool & ~self.noisy[index], "wrong": self.noisy[index]}
+        right = pool & ~self.noisy[index]
+        sure = self.sure[index]  # the model's margin above the pool's median
+        groups = {
+            "labeled": ~pool,
+            "right": right,
+            "right_unsure": right & ~sure,
+            "right_sure": right & sure,
+            "wrong": self.noisy[index],
+        }
         for name, where in groups.items():
             if where.any():  # mean weight relative to uniform's 1 / B
                 self.by_group[name].append((w[where].mean() * len(w)).item())
