@@ -23,7 +23,10 @@ nothing is recorded. `observe` may come at any cadence: each teacher step reads 
 observation; before the first, it assumes the validation loss is the mean training loss so
 far (`ln C` at the very start) and the accuracy is chance (`1 / C`). With gradient
 accumulation call `step()` once per optimizer step, after it: the teacher's K counts
-optimizer steps.
+optimizer steps, every micro-batch of a step gets the same loss parameters, and (the DLN and
+parametric families, and the composite without its weight net) the micro-batches' mean
+gradient is the whole batch's (a test); the composite's per-sample weights are normalised
+within each micro-batch.
 """
 
 from __future__ import annotations

@@ -208,3 +208,25 @@ def test_the_cifar_example_says_what_it_needs(tmp_path):
         assert done.returncode == 0 and "needs torchvision" in done.stdout
     else:
         assert done.returncode == 1 and "no CIFAR-10 python batches" in done.stderr
+
+
+def test_gradient_accumulation_is_one_step_and_the_full_batch_gradient(run, float64):
+    """Two half batches accumulated into one optimizer step: one `step()` after it, the
+    same loss parameters for both halves (the teacher's K counts optimizer steps), and the
+    gradient of the whole batch (mean reduction, each half weighted 1/2)."""
+    model = torch.nn.Linear(10, 10)
+    x, y = torch.randn(16, 10), torch.randint(10, (16,))
+    whole = l2t.LearnedLoss.from_run(run, total_steps=20)
+    halves = l2t.LearnedLoss.from_run(run, total_steps=20)
+    for _ in range(7):  # into the schedule, past a teacher step's start (K = 5)
+        whole.step()
+        halves.step()
+    full = torch.autograd.grad(whole(model(x), y), list(model.parameters()))
+    split = [torch.zeros_like(p) for p in model.parameters()]
+    for part in (slice(0, 8), slice(8, 16)):
+        loss = halves(model(x[part]), y[part]) / 2
+        split = [a + g for a, g in zip(split, torch.autograd.grad(loss, list(model.parameters())))]
+    halves.step()  # once, after the optimizer step
+    assert halves.t == 8 and whole.t == 7
+    for a, b in zip(full, split):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
