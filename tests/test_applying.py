@@ -276,3 +276,4 @@ def test_compare_never_overwrites_results_without_overwrite_true(tmp_path, monke
     assert "already holds results" in capsys.readouterr().err
     assert (tmp_path / "runs/compare/results.md").read_text() == before
     assert main(["compare", *tiny, "out=runs/compare", "overwrite=true"]) == 0
+    assert "overwrite=true: the results in 'runs/compare' (config.yaml" in capsys.readouterr().err

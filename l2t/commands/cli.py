@@ -176,7 +176,15 @@ def _output_dir(chosen: str | None, default: str, overwrite: str | None, marker:
     if overwrite not in (None, "true", "false"):
         raise ConfigError(f"overwrite must be true or false; got {overwrite!r}")
     if overwrite == "true":
-        return chosen or default
+        there = Path(chosen or default)
+        if (there / marker).exists():
+            held = sorted(p.name for p in there.iterdir() if not p.name.startswith("."))
+            print(
+                f"note: overwrite=true: the results in '{there}' ({', '.join(held[:6])}"
+                f"{', ...' if len(held) > 6 else ''}) are replaced",
+                file=sys.stderr,
+            )
+        return str(there)
     if chosen is not None:
         if (Path(chosen) / marker).exists():
             raise ConfigError(
