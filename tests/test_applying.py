@@ -191,6 +191,14 @@ def test_small_seed_counts_give_no_absurd_t_and_say_so():
     assert "| ce | -2.20 | n/a | n/a (no spread) | 0/2 |" in table
     assert "| gce | +0.00 | n/a | n/a (identical) | 0/2 |" in table
     assert "inf" not in table and "fewer than 5 seeds" in table
+    pool = {
+        "kd": method("kd", [0.60, 0.62, 0.61]),
+        "meta_trust": method("meta_trust", [0.61, 0.635, 0.62]),
+        "oracle_drop": method("oracle_drop", [0.64, 0.66, 0.65]),
+    }
+    table = results_table(pool, Config())
+    assert "| wins | share of oracle_drop's headroom |" in table
+    assert "| meta_trust | +1.17 |" in table and "| 3/3 | +29% |" in table  # 1.17 of 4.00
 
 
 @pytest.mark.parametrize("agent", ["mlp", "reinforce", "fixed"])

@@ -125,12 +125,18 @@ def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
     best = best_baseline(results)
     if best is not None and len(results) > 1:
         reference = results[best].test_accs
+        # with `oracle_drop`: the share of its headroom over the best baseline a row takes
+        headroom = None
+        if "oracle_drop" in results:
+            gap = paired_stats(results["oracle_drop"].test_accs, reference)[0]
+            headroom = gap if gap > 0 else None  # no headroom: no share
+        share = " share of oracle_drop's headroom |" if headroom else ""
         lines += [
             "",
             f"Against the best baseline, `{best}` (paired over seeds; {win_rule(len(reference))}):",
             "",
-            "| method | Δ test acc (pt) | 95% interval | paired t | wins |",
-            "|---|---|---|---|---|",
+            "| method | Δ test acc (pt) | 95% interval | paired t | wins |" + share,
+            "|---|---|---|---|---|" + ("---|" if headroom else ""),
         ]
         for name, r in results.items():
             if name == best:
@@ -138,8 +144,10 @@ def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
             mean, half, t = paired_stats(r.test_accs, reference)
             interval, t_text = format_paired(mean, half, t)
             wins = sum(a > b for a, b in zip(r.test_accs, reference))
+            taken = f" {mean / headroom:+.0%} |" if headroom else ""
             lines.append(
                 f"| {name} | {mean * 100:+.2f} | {interval} | {t_text} | {wins}/{len(reference)} |"
+                + taken
             )
     return "\n".join(lines) + "\n"
 
