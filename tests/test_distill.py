@@ -131,6 +131,24 @@ def test_train_model_writes_a_model_that_teaches_a_student(model_path, tmp_path)
     )
     assert "| kd |" in (out / "results.md").read_text()
 
+    # a user's own unlabeled batch, labeled by their model: the run's learned loss reads it
+    import l2t
+    from l2t.commands.applying import run_config
+    from l2t.engine.schedule import Schedule
+    from l2t.engine.task import loss_fn
+
+    criterion = l2t.LearnedLoss.from_run(run, total_steps=40)
+    model_logits, student_logits = torch.randn(6, 10), torch.randn(6, 10)
+    pool = pack(model_logits.argmax(dim=1), model_logits)  # pseudo-labels and soft labels
+    cfg = run_config(run, {})
+    params = Schedule.load(run / "schedule.pt").phi_at(0.0, torch.device("cpu"))
+    expected = loss_fn("dln", params, cfg.distill.temperature, cfg.distill.mix)(
+        student_logits, pool
+    )
+    torch.testing.assert_close(criterion(student_logits, pool), expected)
+    hard = criterion(student_logits, pool[:, 0].long())  # the same labels without the model
+    assert not torch.allclose(hard, expected), "the soft labels are read (distill.mix 0.5)"
+
 
 def test_the_tuned_base_dln_is_the_base_dln_at_the_mix_and_temperature_it_chose(
     model_path, tmp_path, capsys
