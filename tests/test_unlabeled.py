@@ -43,6 +43,22 @@ def test_bad_pool_sizes_are_one_line():
         from_dict({**POOL, "labeled_batch": 30})
 
 
+def _permute_hidden_labels(monkeypatch):
+    """From here on the pool's true labels load permuted: a row that reads them changes."""
+    real = parts.load_data
+
+    def permuted(*args, **kwargs):
+        splits = real(*args, **kwargs)
+        if splits.hidden_labels is not None:
+            order = torch.randperm(
+                len(splits.hidden_labels), generator=torch.Generator().manual_seed(0)
+            )
+            splits.hidden_labels = splits.hidden_labels[order]
+        return splits
+
+    monkeypatch.setattr(parts, "load_data", permuted)
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A weak model trained on the labeled part alone (as `l2t train-model` does)."""
@@ -88,18 +104,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
     methods += ["self_train", "slam"]
     methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
-    real = parts.load_data
-
-    def permuted(*args, **kwargs):
-        splits = real(*args, **kwargs)
-        if splits.hidden_labels is not None:
-            order = torch.randperm(
-                len(splits.hidden_labels), generator=torch.Generator().manual_seed(0)
-            )
-            splits.hidden_labels = splits.hidden_labels[order]
-        return splits
-
-    monkeypatch.setattr(parts, "load_data", permuted)
+    _permute_hidden_labels(monkeypatch)
     second = compare(cfg, methods, seeds=1, out=tmp_path / "b")
     for m in methods:
         same = first[m].results[0].curve == second[m].results[0].curve
@@ -178,9 +183,15 @@ def test_the_trust_features_are_what_a_teacher_sees_of_a_sample():
     assert torch.allclose(got[:, 4], torch.tensor([0.0, 1.0]).log1p())
 
 
-def test_meta_trust_chooses_its_rate_on_validation_and_trains_beside_base(model, tmp_path):
+def test_meta_trust_chooses_its_rate_on_validation_and_trains_beside_base(
+    model, tmp_path, monkeypatch
+):
+    """... and reads no hidden label: with them permuted it trains the same student."""
     cfg = from_dict({**TRUST, "distill": {"model": str(model), "mix": 0.5}})
-    results = compare(cfg, ["base", "meta_trust"], seeds=1, out=tmp_path)
-    saved = json.loads((tmp_path / "results.json").read_text())
+    results = compare(cfg, ["base", "meta_trust"], seeds=1, out=tmp_path / "a")
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())
     assert saved["meta_trust"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
     assert results["meta_trust"].results[0].curve != results["base"].results[0].curve
+    _permute_hidden_labels(monkeypatch)
+    again = compare(cfg, ["meta_trust"], seeds=1, out=tmp_path / "b")
+    assert again["meta_trust"].results[0].curve == results["meta_trust"].results[0].curve

@@ -5,6 +5,7 @@ on validation."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import statistics
 
@@ -18,7 +19,7 @@ from l2t.data.distill import load_model, logits_of
 from l2t.engine.task import Task
 from l2t.engine.teaching import GivenLoss, run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
-from l2t.methods.slam import fit_alpha, slam_loss, with_pool_flag
+from l2t.methods.slam import Isotonic, fit_alpha, slam_loss, with_pool_flag
 
 TOP_K = (2, 3, 5)  # the classes the model's wrong labels fall among
 TEMPERATURES = (1.0, 4.0)  # the model's soft labels
@@ -31,6 +32,15 @@ class SLaMRow(PoolMethod):
     def tuning_students(self) -> int:
         return len(GRID) * TUNING_STUDENTS
 
+    @functools.cached_property
+    def alpha(self) -> Isotonic:
+        """alpha(margin), fit once on the trusted split (the model loaded once)."""
+        splits = self.setting.task.splits
+        model, _ = load_model(self.setting.cfg.distill.model, splits)
+        with torch.no_grad():
+            return fit_alpha(logits_of(model, splits.x_val), splits.y_val)
+
+    @functools.cache  # noqa: B019 (one row object per compare: a task per rate, kept with it)
     def _task(self, lr: float) -> Task:
         s = self.setting
         task = make_task(varied(s.cfg, {"optim": {"lr": lr}}), s.task.splits)
@@ -38,12 +48,7 @@ class SLaMRow(PoolMethod):
         return task
 
     def _policy(self, k: int, temperature: float) -> GivenLoss:
-        s = self.setting
-        splits = s.task.splits
-        model, _ = load_model(s.cfg.distill.model, splits)
-        with torch.no_grad():
-            alpha = fit_alpha(logits_of(model, splits.x_val), splits.y_val)
-        return GivenLoss(slam_loss(alpha, k, temperature))
+        return GivenLoss(slam_loss(self.alpha, k, temperature))
 
     def choose(self) -> Chosen:
         cfg = self.setting.cfg
