@@ -197,3 +197,36 @@ def test_greedy_estimates_the_same_gradient_vmapped(tiny_cfg, observe, float64):
     assert one.lives is not None and together.lives is not None
     assert [life.seed for life in one.lives] == [life.seed for life in together.lives]
     assert any(student_index(life.seed) >= 3 for life in one.lives)  # a successor started
+
+
+@pytest.mark.parametrize("family", ["dln", "composite"])
+def test_a_distilling_population_is_vmapped_like_one_student_at_a_time(tiny_cfg, family, float64):
+    """Soft labels from a model's logits (the DLN's label slots; the composite's KD term)
+    batch under vmap: the one-hot labels are a comparison, not `F.one_hot`."""
+    from l2t.data.distill import random_model, with_model
+    from l2t.engine.population import unbatchable
+
+    loss = {"family": family}
+    if family == "composite":
+        loss.update(base="kd", ranges="kd=0.5,log_scale=0.5,reweight=2")
+    cfg = dataclasses.replace(
+        tiny_cfg,
+        loss=dataclasses.replace(tiny_cfg.loss, **loss),
+        distill=dataclasses.replace(tiny_cfg.distill, model="given", mix=0.5),
+        teacher=dataclasses.replace(
+            tiny_cfg.teacher, agent="control" if family == "composite" else "lstm"
+        ),
+    )
+    data = parts.splits(cfg, torch.device("cpu"), with_model=False)
+    data = as_float64(data)
+    splits = with_model(data, random_model("mlp", data, 3))
+    task = parts.task(cfg, splits)
+    assert unbatchable(task.model, splits) is None
+    policy = teachers.teacher(cfg, [p.double() for p in parts.base_loss(cfg)])
+    thetas = _perturbed(policy.theta(), 2)
+    lives = [start(task, policy, seed) for seed in (21, 22)]
+    for _ in range(2):
+        one = [advance(task, policy, th, life) for th, life in zip(thetas, lives)]
+        for a, b in zip(one, advance_together(task, policy, thetas, lives)):
+            _assert_same_step(a, b)
+        lives = [step.life.detach() for step in one]

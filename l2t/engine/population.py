@@ -41,8 +41,6 @@ def unbatchable(model: nn.Module, splits: Splits) -> str | None:
     """Why a population of `model` students on `splits` cannot be vmapped, or None."""
     if any(True for _ in model.buffers()):
         return f"the student ({type(model).__name__}) has BatchNorm buffers"
-    if splits.model_logits is not None:
-        return "distillation's soft labels (one_hot) have no batching rule"
     return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2t.losses.labels import labels_of
+from l2t.losses.labels import labels_of, one_hot
 
 GCE_Q = 0.7  # Zhang & Sabuncu 2018
 SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO = 0.1, 1.0, -4.0  # Wang et al. 2019 (A = log 0 := -4)
@@ -52,7 +52,7 @@ def soft_bootstrap(logits: Tensor, targets: Tensor, beta: float = BOOTSTRAP_BETA
     prediction, -sum_k (beta t_k + (1 - beta) p_k) log p_k (the prediction term is not
     detached, as in the paper)."""
     log_p = F.log_softmax(logits, dim=1)
-    target = beta * F.one_hot(targets, logits.shape[1]).to(log_p) + (1 - beta) * log_p.exp()
+    target = beta * one_hot(targets, logits.shape[1], log_p.dtype) + (1 - beta) * log_p.exp()
     return -(target * log_p).sum(dim=1).mean()
 
 

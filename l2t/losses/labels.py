@@ -27,14 +27,20 @@ def model_logits_of(targets: Tensor) -> Tensor | None:
     return None if targets.ndim == 1 else targets[:, 1:]
 
 
+def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """`F.one_hot(labels, num_classes).to(dtype)` as a comparison, which `torch.func.vmap`
+    batches (`F.one_hot` has no batching rule): a vmapped population can distill."""
+    classes = torch.arange(num_classes, device=labels.device)
+    return (labels[..., None] == classes).to(dtype)
+
+
 def soft_labels(
     targets: Tensor, num_classes: int, temperature: float, mix: float | Tensor
 ) -> Tensor:
     """`(1 - mix) * onehot(y) + mix * softmax(model_logits / T)`; the one-hot label alone
     when the targets carry no model."""
-    onehot = F.one_hot(labels_of(targets), num_classes)
     logits = model_logits_of(targets)
     if logits is None:
-        return onehot.float()
-    onehot = onehot.to(logits.dtype)
+        return one_hot(targets, num_classes, torch.float32)
+    onehot = one_hot(labels_of(targets), num_classes, logits.dtype)
     return (1 - mix) * onehot + mix * F.softmax(logits / temperature, dim=1)
