@@ -40,20 +40,20 @@ def main(args: list[str]) -> None:
                 teachers[f"{name}, {method.removeprefix('teacher_')}"] = accs
     best = against or max(baselines, key=lambda m: statistics.fmean(baselines[m]))
     print(f"Paired against {best}; {win_rule(len(baselines[best]))}.\n")
-    print(f"| method | test acc % | Δ vs {best} (pt) | 95% interval | paired t | wins |")
-    print("|---|---|---|---|---|---|")
+    print(f"| method | test acc % | Δ vs {best} (pt) | 95% interval | paired t | p | wins |")
+    print("|---|---|---|---|---|---|---|")
     for name, accs in {**baselines, **teachers}.items():
         mean, std = statistics.fmean(accs) * 100, statistics.stdev(accs) * 100
         if name == best:
             label = "reference" if against else "best baseline"
-            print(f"| **{name}** | {mean:.2f} ± {std:.2f} | ({label}) | | | |")
+            print(f"| **{name}** | {mean:.2f} ± {std:.2f} | ({label}) | | | | |")
             continue
-        diff, half, t = paired_stats(accs, baselines[best])
-        interval, t_text = format_paired(diff, half, t)
+        paired = paired_stats(accs, baselines[best])
+        interval, t_text, p_text = format_paired(paired)
         wins = sum(a > b for a, b in zip(accs, baselines[best]))
         print(
-            f"| {name} | {mean:.2f} ± {std:.2f} | {diff * 100:+.2f} | {interval} | {t_text} | "
-            f"{wins}/{len(accs)} |"
+            f"| {name} | {mean:.2f} ± {std:.2f} | {paired.mean * 100:+.2f} | {interval} | "
+            f"{t_text} | {p_text} | {wins}/{len(accs)} |"
         )
 
 

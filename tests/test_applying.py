@@ -160,11 +160,13 @@ def test_compare_writes_tables_and_plots(run_dir, tmp_path):
 def test_paired_statistics_by_hand():
     from l2t.commands.compare import paired_stats
 
-    mean, half, t = paired_stats([0.61, 0.63, 0.62], [0.60, 0.60, 0.60])
+    mean, half, t, p = paired_stats([0.61, 0.63, 0.62], [0.60, 0.60, 0.60])
     # differences 0.01, 0.03, 0.02: sd 0.01, sem 0.01/sqrt(3), t_0.975(2) = 4.3027
     assert mean == pytest.approx(0.02)
     assert t == pytest.approx(0.02 / (0.01 / 3**0.5))
     assert half == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-5)
+    # two-sided p of t = 2 sqrt(3) with 2 df: 2 (1 - F(t)) = 1 - t / sqrt(t^2 + 2) for df 2
+    assert p == pytest.approx(1 - t / math.sqrt(t**2 + 2))
 
 
 def test_small_seed_counts_give_no_absurd_t_and_say_so():
@@ -175,8 +177,8 @@ def test_small_seed_counts_give_no_absurd_t_and_say_so():
     from l2t.config import Config
     from l2t.engine.teaching import EpisodeResult
 
-    mean, half, t = paired_stats([0.41, 0.43], [0.432, 0.452])  # -0.022 twice, float noise
-    assert mean == pytest.approx(-0.022) and math.isnan(half) and math.isnan(t)
+    mean, half, t, p = paired_stats([0.41, 0.43], [0.432, 0.452])  # -0.022 twice, float noise
+    assert mean == pytest.approx(-0.022) and math.isnan(half) and math.isnan(t) and math.isnan(p)
     assert "t >= 12.71" in win_rule(2) and "fewer than 5 seeds" in win_rule(2)
     assert "t >= 2.50" in win_rule(10) and "weak" not in win_rule(10)
 
@@ -188,8 +190,8 @@ def test_small_seed_counts_give_no_absurd_t_and_say_so():
          "gce": method("gce", [0.432, 0.452])},
         Config(),
     )  # fmt: skip
-    assert "| ce | -2.20 | n/a | n/a (no spread) | 0/2 |" in table
-    assert "| gce | +0.00 | n/a | n/a (identical) | 0/2 |" in table
+    assert "| ce | -2.20 | n/a | n/a (no spread) | n/a | 0/2 |" in table
+    assert "| gce | +0.00 | n/a | n/a (identical) | n/a | 0/2 |" in table
     assert "inf" not in table and "fewer than 5 seeds" in table
     pool = {
         "kd": method("kd", [0.60, 0.62, 0.61]),

@@ -9,6 +9,10 @@ import io
 import math
 import statistics
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from scipy.stats import t as student_t
+from scipy.stats import ttest_rel
 
 from l2t.commands.compare.method import Method
 from l2t.config import Config
@@ -38,23 +42,30 @@ def _paired(accs: list[float], reference: list[float] | None) -> tuple[str, str]
     return f"{statistics.fmean(diffs) * 100:+.2f} pt", f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
 
 
-def paired_stats(accs: list[float], reference: list[float]) -> tuple[float, float, float]:
-    """Mean paired difference, the half-width of its 95% interval (Student's t with n - 1
-    degrees of freedom), and t. With fewer than two seeds, or differences without spread
-    (equal up to float noise), the interval and t are undefined: NaN, printed "n/a"."""
+class Paired(NamedTuple):
+    mean: float  # the mean paired difference
+    half: float  # the half-width of its 95% interval
+    t: float  # the paired t statistic
+    p: float  # its two-sided p-value
+
+
+def paired_stats(accs: list[float], reference: list[float]) -> Paired:
+    """The paired t-test of `accs` against `reference` (`scipy.stats.ttest_rel`): the mean
+    difference, its 95% interval's half-width, t and the two-sided p. With fewer than two
+    seeds, or differences without spread (equal up to float noise), the interval, t and p
+    are undefined: NaN, printed "n/a"."""
     diffs = [a - b for a, b in zip(accs, reference)]
     mean = statistics.fmean(diffs)
     spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
     if spread <= 1e-9:  # accuracies differ by multiples of 1/N; below that is float noise
-        return mean, math.nan, math.nan
-    sem = spread / math.sqrt(len(diffs))
-    return mean, critical_t(len(diffs)) * sem, mean / sem
+        return Paired(mean, math.nan, math.nan, math.nan)
+    test = ttest_rel(accs, reference)
+    low, _ = test.confidence_interval(0.95)
+    return Paired(mean, mean - float(low), float(test.statistic), float(test.pvalue))
 
 
 def critical_t(seeds: int) -> float:
     """The two-sided 95% critical value of Student's t for `seeds` paired differences."""
-    from scipy.stats import t as student_t
-
     return float(student_t.ppf(0.975, seeds - 1))
 
 
@@ -70,11 +81,13 @@ def win_rule(seeds: int) -> str:
     return rule + ("; fewer than 5 seeds: every claim here is weak" if seeds < 5 else "")
 
 
-def format_paired(mean: float, half: float, t: float) -> tuple[str, str]:
-    """The interval and t as the tables print them (pt), "n/a" where undefined."""
+def format_paired(paired: Paired) -> tuple[str, str, str]:
+    """The interval, t and p as the tables print them (pt), "n/a" where undefined."""
+    mean, half, t, p = paired
     if math.isnan(t):
-        return "n/a", "n/a (identical)" if abs(mean) < 1e-9 else "n/a (no spread)"
-    return f"[{(mean - half) * 100:+.2f}, {(mean + half) * 100:+.2f}]", f"{t:+.2f}"
+        return "n/a", "n/a (identical)" if abs(mean) < 1e-9 else "n/a (no spread)", "n/a"
+    interval = f"[{(mean - half) * 100:+.2f}, {(mean + half) * 100:+.2f}]"
+    return interval, f"{t:+.2f}", f"{p:.2g}" if p >= 1e-4 else "<1e-4"
 
 
 def best_baseline(results: dict[str, MethodResult]) -> str | None:
@@ -135,19 +148,19 @@ def results_table(results: dict[str, MethodResult], cfg: Config) -> str:
             "",
             f"Against the best baseline, `{best}` (paired over seeds; {win_rule(len(reference))}):",
             "",
-            "| method | Δ test acc (pt) | 95% interval | paired t | wins |" + share,
-            "|---|---|---|---|---|" + ("---|" if headroom else ""),
+            "| method | Δ test acc (pt) | 95% interval | paired t | p | wins |" + share,
+            "|---|---|---|---|---|---|" + ("---|" if headroom else ""),
         ]
         for name, r in results.items():
             if name == best:
                 continue
-            mean, half, t = paired_stats(r.test_accs, reference)
-            interval, t_text = format_paired(mean, half, t)
+            paired = paired_stats(r.test_accs, reference)
+            interval, t_text, p_text = format_paired(paired)
             wins = sum(a > b for a, b in zip(r.test_accs, reference))
-            taken = f" {mean / headroom:+.0%} |" if headroom else ""
+            taken = f" {paired.mean / headroom:+.0%} |" if headroom else ""
             lines.append(
-                f"| {name} | {mean * 100:+.2f} | {interval} | {t_text} | {wins}/{len(reference)} |"
-                + taken
+                f"| {name} | {paired.mean * 100:+.2f} | {interval} | {t_text} | {p_text} "
+                f"| {wins}/{len(reference)} |" + taken
             )
     return "\n".join(lines) + "\n"
 
