@@ -121,3 +121,18 @@ def test_a_variant_of_a_run_is_a_new_value_and_checked():
     assert (cfg.optim.lr, cfg.steps) == (lr, Config().steps)  # the run itself is unchanged
     with pytest.raises(ConfigError, match=r"optim\.lrr"):
         varied(cfg, {"optim": {"lrr": 1}})
+
+
+def test_the_projects_configs_load_by_name_from_any_directory(tmp_path, monkeypatch):
+    """`--config mnist1d_mlp` after `pip install` (l2t/configs is package data): a name, or
+    a `configs/NAME.yaml` path that does not exist here, is the packaged file."""
+    from l2t.config import CONFIGS, load_config
+
+    monkeypatch.chdir(tmp_path)
+    names = sorted(p.stem for p in CONFIGS.glob("*.yaml") if not p.stem.startswith("sweep"))
+    assert "mnist1d_unlabeled" in names and "mnist1d_mlp_composite" in names
+    for name in names:
+        assert load_config(name) == load_config(f"configs/{name}.yaml")
+    cfg = load_config("mnist1d_unlabeled")
+    assert (cfg.labeled, cfg.unlabeled, cfg.labeled_batch) == (1000, 22500, 32)
+    assert load_config("mnist1d_mlp_composite").loss.family == "composite"

@@ -434,7 +434,7 @@ def read_yaml(path: str | Path, what: str) -> Any:
         raise ConfigError(f"{what} '{path}' is not valid YAML{where}: {problem}") from None
 
 
-CONFIGS = Path(__file__).resolve().parent / "configs"  # the project's YAML files (package data)
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # l2t/configs (package data)
 
 
 def config_path(path: str | Path) -> Path:
