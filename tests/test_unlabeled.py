@@ -139,11 +139,12 @@ def trust_splits(model):
     return cfg, parts.splits(cfg)
 
 
+@pytest.mark.parametrize("history", [False, True])
 def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
-    trust_splits, float64, monkeypatch
+    trust_splits, history, float64, monkeypatch
 ):
-    """With its net held (learning rate 0) `meta_trust` weighs every sample 1: the base
-    point's student exactly; learning, it trains another."""
+    """With its net held (learning rate 0) `meta_trust` (and `meta_trust_aum`, `history`)
+    weighs every sample 1: the base point's student exactly; learning, it trains another."""
     from precision import as_float64
 
     from agents import FixedLossTeacher
@@ -157,10 +158,10 @@ def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
     point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
     fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
     monkeypatch.setattr(trust, "WEIGHT_NET_LR", 0.0)
-    held = run_student(task, trust.TrustWeighted(task, 0, point), {}, 0, 20)
+    held = run_student(task, trust.TrustWeighted(task, 0, point, history), {}, 0, 20)
     assert [p["val_acc"] for p in held.curve] == [p["val_acc"] for p in fixed.curve]
     monkeypatch.undo()
-    policy = trust.TrustWeighted(task, 0, point)
+    policy = trust.TrustWeighted(task, 0, point, history)
     moving = run_student(task, policy, {}, 0, 20)
     assert moving.curve != held.curve
     assert policy.net[-1].weight.abs().max() > 0  # the lookahead moved the trust net
@@ -188,10 +189,47 @@ def test_meta_trust_chooses_its_rate_on_validation_and_trains_beside_base(
 ):
     """... and reads no hidden label: with them permuted it trains the same student."""
     cfg = from_dict({**TRUST, "distill": {"model": str(model), "mix": 0.5}})
-    results = compare(cfg, ["base", "meta_trust"], seeds=1, out=tmp_path / "a")
+    rows = ["meta_trust", "meta_trust_aum", "aum_drop"]
+    results = compare(cfg, ["base", *rows], seeds=1, out=tmp_path / "a")
     saved = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert saved["meta_trust"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
-    assert results["meta_trust"].results[0].curve != results["base"].results[0].curve
+    for row in rows:
+        assert saved[row]["chosen"]["lr"] in (0.1, 0.3, 1.0)
+        assert results[row].results[0].curve != results["base"].results[0].curve, row
+    assert saved["aum_drop"]["chosen"]["drop"] in (0.0, 0.15, 0.3, 0.45)
     _permute_hidden_labels(monkeypatch)
-    again = compare(cfg, ["meta_trust"], seeds=1, out=tmp_path / "b")
-    assert again["meta_trust"].results[0].curve == results["meta_trust"].results[0].curve
+    again = compare(cfg, rows, seeds=1, out=tmp_path / "b")
+    for row in rows:
+        assert again[row].results[0].curve == results[row].results[0].curve, row
+
+
+def test_the_margin_memory_counts_every_sample_of_every_batch_and_changes_no_step(
+    trust_splits,
+):
+    """A student under `MarginRecorded` is the base point's student; its memory has seen
+    each training sample as often as the task's batches hold it, and holds its margins."""
+    from agents import FixedLossTeacher
+    from l2t.methods.margins import MarginRecorded, margin_on
+
+    cfg, splits = trust_splits
+    task, base = parts.task(cfg, splits), parts.base_loss(cfg)
+    recorded = MarginRecorded(task, 3, task.loss_fn(base))
+    got = run_student(task, recorded, {}, 3, 20)
+    fixed = run_student(task, FixedLossTeacher("base", base), {}, 3, 20)
+    assert got.curve == fixed.curve
+    drawn = torch.cat([task.train_indices(3, t).flatten() for t in range(task.teacher_steps)])
+    counts = torch.bincount(drawn, minlength=len(splits.y_train)).float()
+    assert torch.equal(recorded.memory.seen, counts)
+    unseen = counts == 0
+    assert (recorded.memory.mean()[unseen] == 0).all() and recorded.memory.mean()[~unseen].ne(
+        0
+    ).all()
+    z = torch.tensor([[1.0, 3.0, 2.0], [0.5, 0.0, -1.0]])
+    assert margin_on(z, torch.tensor([2, 0])).tolist() == [-1.0, 0.5]
+
+
+def test_aum_drop_keeps_the_pool_samples_of_highest_margin():
+    from l2t.commands.compare.margin_drop import lowest_dropped
+
+    margins = torch.tensor([0.3, -2.0, 1.5, 0.1, -0.4, 2.0])
+    assert lowest_dropped(margins, 0.5).tolist() == [True, False, True, False, False, True]
+    assert lowest_dropped(margins, 0.0).all()

@@ -19,12 +19,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from l2t.engine.lifetime import Observation
 from l2t.engine.student_state import SGDStep
 from l2t.engine.task import Task
 from l2t.losses.labels import labels_of, model_logits_of
+from l2t.methods.margins import BatchIndex, MarginMemory, margin_on
 from l2t.methods.reweighting import WEIGHT_NET_LR, BasePoint, Reweighted, lookahead
 
 FEATURES = ("model_top", "model_margin", "student_p_label", "agrees", "log1p_loss")
+HISTORY = "student_mean_margin"  # `meta_trust_aum`'s one more: l2t/methods/margins.py
 HIDDEN = 16
 FLOOR = 0.05  # the smallest raw weight: no sample above 2 / FLOOR = 40 times another's
 
@@ -43,8 +46,8 @@ def trust_features(logits: Tensor, targets: Tensor, losses: Tensor) -> Tensor:
     return torch.stack(columns, dim=1)
 
 
-def _trust_net() -> nn.Module:
-    net = nn.Sequential(nn.Linear(len(FEATURES), HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, 1))
+def _trust_net(inputs: int) -> nn.Module:
+    net = nn.Sequential(nn.Linear(inputs, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, 1))
     last = net[-1]
     assert isinstance(last, nn.Linear)
     nn.init.zeros_(last.weight)  # the same weight for every sample: the base point
@@ -54,14 +57,32 @@ def _trust_net() -> nn.Module:
 
 class TrustWeighted(Reweighted):
     """The base point's per-sample loss weighted by the trust net, moved by the lookahead
-    before each SGD step (then the step under the moved weights)."""
+    before each SGD step (then the step under the moved weights). With `history` the net
+    also reads the student's mean margin on the sample's label so far (`meta_trust_aum`)."""
 
-    def __init__(self, task: Task, seed: int, base: BasePoint) -> None:
+    def __init__(self, task: Task, seed: int, base: BasePoint, history: bool = False) -> None:
         super().__init__(task, "l2rw", seed, base)  # the switch and the plain loss; no state
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = _trust_net().to(task.device)
+            self.net = _trust_net(len(FEATURES) + history).to(task.device)
         self.adam = torch.optim.Adam(self.net.parameters(), lr=WEIGHT_NET_LR)
+        self.index = BatchIndex(task, seed)
+        self.memory = MarginMemory(len(task.splits.y_train), task.device) if history else None
+
+    def propose(
+        self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        self.index.start(obs)
+        return super().propose(theta, state, obs)
+
+    def features(self, logits: Tensor, targets: Tensor, losses: Tensor) -> Tensor:
+        """What the net sees of this SGD step's samples (the memory recorded first)."""
+        features = trust_features(logits, targets, losses)
+        if self.memory is None:
+            return features
+        index = self.index.next()
+        self.memory.record(index, margin_on(logits, labels_of(targets)))
+        return torch.cat([features, self.memory.mean(index)[:, None]], dim=1)
 
     def weights(self, features: Tensor) -> Tensor:
         """(B,) mean 1: scale-free, so the lookahead moves only who gets the step."""
@@ -71,7 +92,7 @@ class TrustWeighted(Reweighted):
     def objective(self, step: SGDStep) -> Tensor:
         logits = step.forward(step.params, step.x)
         losses = self.samplewise(logits, step.y)
-        features = trust_features(logits, step.y, losses)
+        features = self.features(logits, step.y, losses)
         weighted = (self.weights(features) * losses).mean()
         meta = lookahead(step.forward, step.params, weighted, step.lr, step.x_val, step.y_val)
         self.adam.zero_grad()

@@ -1,6 +1,7 @@
 """`meta_trust`: the base point's per-sample loss weighted by a net over what a teacher sees
 of each sample, learned online on the trusted batch (`l2t/methods/trust.py`); with an
-unlabeled pool and a model (its features are the model's confidence and margin). Its
+unlabeled pool and a model (its features are the model's confidence and margin);
+`meta_trust_aum` reads the student's mean margin on the label too (`aum_drop`'s signal). Its
 learning rate is chosen on validation, as `slam`'s and `kd_tuned`'s are."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from l2t.methods.trust import TrustWeighted
 
 
 class Trust(PoolMethod):
-    names = ("meta_trust", "meta_trust_trainval")
+    names = ("meta_trust", "meta_trust_trainval", "meta_trust_aum")
     baseline = False  # the weights learn from the trusted split while the student trains
 
     @classmethod
@@ -41,7 +42,7 @@ class Trust(PoolMethod):
         task = make_task(varied(s.cfg, {"optim": {"lr": lr}}), splits)
 
         def run(seed: int, test: bool) -> EpisodeResult:  # the net's state lives in the policy
-            policy = TrustWeighted(task, seed, base)
+            policy = TrustWeighted(task, seed, base, history=self.name == "meta_trust_aum")
             steps = s.cfg.eval_every if test else s.cfg.steps
             return run_student(task, policy, {}, seed, steps, s.test if test else None)
 
