@@ -14,10 +14,12 @@ the caller reports with `observe`. With the same model, data and plain SGD it tr
 same student as `l2t teach` (a test). Targets are hard labels (B,), or, for a run that
 distilled, `l2t.losses.labels.pack(labels, model_logits)` (B, 1 + C): the soft labels' form.
 
-Like `nn.CrossEntropyLoss`: `reduction="mean"|"sum"`, `ignore_index` (-100: those targets
-left out; checking costs one host sync a call, `None` skips it), logits (B, C, d1, ...)
-with targets (B, d1, ...), a float32 loss under autocast, and `.to()` moves the teacher's
-state too. Only calls that train count: under
+Like `nn.CrossEntropyLoss`: `reduction="mean"|"sum"|"none"` (none: each sample's share of
+the batch loss, their mean the mean's loss; an ignored target's entry 0), class `weight`
+(C,) (the mean is `sum_i w_{y_i} l_i / sum_i w_{y_i}`, as cross-entropy's), `ignore_index`
+(-100: those targets left out; checking costs one host sync a call, `None` skips it),
+logits (B, C, d1, ...) with targets (B, d1, ...), a float32 loss under autocast, and
+`.to()` moves the teacher's state too. Only calls that train count: under
 `torch.no_grad()` or after `.eval()` the loss is computed at the current parameters and
 nothing is recorded. `observe` may come at any cadence: each teacher step reads the latest
 observation; before the first, it assumes the validation loss is the mean training loss so
@@ -46,6 +48,10 @@ from l2t.config import ConfigError, parts
 from l2t.engine.lifetime import Observation, TeacherState
 from l2t.engine.student_state import FEATURE_NAMES, StudentState, features
 from l2t.engine.task import CompositeLoss, loss_fn
+from l2t.losses.families import FAMILIES, LossSettings
+from l2t.losses.labels import labels_of
+
+REDUCTIONS = ("mean", "sum", "none")
 
 
 class LearnedLoss(nn.Module):
@@ -64,13 +70,17 @@ class LearnedLoss(nn.Module):
         lr: float = 1.0,
         reduction: str = "mean",
         ignore_index: int | None = -100,
+        weight: Tensor | None = None,
     ) -> None:
         super().__init__()
-        if reduction not in ("mean", "sum"):
+        if reduction not in REDUCTIONS:
             raise ConfigError(
-                f"reduction must be 'mean' or 'sum' (a learned loss is a batch loss: its "
-                f"per-sample weights are normalised in the batch); got {reduction!r}"
+                f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}"
             )
+        if weight is not None and (
+            not isinstance(weight, Tensor) or weight.ndim != 1 or bool((weight < 0).any())
+        ):
+            raise ConfigError("weight must be a 1-D tensor of non-negative class weights (C,)")
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps <= 0:
@@ -84,6 +94,8 @@ class LearnedLoss(nn.Module):
         self.family, self.composite = family, composite
         self.temperature, self.mix, self.lr = temperature, mix, lr
         self.reduction, self.ignore_index = reduction, ignore_index
+        self.weight: Tensor | None
+        self.register_buffer("weight", None if weight is None else weight.detach().clone())
         self.t = 0  # optimizer steps taken
         self._params: list[Tensor] | None = None  # the loss parameters of this teacher step
         self._start = 0  # the optimizer step at which they were proposed
@@ -94,6 +106,7 @@ class LearnedLoss(nn.Module):
         self._snapshot: list[Tensor] | None = None
         self._said: set[str] = set()
         self._loss: Callable[[Tensor, Tensor], Tensor] | None = None  # at this step's params
+        self._samples: Callable[[Tensor, Tensor], Tensor] | None = None  # ... per sample
         self._cast: tuple[torch.device, torch.dtype] | None = None  # their device and dtype
 
     @classmethod
@@ -104,6 +117,7 @@ class LearnedLoss(nn.Module):
         total_steps: int | None = None,
         reduction: str = "mean",
         ignore_index: int | None = -100,
+        weight: Tensor | None = None,
     ) -> LearnedLoss:
         """The learned loss of a `train-teacher` run (its directory or its teacher.pt)."""
         if total_steps is None:
@@ -124,6 +138,7 @@ class LearnedLoss(nn.Module):
             cfg.optim.lr,
             reduction,
             ignore_index,
+            weight,
         )
 
     # -- training progress ----------------------------------------------------------------
@@ -166,9 +181,20 @@ class LearnedLoss(nn.Module):
 
     # -- the loss ---------------------------------------------------------------------------
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        logits, targets = self._flat(logits, targets)
+        shape = targets.shape if targets.ndim == logits.ndim - 1 else targets.shape[:1]
+        logits, targets, kept = self._flat(logits, targets)
+        if self.reduction == "none":  # each sample's share, 0 where its target is ignored
+            values = self._loss_at(logits, targets) if len(targets) else logits.sum(1) * 0.0
+            if kept is None:
+                return values.reshape(shape)
+            out = values.new_zeros(kept.shape)
+            return out.masked_scatter(kept, values).reshape(shape)
         if len(targets) == 0:  # an empty batch (or every target ignored): no loss, zero grads
             return logits.sum() * 0.0
+        return self._loss_at(logits, targets)
+
+    def _loss_at(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """The loss of the flattened, kept samples at this step's loss parameters."""
         training = self.training and torch.is_grad_enabled()  # what counts as a training step
         start = min(self.t - self.t % self.k, self.total_steps)
         if self._params is None or (training and start != self._start):  # once per step
@@ -179,9 +205,9 @@ class LearnedLoss(nn.Module):
                 return self._batch_loss(logits.float(), targets, training)
         return self._batch_loss(logits, targets, training)
 
-    def _flat(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def _flat(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """(B, C, d...) logits with (B, d...) targets as (B d..., C) and (B d...,); the
-        samples whose target is `ignore_index` left out."""
+        samples whose target is `ignore_index` left out (and which were kept, or None)."""
         if logits.ndim > 2 and targets.ndim == logits.ndim - 1:
             logits = logits.movedim(1, -1).reshape(-1, logits.shape[1])
             targets = targets.reshape(-1)
@@ -217,8 +243,8 @@ class LearnedLoss(nn.Module):
                     f"ignore_index={self.ignore_index}; got {bad}"
                 )
             if not all_kept:
-                logits, targets = logits[kept], targets[kept]
-        return logits, targets
+                return logits[kept], targets[kept], kept
+        return logits, targets, None
 
     def _batch_loss(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
         assert self._params is not None
@@ -226,10 +252,29 @@ class LearnedLoss(nn.Module):
             self._cast = (logits.device, logits.dtype)
             params = [p.to(logits.device, logits.dtype) for p in self._params]
             self._loss = loss_fn(self.family, params, self.temperature, self.mix, self.composite)
+            settings = LossSettings(self.temperature, self.mix, self.composite)
+            self._samples = FAMILIES[self.family].samples(params, settings)
+        if self.reduction == "none" or self.weight is not None:
+            return self._per_sample(logits, targets, training)
         loss = self._loss(logits, targets)
         if self.mode == "online" and training:  # the train loss the teacher reads (no sync)
             self._losses.append(loss.detach())
         return loss * len(targets) if self.reduction == "sum" else loss
+
+    def _per_sample(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
+        """Class weights or `reduction="none"`: from the family's per-sample losses, whose
+        mean is the batch loss."""
+        assert self._samples is not None
+        values = self._samples(logits, targets)
+        if self.mode == "online" and training:  # the unweighted mean, as the teacher trained
+            self._losses.append(values.detach().mean())
+        if self.weight is not None:
+            values = values * self.weight.to(values)[labels_of(targets)]
+            if self.reduction == "mean":  # as cross-entropy: the weights' sum normalises
+                return values.sum() / self.weight.to(values)[labels_of(targets)].sum()
+        if self.reduction == "sum":
+            return values.sum()
+        return values if self.reduction == "none" else values.mean()
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> LearnedLoss:
         """`.to()`, `.cuda()`, `.double()` move what the criterion holds besides the
@@ -241,7 +286,7 @@ class LearnedLoss(nn.Module):
         self._losses = [fn(x) for x in self._losses]
         if self._snapshot is not None:
             self._snapshot = [fn(p) for p in self._snapshot]
-        self._loss = None
+        self._loss = self._samples = None
         return self
 
     def _propose(self, logits: Tensor, step: int) -> None:
@@ -271,7 +316,7 @@ class LearnedLoss(nn.Module):
                 self.teacher.theta(), self._teacher_state, obs
             )
         self._params, self._start = [p.detach() for p in params], step
-        self._loss, self._losses = None, []
+        self._loss, self._samples, self._losses = None, None, []
 
     # -- resume ----------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
@@ -288,6 +333,7 @@ class LearnedLoss(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.t, self._params, self._loss = int(state["t"]), state["params"], None
+        self._samples = None
         self._start = int(state["start"])
         self._teacher_state, self._losses = state["teacher_state"], list(state["losses"])
         self._observed, self._moved = state["observed"], float(state["moved"])

@@ -108,8 +108,10 @@ def test_bad_use_gets_one_clear_line(run, tmp_path):
         criterion(torch.randn(8, 10), torch.randint(10, (7,)))
     with pytest.warns(UserWarning, match="ignored in schedule mode"):
         criterion.observe(1.0, 0.5)
-    with pytest.raises(ConfigError, match="reduction must be 'mean' or 'sum'"):
-        l2t.LearnedLoss.from_run(run, total_steps=10, reduction="none")
+    with pytest.raises(ConfigError, match="reduction must be one of mean, sum, none"):
+        l2t.LearnedLoss.from_run(run, total_steps=10, reduction="avg")
+    with pytest.raises(ConfigError, match="weight must be a 1-D tensor of non-negative"):
+        l2t.LearnedLoss.from_run(run, total_steps=10, weight=-torch.ones(10))
     criterion.progress = 1.0
     with pytest.warns(UserWarning, match="past total_steps"):
         criterion.step()
@@ -174,6 +176,65 @@ def test_it_behaves_like_a_pytorch_criterion(run, float64):
     online.to(torch.float32)
     assert all(v.dtype == torch.float32 for v in online._teacher_state.values())
     assert online._params is not None and online._params[0].dtype == torch.float32
+
+
+def test_reduction_none_and_class_weights_as_cross_entropy_has_them(run, float64):
+    """`none`: each sample's share (its mean the loss; 0 where ignored; the target's shape);
+    class weights: `sum_i w_{y_i} l_i / sum_i w_{y_i}`, and ones are the unweighted loss."""
+    z, y = torch.randn(12, 10), torch.randint(10, (12,))
+    y[[3, 4]] = -100
+    keep = y != -100
+    mean = l2t.LearnedLoss.from_run(run, total_steps=100)
+    each = l2t.LearnedLoss.from_run(run, total_steps=100, reduction="none")
+    losses = each(z, y)
+    assert losses.shape == (12,) and (losses[~keep] == 0).all()
+    torch.testing.assert_close(losses[keep].mean(), mean(z, y))
+    z3, y3 = torch.randn(3, 10, 4), torch.randint(10, (3, 4))
+    assert each(z3, y3).shape == (3, 4)
+    w = torch.rand(10, dtype=torch.float64) + 0.1
+    weighted = l2t.LearnedLoss.from_run(run, total_steps=100, weight=w)
+    expected = (w[y[keep]] * losses[keep]).sum() / w[y[keep]].sum()
+    torch.testing.assert_close(weighted(z, y), expected)
+    ones = l2t.LearnedLoss.from_run(run, total_steps=100, weight=torch.ones(10))
+    torch.testing.assert_close(ones(z, y), mean(z, y))
+    summed = l2t.LearnedLoss.from_run(run, total_steps=100, weight=w, reduction="sum")
+    torch.testing.assert_close(summed(z, y), (w[y[keep]] * losses[keep]).sum())
+    assert "weight" in weighted.state_dict()  # a buffer: .to() and state_dict carry it
+
+
+def test_every_familys_per_sample_losses_average_to_its_loss(float64):
+    """What `reduction="none"` and class weights stand on, in float64: the DLN (hard and
+    soft labels), the parametric family, and the composite with its weight net and KD on."""
+    from l2t.losses import composite
+    from l2t.losses.dln import DynamicLossNetwork
+    from l2t.losses.families import FAMILIES, LossSettings
+    from l2t.losses.labels import pack
+
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(9, 10, generator=g, dtype=torch.float64)
+    y = torch.randint(10, (9,), generator=g)
+    packed = pack(y, torch.randn(9, 10, generator=g, dtype=torch.float64))
+    phi = [w.detach().double() for w in DynamicLossNetwork(hidden=8, layers=2).phi]
+    shape = composite.CompositeLoss.around(
+        composite.point("kd", 0.5), composite.parse_ranges("kd=0.5,reweight=2"), 3.0
+    )
+    params = composite.base_params(composite.point("kd", 0.5))
+    params[3] = torch.randn(params[3].shape, generator=g, dtype=torch.float64)  # w2: not 1
+    cases = [
+        ("dln", phi, LossSettings(), y),
+        ("dln", phi, LossSettings(3.0, 0.4), packed),
+        (
+            "parametric",
+            [torch.tensor([0.5, 0.2, 0.3, 0.4], dtype=torch.float64)],
+            LossSettings(),
+            y,
+        ),
+        ("composite", [p.double() for p in params], LossSettings(3.0, 0.5, shape), packed),
+    ]
+    for family, p, at, targets in cases:
+        each = FAMILIES[family].samples(p, at)(z, targets)
+        assert each.shape == (9,)
+        torch.testing.assert_close(each.mean(), FAMILIES[family].loss(p, at)(z, targets))
 
 
 def test_under_autocast_the_loss_is_float32(run):

@@ -121,14 +121,30 @@ class CompositeLoss:
         return lambda logits, targets: self(params, logits, targets)
 
     def __call__(self, params: Sequence[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+        scale, per_sample, w = self._weighed(params, logits, targets)
+        if w is None:
+            return scale * per_sample.mean()
+        return scale * (w * per_sample).sum() / w.sum()
+
+    def contributions(self, params: Sequence[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+        """(B,): each sample's share of the batch loss, `exp(s) w_i l_i / mean(w)`; their
+        mean is the loss (`LearnedLoss(reduction="none")`)."""
+        scale, per_sample, w = self._weighed(params, logits, targets)
+        return scale * per_sample if w is None else scale * w * per_sample / w.mean()
+
+    def _weighed(
+        self, params: Sequence[Tensor], logits: Tensor, targets: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The scale `exp(s)`, the (B,) losses `l_i` and the weight net's `w_i` (None
+        when it is off)."""
         controls, w1, b1, w2, b2, *phi = params
         c = dict(zip(CONTROLS, controls.unbind()))
         per_sample = self.per_sample(c, phi, logits, targets)
         if not self.reweight:
-            return c["log_scale"].exp() * per_sample.mean()
+            return c["log_scale"].exp(), per_sample, None
         hidden = torch.tanh(F.linear(per_sample.detach()[:, None], w1, b1))
         w = torch.sigmoid(F.linear(hidden, w2, b2)).squeeze(1)
-        return c["log_scale"].exp() * (w * per_sample).sum() / w.sum()
+        return c["log_scale"].exp(), per_sample, w
 
     def samplewise(self, params: Sequence[Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
         """(logits, targets) -> the (B,) losses `l_i` at `params`, before any weighting or

@@ -105,9 +105,13 @@ def dln_loss(
 
 def pairwise_logistic_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """sum_{j != y} softplus(z_j - z_y), averaged over samples: the DLN's initial loss."""
+    return pairwise_logistic_per_sample(logits, targets).mean()
+
+
+def pairwise_logistic_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
+    """(B,): each sample's sum_{j != y} softplus(z_j - z_y)."""
     margins = logits - logits.gather(1, targets[:, None])
-    pair = F.softplus(margins).scatter(1, targets[:, None], 0.0)
-    return pair.sum(dim=1).mean()
+    return F.softplus(margins).scatter(1, targets[:, None], 0.0).sum(dim=1)
 
 
 def _pairwise_sce(margin: Tensor) -> Tensor:

@@ -15,7 +15,12 @@ from torch import Tensor
 
 from l2t.losses import composite
 from l2t.losses.dln import DynamicLossNetwork, dln_loss
-from l2t.losses.parametric import BASE_COEFFICIENTS, coefficients_from_unit, parametric_loss
+from l2t.losses.parametric import (
+    BASE_COEFFICIENTS,
+    coefficients_from_unit,
+    parametric_loss,
+    parametric_per_sample,
+)
 
 LossFn = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> the batch's loss
 
@@ -63,6 +68,11 @@ class LossFamily:
         """The student's loss at `params`, with the task's settings `at`."""
         raise NotImplementedError
 
+    def samples(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
+        """The (B,) per-sample losses whose mean is `loss`'s: `reduction="none"` and class
+        weights in `LearnedLoss`."""
+        raise NotImplementedError
+
     def base_params(self, start: BaseLossSettings) -> list[Tensor]:
         raise NotImplementedError
 
@@ -82,6 +92,9 @@ class DLNFamily(LossFamily):
     def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
         return lambda z, y: dln_loss(params, z, y, at.temperature, at.mix)
 
+    def samples(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
+        return lambda z, y: dln_loss(params, z, y, at.temperature, at.mix, per_sample=True)
+
     def base_params(self, start: BaseLossSettings) -> list[Tensor]:
         return fitted_dln(start) + ([torch.tensor(start.mix)] if start.sets_mix else [])
 
@@ -99,6 +112,9 @@ class ParametricFamily(LossFamily):
 
     def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
         return lambda z, y: parametric_loss(params[0], z, y)
+
+    def samples(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
+        return lambda z, y: parametric_per_sample(params[0], z, y)
 
     def base_params(self, start: BaseLossSettings) -> list[Tensor]:
         return [torch.tensor(BASE_COEFFICIENTS)]  # cross-entropy
@@ -119,6 +135,11 @@ class CompositeFamily(LossFamily):
     def loss(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
         assert at.shape is not None, "the composite family's loss needs its shape"
         return at.shape.bind(params)
+
+    def samples(self, params: Sequence[Tensor], at: LossSettings) -> LossFn:
+        assert at.shape is not None, "the composite family's loss needs its shape"
+        shape = at.shape
+        return lambda z, y: shape.contributions(params, z, y)
 
     def base_params(self, start: BaseLossSettings) -> list[Tensor]:
         base = composite.point(start.point, start.mix)

@@ -26,8 +26,13 @@ def _log_p_target(logits: Tensor, targets: Tensor) -> Tensor:
 
 def focal_loss(logits: Tensor, targets: Tensor, gamma: float = FOCAL_GAMMA) -> Tensor:
     """Lin et al. 2017: cross-entropy down-weighted by (1 - p_y)^gamma."""
+    return focal_per_sample(logits, targets, gamma).mean()
+
+
+def focal_per_sample(logits: Tensor, targets: Tensor, gamma: float = FOCAL_GAMMA) -> Tensor:
+    """(B,): each sample's focal loss."""
     log_p = _log_p_target(logits, targets)
-    return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
+    return -((1 - log_p.exp()) ** gamma) * log_p
 
 
 def generalized_ce(logits: Tensor, targets: Tensor, q: float = GCE_Q) -> Tensor:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2t.losses.dln import pairwise_logistic_loss
-from l2t.losses.fixed import focal_loss
+from l2t.losses.dln import pairwise_logistic_loss, pairwise_logistic_per_sample
+from l2t.losses.fixed import focal_loss, focal_per_sample
 from l2t.losses.labels import labels_of
 
 TERMS = ("cross_entropy", "pairwise_logistic", "uniform_ce", "focal")
@@ -33,6 +33,22 @@ def loss_terms(logits: Tensor, targets: Tensor) -> Tensor:
 
 def parametric_loss(coefficients: Tensor, logits: Tensor, targets: Tensor) -> Tensor:
     return (coefficients * loss_terms(logits, targets)).sum()
+
+
+def parametric_per_sample(coefficients: Tensor, logits: Tensor, targets: Tensor) -> Tensor:
+    """(B,): each sample's mixture; its mean is `parametric_loss`."""
+    labels = labels_of(targets)
+    log_p = F.log_softmax(logits, dim=1)
+    terms = torch.stack(
+        [
+            -log_p.gather(1, labels[:, None]).squeeze(1),
+            pairwise_logistic_per_sample(logits, labels),
+            -log_p.mean(dim=1),
+            focal_per_sample(logits, labels),
+        ],
+        dim=1,
+    )
+    return terms @ coefficients
 
 
 def coefficients_from_unit(unit: Tensor) -> Tensor:
