@@ -125,3 +125,41 @@ def test_every_shipped_config_is_valid(path):
         assert load_sweep(path).parameters
     else:
         assert load_config(path).steps > 0
+
+
+def test_crop_and_flip_is_each_images_padded_crop_mirrored_or_not():
+    """Against one image at a time: the padded image's window at the drawn offset, mirrored
+    when drawn so; exact (no arithmetic), seeded, the labels untouched."""
+    import torch.nn.functional as F
+
+    from l2t.data.augment import crop_flip
+
+    x = torch.randn(16, 3, 8, 8)
+    got = crop_flip(x, torch.Generator().manual_seed(5), padding=2)
+    g = torch.Generator().manual_seed(5)
+    dy, dx = torch.randint(5, (16,), generator=g), torch.randint(5, (16,), generator=g)
+    flip = torch.rand(16, generator=g) < 0.5
+    padded = F.pad(x, (2, 2, 2, 2))
+    for i in range(16):
+        window = padded[i, :, dy[i] : dy[i] + 8, dx[i] : dx[i] + 8]
+        assert torch.equal(got[i], window.flip(-1) if flip[i] else window)
+    assert flip.any() and not flip.all() and (dy != 2).any()
+    assert torch.equal(got, crop_flip(x, torch.Generator().manual_seed(5), padding=2))
+
+
+def test_augmented_batches_hold_the_same_samples_seeded_and_only_cifar_by_default():
+    from l2t.config import ConfigError, from_dict, parts
+
+    cfg = from_dict({"dataset": "digits", "student": "lenet", "steps": 20, "augment": "on"})
+    data = parts.splits(cfg)
+    plain = parts.task(from_dict({**cfg.to_dict(), "augment": "off"}), data)
+    task = parts.task(cfg, data)
+    a, b, c = task.batches(3, 1), task.batches(3, 1), plain.batches(3, 1)
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x) and a.x.shape == c.x.shape
+    assert torch.equal(a.y, c.y) and torch.equal(a.x_val, c.x_val)
+    assert torch.equal(task.train_indices(3, 1), plain.train_indices(3, 1))
+    assert parts.augments(from_dict({"dataset": "cifar10"}), data)
+    assert not parts.augments(from_dict({"dataset": "digits"}), data)
+    with pytest.raises(ConfigError, match=r"augment=on crops and flips images \(C, H, W\)"):
+        mnist1d = from_dict({"augment": "on", "steps": 20})
+        parts.task(mnist1d, parts.splits(mnist1d))

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from l2t.commands.cli import main
-from l2t.commands.sweep import load_sweep, random_trials
+from l2t.commands.sweep import digest, load_sweep, random_trials
 from l2t.io.tracking import wait_for_wandb_file
 
 
@@ -150,10 +150,120 @@ def test_malformed_sweep_fails_before_any_trial(tmp_path, change, message, capsy
     assert not out.exists()
 
 
-def test_bayes_needs_a_server(tmp_path, offline, capsys):
-    path = _write(tmp_path, {**GRID, "method": "bayes"})
+BAYES = {
+    "name": "b",
+    "method": "bayes",
+    "metric": {"name": "best_val_acc", "goal": "maximize"},
+    "parameters": {
+        "optim.lr": {"distribution": "log_uniform_values", "min": 0.05, "max": 0.3},
+        "teacher.beta": {"values": [0.01, 0.03]},
+        "seed": {"value": 0},
+    },
+}
+
+
+def test_a_local_bayes_sweep_is_optunas_tpe_and_its_study_resumes(tmp_path, offline, capsys):
+    """Without a server `bayes` runs optuna's TPE on a journal in the sweep directory:
+    `--workers 2` share the study, a second call continues it (finished trials untouched),
+    and a trial cut off mid-way is asked again with its parameters."""
+    from l2t.commands import sweep_optuna
+
+    path, out = _write(tmp_path, BAYES), tmp_path / "sweep"
+    args = [f"out={out}", *TINY, "select_students=1"]
+    assert main(["sweep", str(path), "--count", "3", "--workers", "2", *args]) == 0
+    trials = sorted(p for p in out.iterdir() if p.name.startswith("trial-"))
+    assert len(trials) == 3 and (out / sweep_optuna.JOURNAL).stat().st_size > 0
+    for trial in trials:
+        cfg = yaml.safe_load((trial / "config.yaml").read_text())
+        assert 0.05 <= cfg["optim"]["lr"] <= 0.3 and cfg["teacher"]["beta"] in (0.01, 0.03)
+    stamps = {t.name: (t / "summary.json").stat().st_mtime_ns for t in trials}
+    table = (out / "sweep_results.md").read_text()
+    values = [float(line.split("|")[5]) for line in table.splitlines()[2:]]
+    assert len(values) == 3 and values == sorted(values, reverse=True)
+
+    spec = load_sweep(path)  # a trial cut off mid-way: RUNNING in the journal
+    study = sweep_optuna._study(spec, out, 0, 1)
+    cut = study.ask()
+    cut_params = {k: sweep_optuna.suggest(cut, k, p) for k, p in spec.parameters.items()}
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--count", "4", *args]) == 0
+    assert "4 trials, 3 already done" in capsys.readouterr().out
+    assert stamps == {t.name: (t / "summary.json").stat().st_mtime_ns for t in trials}
+    rows = [line for line in (out / "sweep_results.md").read_text().splitlines()[2:]]
+    assert len(rows) == 4 and all(line.rstrip(" |").endswith("done") for line in rows)
+    redone = out / f"trial-{digest(cut_params)}"
+    assert (redone / "summary.json").exists()  # asked again with the cut trial's parameters
+
+
+def test_a_pruned_run_stops_after_its_episode_and_resumes_to_the_same_end(tmp_path):
+    """The sweep's pruner reads each episode's selection score through `on_episode`; a
+    run it stops has its checkpoint at that episode's end, and resumes to the summary of
+    a run never stopped."""
+    from l2t.commands.training import train_teacher
+    from l2t.config import load_config
+
+    class Pruned(Exception):
+        pass
+
+    def cfg(out, resume=False):
+        return load_config(None, [*TINY, "episodes=2", "select_students=1", f"out={out}"]
+                           + (["resume=true"] if resume else []))  # fmt: skip
+
+    seen = []
+    train_teacher(
+        cfg(tmp_path / "whole"), show_progress=False, on_episode=lambda *a: seen.append(a)
+    )
+    logged = [
+        json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    ]
+    episodes = [
+        (r["episode"], r["selection_val_acc"]) for r in logged if r.get("phase") == "episode"
+    ]
+    assert seen == episodes and len(seen) == 2
+
+    def prune(episode, score):
+        raise Pruned(episode)
+
+    with pytest.raises(Pruned):
+        train_teacher(cfg(tmp_path / "cut"), show_progress=False, on_episode=prune)
+    assert (tmp_path / "cut" / "checkpoint.pt").exists()
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    train_teacher(cfg(tmp_path / "cut", resume=True), show_progress=False)
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert {k: v for k, v in cut.items() if "time" not in k} == {
+        k: v for k, v in whole.items() if "time" not in k
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"method": "grid", "early_terminate": {"type": "hyperband"}},
+            "early_terminate runs locally",
+        ),
+        (
+            {"early_terminate": {"type": "median"}},
+            "early_terminate must be a mapping with type: hyperband",
+        ),
+        (
+            {"early_terminate": {"type": "hyperband", "min_iter": 0}},
+            "min_iter must be an integer >= 1",
+        ),
+        (
+            {"parameters": {"optim.lr": {"distribution": "normal", "mu": 0.1, "sigma": 0.01}}},
+            "normal has no bounds for optuna's TPE",
+        ),
+    ],
+)
+def test_what_the_local_bayes_sweep_cannot_run_is_one_line(
+    tmp_path, offline, change, message, capsys
+):
+    path = _write(tmp_path, {**BAYES, **change})
     assert main(["sweep", str(path), f"out={tmp_path / 's'}"]) == 2
-    assert "method bayes needs a W&B server" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
 
 
 def test_a_sweep_with_failed_trials_exits_1_and_says_how_many(tmp_path, grid_sweep, capsys):

@@ -5,11 +5,13 @@ keys, run by a W&B server when one is reachable, and locally otherwise.
   the `wandb agent ENTITY/PROJECT/ID` line is printed so more machines can join, and this
   process runs `wandb.agent` for `--count` trials.
 - Local: `grid` enumerates the product of the values exactly; `random` samples `--count`
-  trials from the declared distributions with `--seed`; `bayes` needs a server and says
-  so. Every trial is an ordinary run directory under the sweep directory (its wandb run
-  offline, in one group); `--workers N` runs trials in parallel processes; a summary table
-  sorted by the metric ends the sweep, and running the command again skips finished
-  trials (a trial cut off mid-way resumes from its checkpoint).
+  trials from the declared distributions with `--seed`; `bayes` is optuna's TPE
+  (`l2t/commands/sweep_optuna.py`: its study resumes, `--workers` share it, wandb's
+  `early_terminate` prunes on the learning curve). Every trial is an ordinary run
+  directory under the sweep directory (its wandb run offline, in one group); `--workers N`
+  runs trials in parallel processes; a summary table sorted by the metric ends the sweep,
+  and running the command again skips finished trials (a trial cut off mid-way resumes
+  from its checkpoint).
 """
 
 from __future__ import annotations
@@ -56,7 +58,11 @@ DISTRIBUTIONS = (
     "normal",
     "log_normal",
 )
-SWEEP_KEYS = ("name", "description", "method", "metric", "parameters", "project", "entity")
+SWEEP_KEYS = (
+    "name", "description", "method", "metric", "parameters", "project", "entity",
+    "early_terminate",
+)  # fmt: skip
+STOPPING = ("type", "min_iter", "eta")  # early_terminate's keys l2t reads (type: hyperband)
 PARAMETER_KEYS = ("values", "value", "distribution", "min", "max", "q", "mu", "sigma")
 SUMMARY_METRICS = (
     "best_val_acc",
@@ -103,6 +109,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     goal = metric.get("goal", "maximize")
     if goal not in GOALS:
         raise ConfigError(f"sweep metric.goal must be maximize or minimize; got {goal!r}")
+    _check_stopping(raw.get("early_terminate"), method)
     parameters = raw.get("parameters")
     if not isinstance(parameters, dict) or not parameters:
         raise ConfigError("sweep file needs a non-empty 'parameters' mapping of config keys")
@@ -118,6 +125,28 @@ def load_sweep(path: str | Path) -> SweepSpec:
     return SweepSpec(
         raw.get("name") or Path(path).stem, method, metric["name"], goal, parameters, raw
     )
+
+
+def _check_stopping(stop: Any, method: str) -> None:
+    """wandb's `early_terminate`: hyperband, `min_iter` >= 1 episodes, `eta` >= 2."""
+    if stop is None:
+        return
+    if not isinstance(stop, dict) or stop.get("type") != "hyperband":
+        raise ConfigError("sweep early_terminate must be a mapping with type: hyperband")
+    unknown = [str(k) for k in stop if k not in STOPPING]
+    if unknown:
+        raise ConfigError(
+            f"sweep early_terminate: unknown key(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(STOPPING)}"
+        )
+    for key, least in (("min_iter", 1), ("eta", 2)):
+        value = stop.get(key, least)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
+            raise ConfigError(f"sweep early_terminate.{key} must be an integer >= {least}")
+    if method != "bayes" and wandb_mode() != "online":
+        raise ConfigError(
+            "early_terminate runs locally with method bayes (optuna), or on a W&B server"
+        )
 
 
 def _check_parameter(key: str, spec: Any, method: str) -> None:
@@ -222,9 +251,13 @@ def random_trials(spec: SweepSpec, count: int, seed: int) -> list[dict[str, Any]
     return [{k: _sample(p, rng) for k, p in spec.parameters.items()} for _ in range(count)]
 
 
+def digest(params: dict[str, Any]) -> str:
+    """A short name for a trial's parameters."""
+    return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def trial_name(index: int, params: dict[str, Any]) -> str:
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
-    return f"trial-{index:03d}-{digest}"
+    return f"trial-{index:03d}-{digest(params)}"
 
 
 def _run_trial(cfg_dict: dict[str, Any]) -> dict[str, Any]:
@@ -247,11 +280,12 @@ def run_local(
     seed: int,
 ) -> list[dict[str, Any]]:
     """Run the sweep here; returns one row per trial (params, summary or error)."""
+    from l2t.commands import sweep_optuna
+
     if spec.method == "bayes":
-        raise ConfigError(
-            "method bayes needs a W&B server (wandb.sweep); without one use grid or random"
-        )
-    if spec.method == "grid":
+        sweep_optuna.check(spec)
+        trials = []
+    elif spec.method == "grid":
         trials = grid_trials(spec)[: count or None]
     else:
         trials = random_trials(spec, count or 10, seed)
@@ -267,7 +301,13 @@ def run_local(
     )
     with run_lock.locked(out, "sweep"):
         atomic_write_text(written, out / "sweep.yaml")
-        return _run_trials(spec, base, out, trials, workers)
+        if spec.method != "bayes":
+            return _run_trials(spec, base, out, trials, workers)
+        rows = sweep_optuna.run(spec, base, out, count or 10, workers, seed)
+        table = summary_table(spec, rows)
+        atomic_write_text(table, out / "sweep_results.md")
+        print(table)
+        return rows
 
 
 def _run_trials(

@@ -286,6 +286,9 @@ class Run:
     state: Checkpoint  # where the run stands
     base_point: list[dict[str, Any]]  # loss.base=auto: every candidate's score, best first
     tracker: Tracker = dataclasses.field(init=False)
+    # called with (episode, selection score) after each episode's checkpoint: a sweep's
+    # pruner reads the learning curve here (it may raise to stop the run, resumable)
+    on_episode: Callable[[int, float], None] | None = None
 
 
 def _setup(cfg: Config) -> Run:
@@ -359,15 +362,19 @@ def _save(run: Run, episode: int, update: int, in_hand: dict[str, Any] | None = 
 
 
 def train_teacher(
-    cfg: Config, show_progress: bool = True, started: Callable[[Path], None] | None = None
+    cfg: Config,
+    show_progress: bool = True,
+    started: Callable[[Path], None] | None = None,
+    on_episode: Callable[[int, float], None] | None = None,
 ) -> TrainResult | None:
     """Meta-train a teacher as configured; write the run directory; return the test results
     (None in the processes other than rank 0 of a run over several: rank 0 reports).
     `started` is called with the run directory once it exists (the CLI points
-    `runs/latest` at it)."""
+    `runs/latest` at it); `on_episode` with each episode's selection score (`Run`)."""
     try:
         progress.enable(show_progress and cfg.progress)
         run = _setup(cfg)
+        run.on_episode = on_episode
         with run_lock.locked(run.run_dir, "train-teacher", enabled=run.rank == 0):  # rank 0
             return _train(run, show_progress, started)
     finally:  # a process that stops leaves the group, so the others stop instead of waiting
@@ -451,6 +458,8 @@ def meta_train(run: Run) -> int:
                 state.best_teacher = copy.deepcopy(teacher.state_dict())
         run.tracker.log({**record, "selection_val_acc": score, "best_episode": state.best_episode})
         _save(run, episode + 1, 0)
+        if run.on_episode is not None and scores:
+            run.on_episode(episode, score)
     bar.close()
     own = float(run.estimator.diverged) if run.estimator is not None else 0.0
     (diverged,) = distributed.sum_([torch.tensor(own, dtype=torch.float64)])

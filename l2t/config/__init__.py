@@ -141,6 +141,8 @@ class Config:
     label_noise_kind: str = _choice(
         "symmetric", "symmetric", "pairflip"
     )  # wrong label: any other class uniformly, or c -> c+1 mod C
+    augment: str = _choice("auto", "auto", "on", "off")  # training images cropped (padding
+    # 4) and flipped, drawn from each batch's seed (auto: on for CIFAR, as its literature)
     student: str = _choice(
         "mlp", "mlp", "cnn1d", "lenet", "resnet8", "resnet20", "resnet32", "resnet8_wide"
     )  # student architecture

@@ -80,7 +80,22 @@ def task(cfg: Config, data: Splits, student: str = "") -> Task:
         cosine=cfg.optim.cosine,
         composite=composite(cfg),
         labeled_batch=cfg.labeled_batch,
+        augment=augments(cfg, data),
     )
+
+
+def augments(cfg: Config, data: Splits) -> bool:
+    """Whether the task crops and flips its training images (`augment`)."""
+    if cfg.augment == "off":
+        return False
+    if cfg.augment == "auto":
+        return cfg.dataset.startswith("cifar")
+    if len(data.input_shape) != 3:
+        raise ConfigError(
+            f"augment=on crops and flips images (C, H, W); {cfg.dataset}'s inputs are "
+            f"{tuple(data.input_shape)}"
+        )
+    return True
 
 
 def tasks(cfg: Config, data: Splits) -> list[Task]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2t.config import ConfigError
+from l2t.data.augment import crop_flip
 from l2t.data.splits import Splits
 from l2t.engine.student_state import SGD, Loss, LossFn, StudentState, state_of, unroll
 from l2t.losses.composite import CompositeLoss
@@ -76,6 +77,7 @@ class Task:
         cosine: bool = False,
         composite: CompositeLoss | None = None,
         labeled_batch: int = 0,
+        augment: bool = False,
     ) -> None:
         n = len(splits.y_train)
         if batch_size > n:  # every batch would repeat samples: a config mistake, not a run
@@ -104,6 +106,7 @@ class Task:
         self.cosine = cosine  # the learning rate annealed to 0 along a cosine (baselines)
         self.composite = composite  # family composite: its terms (l2t/losses/composite.py)
         self.labeled_batch = labeled_batch  # with a pool: each batch's labeled samples
+        self.augment = augment  # training images cropped and flipped (l2t/data/augment.py)
         # a teaching model's logits travel with the labels (l2t.losses.labels); else hard labels
         logits = splits.model_logits
         self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
@@ -168,7 +171,10 @@ class Task:
             x_val, y_val = self.splits.x_val[vidx], self.splits.y_val[vidx]
         else:
             x_val, y_val = self.splits.x_val, self.splits.y_val
-        return Batches(self.splits.x_train[idx], self.train_targets[idx], x_val, y_val)
+        x = self.splits.x_train[idx]
+        if self.augment:  # drawn after the indices: the same samples as without
+            x = crop_flip(x.flatten(0, 1), generator).view_as(x)
+        return Batches(x, self.train_targets[idx], x_val, y_val)
 
     def train_indices(self, seed: int, t: int) -> Tensor:
         """(k, batch_size): which training samples `batches(seed, t)` holds (on the CPU)."""
