@@ -10,22 +10,25 @@ pseudo-label on the pool is wrong: this script reads the pool's hidden labels, a
 diagnostic may), the norm of the step's gradient, and the validation accuracy. Usage (one
 process per loss x weighting):
 
-    python scripts/reweighting_diagnostics.py LOSS WEIGHTING SEED [config=PATH] [key=value ...]
+    python scripts/reweighting_diagnostics.py LOSS WEIGHTING SEED [config=PATH] [plot=PNG] \
+        [key=value ...]
     e.g. python scripts/reweighting_diagnostics.py sce l2rw 0 label_noise=0.4 optim.lr=0.3 \
         optim.cosine=true
     python scripts/reweighting_diagnostics.py kd l2rw 0 config=configs/mnist1d_unlabeled.yaml \
         distill.mix=0.9 distill.temperature=4.0
 
-LOSS is a composite point (ce, sce, ...), WEIGHTING `l2rw`, `trust` (meta_trust's own step)
-or `uniform`. The mean weight per group
-(labeled part, right pseudo-labels — and those the model gives with a margin below / above
-the pool's median —, wrong ones), times the batch size: 1 is uniform's.
+LOSS is a composite point (ce, sce, ...), WEIGHTING `l2rw`, `trust` (meta_trust's own step),
+`trust_aum` (meta_trust_aum's) or `uniform`; `plot=PNG` draws the mean weight of each group
+over training (the picture of what the weighting learned, right against wrong). The mean
+weight per group (labeled part, right pseudo-labels — and those the model gives with a
+margin below / above the pool's median —, wrong ones), times the batch size: 1 is uniform's.
 """
 
 from __future__ import annotations
 
 import statistics
 import sys
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -37,6 +40,7 @@ from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, accuracy_of, run_student
 from l2t.io.threads import configure
 from l2t.losses.composite import parse_ranges
+from l2t.methods.margins import BatchIndex
 from l2t.methods.reweighting import BasePoint, Reweighted, l2rw_weights
 from l2t.methods.trust import TrustWeighted, trust_features
 
@@ -49,8 +53,8 @@ class Recorded(Reweighted):
 
     def __init__(self, task: Task, weighting: str, seed: int, base: BasePoint, noisy: Tensor):
         super().__init__(task, "l2rw", seed, base)
-        self.task, self.weighting, self.seed, self.noisy = task, weighting, seed, noisy
-        self.t = self.i = 0  # the teacher step and its SGD step (batches are seeded by them)
+        self.task, self.weighting, self.noisy = task, weighting, noisy
+        self.index = BatchIndex(task, seed)  # the batch's samples (batches are seeded)
         self.kept: list[float] = []
         self.effective: list[float] = []
         self.largest: list[float] = []
@@ -65,22 +69,34 @@ class Recorded(Reweighted):
             margin = top[:, 0] - top[:, 1]
         self.sure = margin > margin[task.splits.labeled :].median()
         self.labeled = task.splits.labeled
-        self.trust = TrustWeighted(task, seed, base) if weighting == "trust" else None
+        history = weighting == "trust_aum"
+        self.trust = (
+            TrustWeighted(task, seed, base, history) if weighting.startswith("trust") else None
+        )
+        self.curves: list[tuple[int, dict[str, float]]] = []  # (step, mean weight per group)
 
     def propose(
         self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
-        self.t, self.i = round(obs.progress * self.task.steps) // self.task.k, 0
+        self.index.start(obs)
+        if self.trust is not None:
+            self.trust.index.start(obs)
         return super().propose(theta, state, obs)
 
     def objective(self, step: SGDStep) -> Tensor:
         logits = step.forward(step.params, step.x)
         losses = self.samplewise(logits, step.y)
-        index = self.task.train_indices(self.seed, self.t)[self.i]
+        index = self.index.next().cpu()
         if self.trust is not None:  # meta_trust's step itself (l2t/methods/trust.py)
+            seen = self.trust.index.i
             loss = self.trust.objective(step)
             with torch.no_grad():
-                w = self.trust.weights(trust_features(logits, step.y, losses))
+                features = trust_features(logits, step.y, losses)
+                if self.trust.memory is not None:  # as the step read it
+                    at = self.task.train_indices(self.trust.index.seed, self.trust.index.t)[seen]
+                    margin = self.trust.memory.mean(at.to(features.device))[:, None]
+                    features = torch.cat([features, margin], dim=1)
+                w = self.trust.weights(features)
             w = w / len(w)  # its loss is (w * l).mean()
         else:
             if self.weighting == "l2rw":
@@ -108,7 +124,6 @@ class Recorded(Reweighted):
         self.largest.append(w.max().item())
         self.noisy_share.append((w * self.noisy[index]).sum().item())
         self.norms.append(torch.cat([g.flatten() for g in grads]).norm().item())
-        self.i += 1
         return loss
 
 
@@ -116,7 +131,8 @@ def main(argv: list[str]) -> None:
     loss, weighting, seed = argv[0], argv[1], int(argv[2])
     given = [a for a in argv[3:] if a.startswith("config=")]
     config = given[-1].removeprefix("config=") if given else "configs/mnist1d_mlp_composite.yaml"
-    rest = [a for a in argv[3:] if not a.startswith("config=")]
+    plots = [a.removeprefix("plot=") for a in argv[3:] if a.startswith("plot=")]
+    rest = [a for a in argv[3:] if not a.startswith(("config=", "plot="))]
     cfg = load_config(config, ["loss.family=composite", f"loss.base={loss}", *rest])
     configure(1)
     splits = parts.splits(cfg)
@@ -148,6 +164,9 @@ def main(argv: list[str]) -> None:
             + " ".join(f"{k} {statistics.fmean(v):.2f}" for k, v in policy.by_group.items() if v),
             flush=True,
         )
+        policy.curves.append(
+            (done, {k: statistics.fmean(v) for k, v in policy.by_group.items() if v})
+        )
         for values in policy.by_group.values():
             values.clear()
         for kept in (policy.kept, policy.effective, policy.largest, policy.noisy_share):
@@ -155,6 +174,29 @@ def main(argv: list[str]) -> None:
         policy.norms.clear()
 
     run_student(task, policy, {}, seed, EVERY, on_step=report)
+    if plots:
+        draw(policy.curves, f"{loss} point, {weighting} weights (seed {seed})", Path(plots[-1]))
+
+
+def draw(curves: list[tuple[int, dict[str, float]]], title: str, out: Path) -> None:
+    """The mean weight of each group of samples (x B: uniform is 1) over training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for group in curves[0][1]:
+        steps = [s for s, g in curves if group in g]
+        ax.plot(steps, [g[group] for _, g in curves if group in g], label=group, marker=".")
+    ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+    ax.set(xlabel="student step", ylabel="mean weight x batch size (uniform: 1)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"plot: {out}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ true labels reach no method and no teacher — only the oracle rows."""
 import ast
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,24 @@ def test_aum_drop_keeps_the_pool_samples_of_highest_margin():
     margins = torch.tensor([0.3, -2.0, 1.5, 0.1, -0.4, 2.0])
     assert lowest_dropped(margins, 0.5).tolist() == [True, False, True, False, False, True]
     assert lowest_dropped(margins, 0.0).all()
+
+
+def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path, capsys):
+    """scripts/pool_signals.py (AUC of each signal) and scripts/reweighting_diagnostics.py
+    (each group's weight; its picture) on a tiny pool."""
+    import runpy
+
+    pool = [f"unlabeled={POOL['unlabeled']}", f"labeled={POOL['labeled']}"]
+    tiny = [f"distill.model={model}", "steps=40", "eval_every=20", "labeled_batch=5", *pool]
+    tiny += [f"val_size={POOL['val_size']}", "val_batch=100", "unroll.steps=5"]
+    signals = runpy.run_path(str(ROOT / "scripts" / "pool_signals.py"))
+    signals["main"](["kd", "0", "distill.mix=0.5", *tiny])
+    out = capsys.readouterr().out
+    assert "pseudo-labels right" in out and "student mean margin" in out
+    aucs = [float(a) for pair in re.findall(r"(\d\.\d{3}) / (\d\.\d{3})", out) for a in pair]
+    assert len(aucs) == 10 and all(0.0 <= a <= 1.0 for a in aucs)  # 5 signals, 2 groups
+    diagnostics = runpy.run_path(str(ROOT / "scripts" / "reweighting_diagnostics.py"))
+    picture = tmp_path / "weights.png"
+    diagnostics["main"](["kd", "trust_aum", "0", f"plot={picture}", "distill.mix=0.5", *tiny])
+    out = capsys.readouterr().out
+    assert "mean weight x B: labeled" in out and " wrong " in out and picture.stat().st_size
