@@ -255,3 +255,19 @@ def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path
     diagnostics["main"](["kd", "trust_aum", "0", f"plot={picture}", "distill.mix=0.5", *tiny])
     out = capsys.readouterr().out
     assert "mean weight x B: labeled" in out and " wrong " in out and picture.stat().st_size
+
+
+def test_bench_times_the_pool_rows_against_the_base_point(trust_splits):
+    from l2t.commands.bench import pool_rows
+
+    cfg, splits = trust_splits
+    rows = pool_rows(cfg, parts.task(cfg, splits), 0.05)
+    assert set(rows) == {
+        "pool: the base point",
+        "pool: meta_trust",
+        "pool: meta_trust_aum",
+        "pool: aum_drop's first round",
+    }
+    assert all(ms > 0 for ms in rows.values())
+    plain = from_dict({"steps": 20, "loss": {"init_steps": 10}})
+    assert pool_rows(plain, parts.task(plain, parts.splits(plain)), 0.05) == {}

@@ -31,6 +31,10 @@ from l2t.estimators.online import OnlineTeacher, teach_while_learning
 from l2t.io import distributed, threads
 from l2t.io.tracking import Tracker
 from l2t.learned_loss import LearnedLoss
+from l2t.losses.composite import parse_ranges
+from l2t.methods.margins import MarginRecorded
+from l2t.methods.reweighting import BasePoint
+from l2t.methods.trust import TrustWeighted
 
 
 def _fixed_steps(task: Task, policy: Policy) -> Callable[[], int]:
@@ -349,6 +353,23 @@ def _online_ms(task: Task, teacher: OnlineTeacher, budget_s: float) -> float:
     return (time.perf_counter() - start) / steps * 1000.0
 
 
+def pool_rows(cfg: Config, task: Task, budget_s: float) -> dict[str, float]:
+    """With an unlabeled pool at the composite's base point (issue 33): a student step
+    at the base point (a KD student at `loss.base=kd`), under `meta_trust`'s and
+    `meta_trust_aum`'s online weights, and `aum_drop`'s recording round."""
+    if not (task.splits.pool and task.composite is not None):
+        return {}
+    base = parts.base_loss(cfg)
+    point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
+    policies: dict[str, Policy] = {
+        "pool: the base point": FixedLossTeacher("base", base),
+        "pool: meta_trust": TrustWeighted(task, 0, point),
+        "pool: meta_trust_aum": TrustWeighted(task, 0, point, history=True),
+        "pool: aum_drop's first round": MarginRecorded(task, 0, task.loss_fn(base)),
+    }
+    return {name: _time_per_student_step(task, p, budget_s) for name, p in policies.items()}
+
+
 def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
 
     threads.configure(cfg.threads)
@@ -364,6 +385,7 @@ def run_bench(cfg: Config, budget_s: float = 3.0) -> dict[str, float]:
             rows[f"online learning, {update}, {backend}"] = _online_ms(online, teacher, budget_s)
     rows.update(estimator_rows(cfg, task, budget_s))
     rows.update(vmap_rows(cfg, task, budget_s))
+    rows.update(pool_rows(cfg, task, budget_s))
     calls = criterion_rows(cfg, min(budget_s, 1.0))
     base = rows["plain CE step"]
     print(
