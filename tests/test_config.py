@@ -136,3 +136,22 @@ def test_the_projects_configs_load_by_name_from_any_directory(tmp_path, monkeypa
     cfg = load_config("mnist1d_unlabeled")
     assert (cfg.labeled, cfg.unlabeled, cfg.labeled_batch) == (1000, 22500, 32)
     assert load_config("mnist1d_mlp_composite").loss.family == "composite"
+
+
+def test_tf32_is_set_for_cuda_devices_only(monkeypatch):
+    """On CUDA `tf32` sets torch's two TF32 switches; a CPU run leaves them as they were."""
+    import torch
+
+    from l2t.io import device
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        assert device.resolve_device("cpu", tf32=False).type == "cpu"
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+        monkeypatch.setattr(device, "_device", lambda name: torch.device("cuda"))
+        for on in (True, False):
+            assert device.resolve_device("cuda", tf32=on).type == "cuda"
+            assert torch.backends.cuda.matmul.allow_tf32 is on
+            assert torch.backends.cudnn.allow_tf32 is on
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

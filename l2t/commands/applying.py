@@ -114,7 +114,7 @@ def make_task(cfg: Config, splits: Splits | None = None) -> Task:
     """The students' task as configured (data loaded unless given)."""
     threads.configure(cfg.threads)
     if splits is None:
-        splits = parts.splits(cfg, resolve_device(cfg.device))
+        splits = parts.splits(cfg, resolve_device(cfg.device, cfg.tf32))
     if splits.num_classes < 2:
         raise ConfigError(f"dataset '{cfg.dataset}' must have at least 2 classes for a pair loss")
     return parts.task(cfg, splits)
@@ -140,7 +140,7 @@ def teach_student(
 
 def teach(run: str | Path, mode: str, cfg: Config, out: str | Path) -> dict[str, Any]:
     """Train one new student (seed `cfg.seed`) with the run's teacher; write `out`."""
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.tf32)
     teacher = load_teacher(run, mode, cfg, device)
     base = base_loss_of(Teacher.load(teacher_file(run), device), cfg, device)
     task = make_task(cfg)

@@ -295,7 +295,7 @@ def _setup(cfg: Config) -> Run:
     """Data, base loss, teacher and estimator; the checkpoint of a resumed run loaded."""
     teachers.check(cfg)
     run_dir = _check_run_dir(cfg)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.tf32)
     rank, world = distributed.init(device)
     threads.configure(cfg.threads)
     torch.manual_seed(cfg.seed)

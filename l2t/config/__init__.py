@@ -156,6 +156,7 @@ class Config:
     eval_every: int = 150  # student steps between evaluations drawn in the curves
     seed: int = 0  # seeds data split, students, batches and the teacher (0 .. 2**20 - 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    tf32: bool = True  # on CUDA, matrix products and convolutions in TF32 (l2t/io/device.py)
     out: str = "runs/default"  # run directory (CLI train-teacher: a new runs/train-DATE-TIME)
     tracking: str = _choice("none", "none", "wandb")  # wandb is optional and off by default
     observe_loss_state: bool = True  # env observations include validation-gradient statistics

@@ -1,4 +1,6 @@
-"""Device selection: `device=auto` takes CUDA when present, the CPU otherwise."""
+"""Device selection: `device=auto` takes CUDA when present, the CPU otherwise; on CUDA,
+matrix products and convolutions in TF32 unless `tf32=false` (Ampere and later: ~8x the
+float32 throughput for a 10-bit mantissa in the products, float32 accumulation)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,15 @@ import torch
 from l2t.config import ConfigError
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, tf32: bool = True) -> torch.device:
+    device = _device(name)
+    if device.type == "cuda":  # process-wide settings; they touch nothing on the CPU
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    return device
+
+
+def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -62,7 +62,7 @@ def train_model(cfg: Config, with_val: bool = False) -> dict[str, Any]:
     if cfg.distill.model and not cfg.unlabeled:
         raise ConfigError("train-model trains with cross-entropy; leave distill.model unset")
     threads.configure(cfg.threads)  # with a pool, distill.model names where this model goes
-    splits = parts.splits(cfg, resolve_device(cfg.device), with_model=False)
+    splits = parts.splits(cfg, resolve_device(cfg.device, cfg.tf32), with_model=False)
     if with_val:
         splits = splits.train_and_val()
     model, result = fit_model(cfg, splits, student_seed(cfg.seed, "model", 0))

@@ -56,7 +56,7 @@ def compare(
     progress.enable(cfg.progress)
     ranked: list[dict[str, Any]] = []
     if composite_auto(cfg):  # chosen once, on val
-        cfg, ranked = choose_base(cfg, parts.splits(cfg, resolve_device(cfg.device)))
+        cfg, ranked = choose_base(cfg, parts.splits(cfg, resolve_device(cfg.device, cfg.tf32)))
     setting = _setting(cfg, run_dir)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,7 @@ def _run_jobs(
 
 def _setting(cfg: Config, run_dir: str | None) -> Setting:
     """The compared students' task, the same on train + val, and the base loss."""
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.tf32)
     if run_dir:  # an LSTM teacher carries its own base loss
         base = base_loss_of(Teacher.load(teacher_file(run_dir), device), cfg, device)
     else:
