@@ -140,12 +140,13 @@ def trust_splits(model):
     return cfg, parts.splits(cfg)
 
 
-@pytest.mark.parametrize("history", [False, True])
+@pytest.mark.parametrize("margins", ["none", "history", "prior"])
 def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
-    trust_splits, history, float64, monkeypatch
+    trust_splits, margins, float64, monkeypatch
 ):
-    """With its net held (learning rate 0) `meta_trust` (and `meta_trust_aum`, `history`)
-    weighs every sample 1: the base point's student exactly; learning, it trains another."""
+    """With its net held (learning rate 0) `meta_trust` (and `meta_trust_aum`, reading the
+    margins so far; `meta_trust_aum2`, a first round's) weighs every sample 1: the base
+    point's student exactly; learning, it trains another."""
     from precision import as_float64
 
     from agents import FixedLossTeacher
@@ -159,10 +160,12 @@ def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
     point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
     fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
     monkeypatch.setattr(trust, "WEIGHT_NET_LR", 0.0)
-    held = run_student(task, trust.TrustWeighted(task, 0, point, history), {}, 0, 20)
+    history = margins == "history"
+    prior = torch.randn(len(splits.y_train)) if margins == "prior" else None
+    held = run_student(task, trust.TrustWeighted(task, 0, point, history, prior), {}, 0, 20)
     assert [p["val_acc"] for p in held.curve] == [p["val_acc"] for p in fixed.curve]
     monkeypatch.undo()
-    policy = trust.TrustWeighted(task, 0, point, history)
+    policy = trust.TrustWeighted(task, 0, point, history, prior)
     moving = run_student(task, policy, {}, 0, 20)
     assert moving.curve != held.curve
     assert policy.net[-1].weight.abs().max() > 0  # the lookahead moved the trust net
@@ -190,7 +193,7 @@ def test_meta_trust_chooses_its_rate_on_validation_and_trains_beside_base(
 ):
     """... and reads no hidden label: with them permuted it trains the same student."""
     cfg = from_dict({**TRUST, "distill": {"model": str(model), "mix": 0.5}})
-    rows = ["meta_trust", "meta_trust_aum", "aum_drop"]
+    rows = ["meta_trust", "meta_trust_aum", "meta_trust_aum2", "aum_drop"]
     results = compare(cfg, ["base", *rows], seeds=1, out=tmp_path / "a")
     saved = json.loads((tmp_path / "a" / "results.json").read_text())
     for row in rows:

@@ -7,8 +7,9 @@ own confidence does (AUC 0.83 against 0.77; 0.71 against 0.59 where the model's 
 below the median: `scripts/pool_signals.py`).
 
 `MarginMemory` keeps the running mean per training sample, from the logits a training step
-computes anyway; `aum_drop` (a fixed recipe of two rounds) and `meta_trust_aum` (a learned
-weight that reads it) use it.
+computes anyway; `aum_drop` (a fixed recipe of two rounds), `meta_trust_aum` (a learned
+weight that reads it as it accrues) and `meta_trust_aum2` (a learned weight that reads a
+whole first round's) use it.
 """
 
 from __future__ import annotations
@@ -101,3 +102,13 @@ class MarginRecorded(Lookahead):
         logits = step.forward(step.params, step.x)
         self.memory.record(self.index.next(), margin_on(logits, labels_of(step.y)))
         return self.loss(logits, step.y)
+
+
+def first_round(task: Task, seed: int, loss: LossFn) -> Tensor:
+    """The mean margin of every training sample over a whole lifetime of the student of
+    `seed` under `loss` (round one of `aum_drop` and `meta_trust_aum2`)."""
+    from l2t.engine.teaching import run_student  # the engine's loop, above this module
+
+    recorded = MarginRecorded(task, seed, loss)
+    run_student(task, recorded, {}, seed, task.steps)
+    return recorded.memory.mean()

@@ -58,16 +58,26 @@ def _trust_net(inputs: int) -> nn.Module:
 class TrustWeighted(Reweighted):
     """The base point's per-sample loss weighted by the trust net, moved by the lookahead
     before each SGD step (then the step under the moved weights). With `history` the net
-    also reads the student's mean margin on the sample's label so far (`meta_trust_aum`)."""
+    also reads the student's mean margin on the sample's label so far (`meta_trust_aum`);
+    with `prior` (a margin per training sample) a first round's, fixed (`meta_trust_aum2`)."""
 
-    def __init__(self, task: Task, seed: int, base: BasePoint, history: bool = False) -> None:
+    def __init__(
+        self,
+        task: Task,
+        seed: int,
+        base: BasePoint,
+        history: bool = False,
+        prior: Tensor | None = None,
+    ) -> None:
         super().__init__(task, "l2rw", seed, base)  # the switch and the plain loss; no state
+        margins = history or prior is not None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = _trust_net(len(FEATURES) + history).to(task.device)
+            self.net = _trust_net(len(FEATURES) + margins).to(task.device)
         self.adam = torch.optim.Adam(self.net.parameters(), lr=WEIGHT_NET_LR)
         self.index = BatchIndex(task, seed)
         self.memory = MarginMemory(len(task.splits.y_train), task.device) if history else None
+        self.prior = prior
 
     def propose(
         self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
@@ -78,6 +88,8 @@ class TrustWeighted(Reweighted):
     def features(self, logits: Tensor, targets: Tensor, losses: Tensor) -> Tensor:
         """What the net sees of this SGD step's samples (the memory recorded first)."""
         features = trust_features(logits, targets, losses)
+        if self.prior is not None:
+            return torch.cat([features, self.prior[self.index.next()][:, None]], dim=1)
         if self.memory is None:
             return features
         index = self.index.next()

@@ -23,7 +23,7 @@ from l2t.config import Config, ConfigError, varied
 from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
-from l2t.methods.margins import MarginRecorded
+from l2t.methods.margins import first_round
 
 DROPS = (0.0, 0.15, 0.3, 0.45)  # the pool's share dropped, lowest margins first
 
@@ -55,9 +55,7 @@ class MarginDrop(PoolMethod):
     def margins(self, lr: float, seed: int) -> Tensor:
         """Round one: the pool's mean margins over the training of the student of `seed`."""
         task = self._task(lr)
-        recorded = MarginRecorded(task, seed, task.loss_fn(self.setting.base))
-        run_student(task, recorded, {}, seed, self.setting.cfg.steps)
-        return recorded.memory.mean()[task.splits.labeled :]
+        return first_round(task, seed, task.loss_fn(self.setting.base))[task.splits.labeled :]
 
     def second(
         self, lr: float, drop: float, margins: Tensor, seed: int, test: bool

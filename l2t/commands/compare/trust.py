@@ -1,27 +1,33 @@
 """`meta_trust`: the base point's per-sample loss weighted by a net over what a teacher sees
 of each sample, learned online on the trusted batch (`l2t/methods/trust.py`); with an
 unlabeled pool and a model (its features are the model's confidence and margin);
-`meta_trust_aum` reads the student's mean margin on the label too (`aum_drop`'s signal). Its
+`meta_trust_aum` reads the student's mean margin on the label too (`aum_drop`'s signal) as
+it accrues; `meta_trust_aum2` a whole first round's (two lifetimes, as `aum_drop`). Its
 learning rate is chosen on validation, as `slam`'s and `kd_tuned`'s are."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from typing import ClassVar
+
+from torch import Tensor
 
 from l2t.commands.applying import make_task
 from l2t.commands.compare.method import RATES, Chosen, Student, on_base_point
 from l2t.commands.compare.pool import PoolMethod
 from l2t.config import Config, ConfigError, varied
+from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.losses.composite import parse_ranges
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
+from l2t.methods.margins import first_round
 from l2t.methods.reweighting import BasePoint
 from l2t.methods.trust import TrustWeighted
 
 
 class Trust(PoolMethod):
-    names = ("meta_trust", "meta_trust_trainval", "meta_trust_aum")
+    names: ClassVar[tuple[str, ...]] = ("meta_trust", "meta_trust_trainval", "meta_trust_aum")
     baseline = False  # the weights learn from the trusted split while the student trains
 
     @classmethod
@@ -31,7 +37,11 @@ class Trust(PoolMethod):
             raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
     def tuning_students(self) -> int:
-        return len(RATES) * TUNING_STUDENTS
+        return len(RATES) * TUNING_STUDENTS * self.lifetimes
+
+    def prior(self, task: Task, seed: int) -> Tensor | None:
+        """A first round's margins for the net to read (None: no first round)."""
+        return None
 
     def _run(self, lr: float) -> Callable[[int, bool], EpisodeResult]:
         """(seed, test) -> a student under the trust weights at learning rate `lr`."""
@@ -42,7 +52,9 @@ class Trust(PoolMethod):
         task = make_task(varied(s.cfg, {"optim": {"lr": lr}}), splits)
 
         def run(seed: int, test: bool) -> EpisodeResult:  # the net's state lives in the policy
-            policy = TrustWeighted(task, seed, base, history=self.name == "meta_trust_aum")
+            policy = TrustWeighted(
+                task, seed, base, self.name == "meta_trust_aum", self.prior(task, seed)
+            )
             steps = s.cfg.eval_every if test else s.cfg.steps
             return run_student(task, policy, {}, seed, steps, s.test if test else None)
 
@@ -64,3 +76,14 @@ class Trust(PoolMethod):
     def student(self, chosen: Chosen) -> Student:
         run = self._run(chosen["lr"])
         return lambda seed: run(seed, True)
+
+
+class TrustTwoRounds(Trust):
+    """`meta_trust_aum2`: round one at the base point records each sample's mean margin
+    (`aum_drop`'s), round two learns the trust weights reading it; both counted."""
+
+    names = ("meta_trust_aum2",)
+    lifetimes = 2
+
+    def prior(self, task: Task, seed: int) -> Tensor | None:
+        return first_round(task, seed, task.loss_fn(self.setting.base))
