@@ -274,3 +274,12 @@ def test_bench_times_the_pool_rows_against_the_base_point(trust_splits):
     assert all(ms > 0 for ms in rows.values())
     plain = from_dict({"steps": 20, "loss": {"init_steps": 10}})
     assert pool_rows(plain, parts.task(plain, parts.splits(plain)), 0.05) == {}
+
+
+def test_a_row_that_chooses_its_rate_can_keep_the_runs_own():
+    """`kd_tuned`, `slam`, `meta_trust*` and `aum_drop` choose from RATES and the run's
+    learning rate (digits' 0.05 was missing: `kd_tuned` fell below `kd`)."""
+    from l2t.commands.compare.method import RATES, Setting
+
+    assert Setting(from_dict({"optim": {"lr": 0.05}}), None, None, []).rates == (0.05, *RATES)
+    assert Setting(from_dict({"optim": {"lr": 0.1}}), None, None, []).rates == RATES

@@ -6,7 +6,7 @@ validation from the KD grid; `kd_tuned`: vanilla KD with its learning rate chose
 from __future__ import annotations
 
 from agents import FixedLossTeacher
-from l2t.commands.compare.method import RATES, Chosen, Method, Setting, Student
+from l2t.commands.compare.method import Chosen, Method, Setting, Student
 from l2t.config import Config, ConfigError
 from l2t.data.distill import DISTILL_METHODS, KD_TEMPERATURES, KD_WEIGHTS
 from l2t.engine.task import Task
@@ -34,7 +34,7 @@ class Distilled(Method):
             )
 
     def rates(self) -> tuple[float, ...]:
-        return RATES if self.name == "kd_tuned" else ()
+        return self.setting.rates if self.name == "kd_tuned" else ()
 
     def tuning_students(self) -> int:  # the KD grid, and self_distill's model
         grid = len(KD_WEIGHTS) * len(KD_TEMPERATURES) * max(1, len(self.rates()))

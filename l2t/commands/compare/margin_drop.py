@@ -17,7 +17,7 @@ from torch import Tensor
 
 from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import RATES, Chosen, Student, on_base_point
+from l2t.commands.compare.method import Chosen, Student, on_base_point
 from l2t.commands.compare.pool import PoolMethod
 from l2t.config import Config, ConfigError, varied
 from l2t.engine.task import Task
@@ -46,7 +46,7 @@ class MarginDrop(PoolMethod):
             raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
     def tuning_students(self) -> int:
-        return len(RATES) * TUNING_STUDENTS * (1 + len(DROPS))
+        return len(self.setting.rates) * TUNING_STUDENTS * (1 + len(DROPS))
 
     @functools.cache  # noqa: B019 (one row object per compare: a task per rate, kept with it)
     def _task(self, lr: float) -> Task:
@@ -69,16 +69,16 @@ class MarginDrop(PoolMethod):
         return run_student(task, fixed, {}, seed, every, s.test if test else None)
 
     def choose(self) -> Chosen:
-        seeds = tuning_seeds(self.setting.cfg.seed)
+        seeds, rates = tuning_seeds(self.setting.cfg.seed), self.setting.rates
         scores: dict[tuple[float, float], list[float]] = {}
-        for lr in RATES:
+        for lr in rates:
             for seed in seeds:
                 margins = self.margins(lr, seed)
                 for drop in DROPS:
                     accuracy = self.second(lr, drop, margins, seed, test=False).val_acc
                     scores.setdefault((lr, drop), []).append(accuracy)
-        lr, drop = max(itertools.product(RATES, DROPS), key=lambda c: statistics.fmean(scores[c]))
-        print(f"aum_drop: lr={lr}, drop={drop} (best validation accuracy over {RATES} x {DROPS})")
+        lr, drop = max(itertools.product(rates, DROPS), key=lambda c: statistics.fmean(scores[c]))
+        print(f"aum_drop: lr={lr}, drop={drop} (best validation accuracy over {rates} x {DROPS})")
         return {"lr": lr, "drop": drop}
 
     def student(self, chosen: Chosen) -> Student:

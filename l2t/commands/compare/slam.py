@@ -12,7 +12,7 @@ import statistics
 import torch
 
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import RATES, Chosen, Student
+from l2t.commands.compare.method import Chosen, Student
 from l2t.commands.compare.pool import PoolMethod
 from l2t.config import varied
 from l2t.data.distill import load_model, logits_of
@@ -23,14 +23,18 @@ from l2t.methods.slam import Isotonic, fit_alpha, slam_loss, with_pool_flag
 
 TOP_K = (2, 3, 5)  # the classes the model's wrong labels fall among
 TEMPERATURES = (1.0, 4.0)  # the model's soft labels
-GRID = tuple(itertools.product(TOP_K, TEMPERATURES, RATES))
 
 
 class SLaMRow(PoolMethod):
     names = ("slam",)
 
     def tuning_students(self) -> int:
-        return len(GRID) * TUNING_STUDENTS
+        return len(self.grid) * TUNING_STUDENTS
+
+    @property
+    def grid(self) -> tuple[tuple[int, float, float], ...]:
+        """(k, T, lr) to choose from on validation."""
+        return tuple(itertools.product(TOP_K, TEMPERATURES, self.setting.rates))
 
     @functools.cached_property
     def alpha(self) -> Isotonic:
@@ -61,8 +65,8 @@ class SLaMRow(PoolMethod):
                 run_student(task, policy, {}, x, cfg.steps).val_acc for x in seeds
             )
 
-        k, t, lr = max(GRID, key=score)
-        grid = f"k {TOP_K} x T {TEMPERATURES} x lr {RATES}"
+        k, t, lr = max(self.grid, key=score)
+        grid = f"k {TOP_K} x T {TEMPERATURES} x lr {self.setting.rates}"
         print(f"slam: k={k}, T={t}, lr={lr} (best validation accuracy over {grid})")
         return {"k": k, "temperature": t, "lr": lr}
 

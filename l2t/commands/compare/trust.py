@@ -14,7 +14,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import RATES, Chosen, Student, on_base_point
+from l2t.commands.compare.method import Chosen, Student, on_base_point
 from l2t.commands.compare.pool import PoolMethod
 from l2t.config import Config, ConfigError, varied
 from l2t.engine.task import Task
@@ -37,7 +37,7 @@ class Trust(PoolMethod):
             raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
     def tuning_students(self) -> int:
-        return len(RATES) * TUNING_STUDENTS * self.lifetimes
+        return len(self.setting.rates) * TUNING_STUDENTS * self.lifetimes
 
     def prior(self, task: Task, seed: int) -> Tensor | None:
         """A first round's margins for the net to read (None: no first round)."""
@@ -69,8 +69,8 @@ class Trust(PoolMethod):
             run = self._run(lr)
             return statistics.fmean(run(seed, False).val_acc for seed in seeds)
 
-        best = max(RATES, key=score)
-        print(f"{self.name}: lr={best} (best validation accuracy over {RATES})")
+        best = max(self.setting.rates, key=score)
+        print(f"{self.name}: lr={best} (best validation accuracy over {self.setting.rates})")
         return {"lr": best}
 
     def student(self, chosen: Chosen) -> Student:
