@@ -10,12 +10,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-from runs import trained_run
+from runs import teach_student, trained_run
 from torch.utils.data import DataLoader
 
 import l2t
-from l2t.commands.applying import make_task, run_config
-from l2t.engine.seeds import student_seed
 from l2t.integrations.lightning import LearnedLossCallback
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,12 +26,7 @@ def run(tmp_path_factory):
 
 def _student(run):
     """The run's task, a student at `teach`'s first initialization, its batches in order."""
-    cfg = run_config(run, {})
-    task = make_task(cfg)
-    seed = student_seed(cfg.seed, "evaluation", 0)
-    start = task.init(seed)
-    model = task.build()
-    model.load_state_dict({**start.params, **start.buffers})
+    cfg, task, model, _, seed = teach_student(run)
     batches = []
     for t in range(task.teacher_steps):
         b = task.batches(seed, t)

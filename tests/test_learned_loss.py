@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from runs import trained_run
+from runs import teach_student, trained_run
 from torch.func import functional_call
 
 import l2t
@@ -28,12 +28,7 @@ def run(tmp_path_factory):
 
 def _by_hand(run, mode):
     """The student of `teach`'s seed, trained in a plain PyTorch loop with the criterion."""
-    cfg = run_config(run, {})
-    task = make_task(cfg)
-    seed = student_seed(cfg.seed, "evaluation", 0)
-    start = task.init(seed)
-    model = task.build()
-    model.load_state_dict({**start.params, **start.buffers})
+    cfg, task, model, start, seed = teach_student(run)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr)
     criterion = l2t.LearnedLoss.from_run(run, mode=mode, total_steps=cfg.steps)
 

@@ -17,9 +17,9 @@ from torch import Tensor
 
 from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import Chosen, Student, on_base_point
-from l2t.commands.compare.pool import PoolMethod
-from l2t.config import Config, ConfigError, varied
+from l2t.commands.compare.method import Chosen, Student
+from l2t.commands.compare.pool import PoolOnBasePoint
+from l2t.config import varied
 from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
@@ -35,15 +35,9 @@ def lowest_dropped(margins: Tensor, drop: float) -> Tensor:
     return keep
 
 
-class MarginDrop(PoolMethod):
+class MarginDrop(PoolOnBasePoint):
     names = ("aum_drop",)
     lifetimes = 2
-
-    @classmethod
-    def check(cls, name: str, cfg: Config) -> None:
-        super().check(name, cfg)
-        if not on_base_point(cfg):
-            raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
     def tuning_students(self) -> int:
         return len(self.setting.rates) * TUNING_STUDENTS * (1 + len(DROPS))

@@ -12,7 +12,7 @@ import torch
 
 from agents import FixedLossTeacher
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import Chosen, Method, Student
+from l2t.commands.compare.method import Chosen, Method, Student, on_base_point
 from l2t.config import Config, ConfigError
 from l2t.data.splits import Splits
 from l2t.engine.teaching import run_student
@@ -28,6 +28,16 @@ class PoolMethod(Method):
     def check(cls, name: str, cfg: Config) -> None:
         if not (cfg.unlabeled and cfg.distill.model):
             raise ConfigError(f"{name} works on an unlabeled pool: unlabeled=N and distill.model")
+
+
+class PoolOnBasePoint(PoolMethod):
+    """A pool row trained at the composite's base point (`meta_trust*`, `aum_drop`)."""
+
+    @classmethod
+    def check(cls, name: str, cfg: Config) -> None:
+        super().check(name, cfg)
+        if not on_base_point(cfg):
+            raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
 
 class PoolRow(PoolMethod):

@@ -14,9 +14,9 @@ from typing import ClassVar
 from torch import Tensor
 
 from l2t.commands.applying import make_task
-from l2t.commands.compare.method import Chosen, Student, on_base_point
-from l2t.commands.compare.pool import PoolMethod
-from l2t.config import Config, ConfigError, varied
+from l2t.commands.compare.method import Chosen, Student
+from l2t.commands.compare.pool import PoolOnBasePoint
+from l2t.config import varied
 from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.losses.composite import parse_ranges
@@ -26,15 +26,9 @@ from l2t.methods.reweighting import BasePoint
 from l2t.methods.trust import TrustWeighted
 
 
-class Trust(PoolMethod):
+class Trust(PoolOnBasePoint):
     names: ClassVar[tuple[str, ...]] = ("meta_trust", "meta_trust_trainval", "meta_trust_aum")
     baseline = False  # the weights learn from the trusted split while the student trains
-
-    @classmethod
-    def check(cls, name: str, cfg: Config) -> None:
-        super().check(name, cfg)
-        if not on_base_point(cfg):
-            raise ConfigError(f"{name} works on the composite base point: loss.family=composite")
 
     def tuning_students(self) -> int:
         return len(self.setting.rates) * TUNING_STUDENTS * self.lifetimes
