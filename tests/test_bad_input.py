@@ -122,7 +122,8 @@ CASES = [  # (arguments, a phrase the line must hold)
         "'steps' expects int, got [0, 1, 2, 3, 4, 5, ...]",
     ),
     (["train-teacher", "loss.ranges=" + "x" * 50_000], "characters left out) ... xxx"),
-    (["sweep", "early.yaml"], "unknown key(s) early_terminate; allowed: name, description"),
+    (["sweep", "early.yaml"], "early_terminate runs locally with method bayes (optuna)"),
+    (["sweep", "program.yaml"], "unknown key(s) program; allowed: name, description"),
     (["sweep", "valuez.yaml"], "unknown key(s) valuez (did you mean"),
     (["sweep", "q0.yaml"], "q must be > 0; got 0"),
     (["sweep", "text.yaml"], "min and max must be numbers; got 0.1, 'x'"),
@@ -167,6 +168,8 @@ def workspace(tmp_path_factory):
         )
     early = f"method: random\n{metric}early_terminate: {{type: hyperband}}\nparameters: {{}}\n"
     (root / "early.yaml").write_text(early)
+    program = f"method: random\n{metric}program: train.py\nparameters: {{}}\n"
+    (root / "program.yaml").write_text(program)
     (root / "other_sweep").mkdir()
     (root / "other_sweep" / "sweep.yaml").write_text("method: random\nparameters: {}\n")
     (root / "garbage").mkdir()
