@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, PrinterCallback, Trainer, TrainingArguments
 
 import l2t
 from l2t.integrations.huggingface import LearnedLossTrainerCallback, compute_loss_func
@@ -84,6 +84,7 @@ def main(run: str, steps: int = 300, mode: str = "online", accumulate: int = 1) 
             compute_metrics=metrics,
             callbacks=[LearnedLossTrainerCallback(criterion)],  # its steps and observations
         )
+        trainer.remove_callback(PrinterCallback)  # no dict per evaluation on the terminal
         trainer.train()
         predicted = trainer.predict(Digits(x[test], y[test])).predictions
     accuracy = float((np.argmax(predicted, axis=1) == y[test].numpy()).mean())
