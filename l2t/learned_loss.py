@@ -108,6 +108,7 @@ class LearnedLoss(nn.Module):
         self._loss: Callable[[Tensor, Tensor], Tensor] | None = None  # at this step's params
         self._samples: Callable[[Tensor, Tensor], Tensor] | None = None  # ... per sample
         self._cast: tuple[torch.device, torch.dtype] | None = None  # their device and dtype
+        self._at: list[Tensor] = []  # the loss parameters at that device and dtype
 
     @classmethod
     def from_run(
@@ -250,10 +251,9 @@ class LearnedLoss(nn.Module):
         assert self._params is not None
         if self._loss is None or self._cast != (logits.device, logits.dtype):
             self._cast = (logits.device, logits.dtype)
-            params = [p.to(logits.device, logits.dtype) for p in self._params]
-            self._loss = loss_fn(self.family, params, self.temperature, self.mix, self.composite)
-            settings = LossSettings(self.temperature, self.mix, self.composite)
-            self._samples = FAMILIES[self.family].samples(params, settings)
+            self._at = [p.to(logits.device, logits.dtype) for p in self._params]
+            self._loss = loss_fn(self.family, self._at, self.temperature, self.mix, self.composite)
+            self._samples = None
         if self.reduction == "none" or self.weight is not None:
             return self._per_sample(logits, targets, training)
         loss = self._loss(logits, targets)
@@ -264,14 +264,17 @@ class LearnedLoss(nn.Module):
     def _per_sample(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
         """Class weights or `reduction="none"`: from the family's per-sample losses, whose
         mean is the batch loss."""
-        assert self._samples is not None
+        if self._samples is None:  # once per teacher step and cast, as `_loss`
+            settings = LossSettings(self.temperature, self.mix, self.composite)
+            self._samples = FAMILIES[self.family].samples(self._at, settings)
         values = self._samples(logits, targets)
         if self.mode == "online" and training:  # the unweighted mean, as the teacher trained
             self._losses.append(values.detach().mean())
         if self.weight is not None:
-            values = values * self.weight.to(values)[labels_of(targets)]
+            weights = self.weight.to(values)[labels_of(targets)]
+            values = values * weights
             if self.reduction == "mean":  # as cross-entropy: the weights' sum normalises
-                return values.sum() / self.weight.to(values)[labels_of(targets)].sum()
+                return values.sum() / weights.sum()
         if self.reduction == "sum":
             return values.sum()
         return values if self.reduction == "none" else values.mean()

@@ -42,7 +42,7 @@ from l2t.io.threads import configure
 from l2t.losses.composite import parse_ranges
 from l2t.methods.margins import BatchIndex
 from l2t.methods.reweighting import BasePoint, Reweighted, l2rw_weights
-from l2t.methods.trust import TrustWeighted, trust_features
+from l2t.methods.trust import TrustWeighted
 
 EVERY = 500
 
@@ -88,16 +88,9 @@ class Recorded(Reweighted):
         losses = self.samplewise(logits, step.y)
         index = self.index.next().cpu()
         if self.trust is not None:  # meta_trust's step itself (l2t/methods/trust.py)
-            seen = self.trust.index.i
             loss = self.trust.objective(step)
-            with torch.no_grad():
-                features = trust_features(logits, step.y, losses)
-                if self.trust.memory is not None:  # as the step read it
-                    at = self.task.train_indices(self.trust.index.seed, self.trust.index.t)[seen]
-                    margin = self.trust.memory.mean(at.to(features.device))[:, None]
-                    features = torch.cat([features, margin], dim=1)
-                w = self.trust.weights(features)
-            w = w / len(w)  # its loss is (w * l).mean()
+            assert self.trust.last_weights is not None
+            w = self.trust.last_weights / len(losses)  # its loss is (w * l).mean()
         else:
             if self.weighting == "l2rw":
                 args = (step.params, losses, step.lr, step.x_val, step.y_val)

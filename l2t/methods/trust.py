@@ -27,7 +27,6 @@ from l2t.methods.margins import BatchIndex, MarginMemory, margin_on
 from l2t.methods.reweighting import WEIGHT_NET_LR, BasePoint, Reweighted, lookahead
 
 FEATURES = ("model_top", "model_margin", "student_p_label", "agrees", "log1p_loss")
-HISTORY = "student_mean_margin"  # `meta_trust_aum`'s one more: l2t/methods/margins.py
 HIDDEN = 16
 FLOOR = 0.05  # the smallest raw weight: no sample above 2 / FLOOR = 40 times another's
 
@@ -78,6 +77,7 @@ class TrustWeighted(Reweighted):
         self.index = BatchIndex(task, seed)
         self.memory = MarginMemory(len(task.splits.y_train), task.device) if history else None
         self.prior = prior
+        self.last_weights: Tensor | None = None
 
     def propose(
         self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
@@ -112,4 +112,5 @@ class TrustWeighted(Reweighted):
         self.adam.step()
         with torch.no_grad():
             w = self.weights(features)
+        self.last_weights = w  # the step's weights (mean 1), for diagnostics
         return (w * losses).mean()
