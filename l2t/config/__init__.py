@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from l2t.engine.seeds import MAX_RUN_SEED
+from l2t.engine.student_state import AUTOCAST
 from l2t.losses.composite import POINTS
 from l2t.losses.dln import PAIR_LOSSES
 from l2t.losses.families import FAMILIES
@@ -157,6 +158,8 @@ class Config:
     seed: int = 0  # seeds data split, students, batches and the teacher (0 .. 2**20 - 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     tf32: bool = True  # on CUDA, matrix products and convolutions in TF32 (l2t/io/device.py)
+    autocast: str = _choice("off", *AUTOCAST)  # the students' first-order SGD steps in mixed
+    # precision: forward in bf16/fp16 (fp16 with a dynamic loss scale), loss and weights in fp32
     out: str = "runs/default"  # run directory (CLI train-teacher: a new runs/train-DATE-TIME)
     tracking: str = _choice("none", "none", "wandb")  # wandb is optional and off by default
     observe_loss_state: bool = True  # env observations include validation-gradient statistics

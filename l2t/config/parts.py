@@ -19,7 +19,7 @@ from l2t.config import Config, ConfigError, mix_of
 from l2t.data.datasets import load_data
 from l2t.data.distill import attach_model
 from l2t.data.splits import Splits
-from l2t.engine.student_state import SGD
+from l2t.engine.student_state import AUTOCAST, SGD
 from l2t.engine.students import build_student
 from l2t.engine.task import Task
 from l2t.losses.composite import CompositeLoss, parse_ranges, point
@@ -81,6 +81,7 @@ def task(cfg: Config, data: Splits, student: str = "") -> Task:
         composite=composite(cfg),
         labeled_batch=cfg.labeled_batch,
         augment=augments(cfg, data),
+        autocast=AUTOCAST[cfg.autocast],
     )
 
 

@@ -28,10 +28,13 @@ from l2t.data.splits import Splits
 from l2t.engine.lifetime import Lifetime, Observation, Policy, Step, Theta, retake
 from l2t.engine.student_state import (
     Lookahead,
+    MixedPrecision,
     StudentState,
     end_state,
     features,
+    next_scale,
     sgd_update,
+    skip_unless,
     validate,
 )
 from l2t.engine.task import Task
@@ -97,6 +100,9 @@ def _advance_group(
     observes = policy.observes_gradient
     second_order = chain or observes  # dL_val/dphi: the meta-gradient or the observation
     sizes = [p.numel() for p in policy.base_params()]
+    # first-order members under the task's autocast, as `unroll`; second order stays float32
+    amp = MixedPrecision(None if second_order else task.autocast, task.device.type)
+    scales = [amp.start(life.student, task.device) for life in lives]
 
     def momentum_of(s: StudentState) -> dict[str, Tensor]:
         """Zeros before the first step (momentum * 0 + g is torch.optim.SGD's first g)."""
@@ -115,6 +121,7 @@ def _advance_group(
         lr: Tensor,
         params: dict[str, Tensor],
         momentum: dict[str, Tensor],
+        scale: Tensor | None,
         x: Tensor,
         y: Tensor,
         x_val: Tensor,
@@ -129,22 +136,32 @@ def _advance_group(
             if isinstance(loss_fn, Lookahead):  # it steps its own state: one student at a time
                 raise TypeError("a Lookahead loss (reweighting) is not vmapped")
 
-            def train_loss(p: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
-                return loss_fn(functional_call(model, p, (xb,)), yb)
+            def train_loss(
+                p: dict[str, Tensor], xb: Tensor, yb: Tensor, s: Tensor | None
+            ) -> tuple[Tensor, Tensor]:
+                with amp.forward():
+                    logits = functional_call(model, p, (xb,))
+                loss = loss_fn(amp.full(logits), yb)
+                return amp.scale_loss(loss, s), loss
 
-            p, total = params, torch.zeros((), device=x.device)
+            p, total, s = params, torch.zeros((), device=x.device), scale
             start = StudentState(p, {}, {}, 0, total, total, total.bool())  # end_state reads
             buffers = [momentum.get(n) for n in names]  # its params; momentum: momentum_of
             for xb, yb in zip(x, y):
-                grads, loss = grad_and_value(train_loss)(p, xb, yb)
+                scaled, (_, loss) = grad_and_value(train_loss, has_aux=True)(p, xb, yb, s)
+                unscaled, ok = amp.unscale(tuple(scaled[n] for n in names), s)
                 updated = {}
                 for i, n in enumerate(names):
-                    updated[n], buffers[i] = sgd_update(p[n], grads[n], buffers[i], member_sgd)
+                    new, m = sgd_update(p[n], unscaled[i], buffers[i], member_sgd)
+                    updated[n] = skip_unless(ok, new, p[n])
+                    buffers[i] = m if ok is None or m is None else skip_unless(ok, m, buffers[i])
+                if s is not None and ok is not None:
+                    s = next_scale(s, ok)
                 p, total = updated, total + loss
             end = end_state(start, p, {}, names, buffers, total, x, member_sgd)
             val_loss, val_acc = validate(model, end, x_val, y_val, task.criterion)
             rest = (end.params, end.momentum, end.train_loss, end.update_norm, end.finite)
-            return val_loss, (*rest, val_acc)
+            return val_loss, (*rest, val_acc, *([] if s is None else [s]))  # fp16: its scale
 
         if second_order:
             grads, (val_loss, rest) = grad_and_value(val_after, has_aux=True)(phi)
@@ -167,15 +184,19 @@ def _advance_group(
             *observed,
         )
     with torch.no_grad():
-        out = vmap(train)(
+        scaled = scales[0] is not None  # fp16: each member's loss scale, batched
+        in_dims = (0, 0, 0, 0, 0 if scaled else None, 0, 0, 0, 0)
+        out = vmap(train, in_dims=in_dims)(
             [p.detach() for p in proposal],
             rates,
             stack([life.student.params for life in lives]),
             stack([momentum_of(life.student) for life in lives]),
+            torch.stack(scales) if scaled else None,  # type: ignore[arg-type]
             *(torch.stack([getattr(b, f) for b in batches]) for f in ("x", "y", "x_val", "y_val")),
         )
-    val_loss, params, momentum, train_loss, norm, finite, val_acc = out[:7]
-    val_grad = out[7] if second_order else None
+    val_loss, params, momentum, train_loss, norm, finite, val_acc, *extra = out
+    scale = extra.pop(0) if scaled else None  # fp16 is first order: never beside val_grad
+    val_grad = extra[0] if second_order else None
     broken = task.broken_mask(finite, val_loss).tolist()  # the population's one host sync
     steps = []
     for j, life in enumerate(lives):
@@ -191,6 +212,7 @@ def _advance_group(
                 train_loss[j],
                 norm[j],
                 finite[j],
+                life.student.loss_scale if scale is None else scale[j],
             )
             state = {k: v[j].detach() for k, v in teacher.items()}
             v_loss, v_acc = val_loss[j], val_acc[j]

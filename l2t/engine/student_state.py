@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,8 @@ class StudentState:
     train_loss: Tensor  # mean training loss of the last unroll (0-dim, on the device)
     update_norm: Tensor  # |w_end - w_start| / (lr K) of the last unroll: the mean step size
     finite: Tensor  # bool: the last unroll left every loss and parameter finite
+    # float16 autocast's dynamic loss scale, [scale, finite steps at it] (None: not used)
+    loss_scale: Tensor | None = None
 
     def detach(self) -> StudentState:
         """The same values with no autograd history: where a truncation ends."""
@@ -89,6 +92,7 @@ class StudentState:
             self.train_loss.detach(),
             self.update_norm.detach(),
             self.finite,
+            self.loss_scale,
         )
 
 
@@ -109,6 +113,73 @@ def state_of(module: nn.Module) -> StudentState:
     return StudentState(params, buffers, {}, 0, zero, zero, zero.new_ones((), dtype=torch.bool))
 
 
+AUTOCAST = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+SCALE_START = 2.0**16  # float16's loss scale, as torch.amp.GradScaler starts and grows it
+SCALE_GROWTH_STEPS = 2000
+
+
+class MixedPrecision:
+    """The first-order unrolls' autocast (docs/design.md §3): the student's forward in
+    `dtype`, its loss in float32 (as `F.cross_entropy` is under autocast), parameters and
+    SGD in float32. float16 gradients underflow without a loss scale, so with float16 the
+    loss is scaled and the gradients unscaled; a step whose gradients overflow is skipped and
+    the scale halved, and after `SCALE_GROWTH_STEPS` finite steps it doubles — what
+    `torch.amp.GradScaler` does, as values (the scale travels in `StudentState.loss_scale`,
+    one per member under `vmap`) and without a host sync. Second-order unrolls stay float32:
+    their meta-gradients are sums over many steps, where low precision compounds."""
+
+    def __init__(self, dtype: torch.dtype | None, device_type: str) -> None:
+        self.dtype, self.device_type = dtype, device_type
+        self.scaled = dtype == torch.float16
+
+    def forward(self) -> AbstractContextManager[Any]:
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def full(self, logits: Tensor) -> Tensor:
+        """The logits the loss reads: float32 under autocast, else as they are."""
+        return logits if self.dtype is None else logits.float()
+
+    def start(self, state: StudentState, device: torch.device) -> Tensor | None:
+        """The loss scale an unroll from `state` starts at (None without float16)."""
+        if not self.scaled:
+            return None
+        if state.loss_scale is not None:
+            return state.loss_scale
+        return torch.tensor([SCALE_START, 0.0], device=device)
+
+    def scale_loss(self, loss: Tensor, scale: Tensor | None) -> Tensor:
+        return loss if scale is None else loss * scale[0]
+
+    def unscale(
+        self, grads: tuple[Tensor, ...], scale: Tensor | None
+    ) -> tuple[tuple[Tensor, ...], Tensor | None]:
+        """The true gradients and whether they are all finite (None: not checked)."""
+        if scale is None:
+            return grads, None
+        unscaled = tuple(g / scale[0] for g in grads)
+        ok = torch.stack([torch.isfinite(g).all() for g in unscaled]).all()
+        return unscaled, ok
+
+
+def next_scale(scale: Tensor, ok: Tensor) -> Tensor:
+    """GradScaler's update as values: halve after an overflow, double after
+    `SCALE_GROWTH_STEPS` finite steps in a row."""
+    grown = scale[1] + 1 >= SCALE_GROWTH_STEPS
+    value = torch.where(ok, torch.where(grown, scale[0] * 2, scale[0]), scale[0] * 0.5)
+    count = torch.where(ok & ~grown, scale[1] + 1, torch.zeros_like(scale[1]))
+    return torch.stack([value, count])
+
+
+def skip_unless(ok: Tensor | None, new: Tensor, old: Tensor | None) -> Tensor:
+    """`new`, or `old` where a float16 step overflowed (no momentum yet reads as zeros,
+    which `sgd_update` treats alike)."""
+    if ok is None:
+        return new
+    return torch.where(ok, new, torch.zeros_like(new) if old is None else old)
+
+
 def unroll(
     model: nn.Module,
     state: StudentState,
@@ -119,6 +190,7 @@ def unroll(
     create_graph: bool = False,
     backend: str = "func",
     val: tuple[Tensor, Tensor] | None = None,
+    autocast: torch.dtype | None = None,
 ) -> StudentState:
     """`len(x_batches)` SGD steps from `state` under `loss_fn`; `state` is not changed.
 
@@ -129,9 +201,12 @@ def unroll(
     `backend` calls the student functionally with `torch.func.functional_call` (`func`) or
     `higher`'s monkey-patched module (`higher`); both give the same numbers (a test).
     A `Lookahead` loss is given each step's learning rate and the validation batch `val`.
+    `autocast` (a dtype): first-order steps under mixed precision (`MixedPrecision`; a
+    `Lookahead` loss stays float32).
     """
     if not create_graph:
-        return _unroll_first_order(model, state, loss_fn, (x_batches, y_batches), sgd, val)
+        amp = MixedPrecision(autocast, x_batches.device.type)
+        return _unroll_first_order(model, state, loss_fn, (x_batches, y_batches), sgd, val, amp)
     if backend not in BACKENDS:
         raise ValueError(f"unknown unroll backend '{backend}'; allowed: {', '.join(BACKENDS)}")
     names = list(state.params)
@@ -223,7 +298,8 @@ def _unroll_first_order(
     loss_fn: Loss,
     data: tuple[Tensor, Tensor],
     sgd: SGD,
-    val: tuple[Tensor, Tensor] | None = None,
+    val: tuple[Tensor, Tensor] | None,
+    amp: MixedPrecision,
 ) -> StudentState:
     """The same steps with no graph: the state is loaded into the template module, each
     step's `sgd_update` copied into it, and read back (measured: `functional_call`'s
@@ -244,20 +320,31 @@ def _unroll_first_order(
     def forward(weights: list[Tensor], inputs: Tensor) -> Tensor:
         return functional_call(model, {**dict(zip(names, weights)), **buffers}, (inputs,))
 
+    scale = amp.start(state, x_batches.device)
     for x, y in zip(x_batches, y_batches):
         with torch.enable_grad():
             if isinstance(loss_fn, Lookahead):
                 loss = _lookahead_loss(loss_fn, forward, params, x, y, sgd, val)
+                grads, ok = torch.autograd.grad(loss, params), None
             else:
-                loss = loss_fn(model(x), y)
-            grads = torch.autograd.grad(loss, params)
+                with amp.forward():
+                    logits = model(x)
+                loss = loss_fn(amp.full(logits), y)
+                scaled = torch.autograd.grad(amp.scale_loss(loss, scale), params)
+                grads, ok = amp.unscale(scaled, scale)
         for i, (w, g) in enumerate(zip(params, grads)):
-            new, momentum[i] = sgd_update(w, g, momentum[i], sgd)
-            w.copy_(new)
+            new, m = sgd_update(w, g, momentum[i], sgd)
+            w.copy_(skip_unless(ok, new, w))
+            momentum[i] = m if ok is None or m is None else skip_unless(ok, m, momentum[i])
+        if scale is not None and ok is not None:
+            scale = next_scale(scale, ok)
         total += loss.detach()
     params_out = {n: p.detach().clone() for n, p in named.items()}
     buffers_out = {n: b.detach().clone() for n, b in buffers.items()}
-    return end_state(state, params_out, buffers_out, names, momentum, total, x_batches, sgd)
+    end = end_state(state, params_out, buffers_out, names, momentum, total, x_batches, sgd)
+    if scale is not None:
+        end.loss_scale = scale
+    return end
 
 
 def end_state(
@@ -282,6 +369,7 @@ def end_state(
         total_loss / k,
         torch.as_tensor(moved).sqrt() / (sgd.lr * k),
         finite & torch.isfinite(total_loss),
+        start.loss_scale,
     )
 
 

@@ -78,6 +78,7 @@ class Task:
         composite: CompositeLoss | None = None,
         labeled_batch: int = 0,
         augment: bool = False,
+        autocast: torch.dtype | None = None,
     ) -> None:
         n = len(splits.y_train)
         if batch_size > n:  # every batch would repeat samples: a config mistake, not a run
@@ -107,6 +108,7 @@ class Task:
         self.composite = composite  # family composite: its terms (l2t/losses/composite.py)
         self.labeled_batch = labeled_batch  # with a pool: each batch's labeled samples
         self.augment = augment  # training images cropped and flipped (l2t/data/augment.py)
+        self.autocast = autocast  # first-order steps' mixed precision (student_state.py)
         # a teaching model's logits travel with the labels (l2t.losses.labels); else hard labels
         logits = splits.model_logits
         self.train_targets = splits.y_train if logits is None else pack(splits.y_train, logits)
@@ -142,7 +144,9 @@ class Task:
         methods). `population.advance_together` vmaps the same update (tests)."""
         sgd, val = self.sgd_at(student.step), (batches.x_val, batches.y_val)
         x, y = batches.x, batches.y
-        return unroll(self.model, student, loss_fn, x, y, sgd, create_graph, self.backend, val)
+        return unroll(
+            self.model, student, loss_fn, x, y, sgd, create_graph, self.backend, val, self.autocast
+        )
 
     def broken_mask(self, finite: Tensor, val_loss: Tensor) -> Tensor:
         """Which students are broken (any batch shape, on the device): not finite, or a
