@@ -232,8 +232,12 @@ class LearnedLoss(nn.Module):
                 f"LearnedLoss's hard targets are class indices (an integer tensor); got "
                 f"{targets.dtype}"
             )
-        if self.ignore_index is not None and targets.ndim == 1:
-            # one host sync a call (ignore_index=None: none, and no range check on the host)
+        if self.ignore_index is not None and targets.ndim == 1 and len(targets):
+            # one host sync a call (ignore_index=None: none, and no range check on the host):
+            # one op when every target is a class, the whole check only when one is not
+            low, high = torch.stack(targets.aminmax()).tolist()
+            if 0 <= low and high < classes:
+                return logits, targets, None
             kept = targets != self.ignore_index
             outside = ((targets < 0) | (targets >= classes)) & kept
             all_kept, any_outside = torch.stack([kept.all(), outside.any()]).tolist()

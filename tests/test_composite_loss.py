@@ -83,6 +83,47 @@ def test_the_weight_net_starts_at_one_and_then_weighs_samples_normalised(float64
     assert not torch.allclose(w, w.mean().expand_as(w))
 
 
+DEFAULT_RANGES = "log_scale=0.5,ce=0.5,rce=0.5,smoothing=0.1,reweight=2"
+
+
+@pytest.mark.parametrize(
+    ("moved", "kept"),
+    [
+        ({}, ("ce",)),  # the ce point: one fused cross-entropy
+        ({"rce": 0.3}, ("ce", "rce")),  # a replay that moved RCE: the zero weight net dropped
+        ({"smoothing": 0.05}, ("ce",)),  # smoothing kept
+    ],
+)
+def test_a_fixed_replay_skips_what_its_values_switch_off(moved, kept, float64):
+    """A replayed schedule or fixed point drops the terms its values set to 0 (issue 34:
+    replay at cross-entropy's price). The gradient to the logits is the whole shape's, bit
+    for bit (0 * term adds 0; equal weights normalise to 1/B exactly), the value the same
+    up to the summation order of one mean (float64, a few ulp)."""
+    logits, labels, _ = _batch(3)
+    ranges = parse_ranges(DEFAULT_RANGES)
+    whole = CompositeLoss.around(point("ce"), ranges)
+    assert whole.terms == ("ce", "rce") and whole.smoothing and whole.reweight
+    params = base_params({**point("ce"), **moved})
+    pruned = whole.at_values(params)
+    assert pruned.terms == kept and not pruned.reweight
+    assert pruned.smoothing == ("smoothing" in moved)
+    value, grad = _value_and_grad(whole.bind(params), logits, labels)
+    whole_value, whole_grad = _value_and_grad(lambda z, y: whole(params, z, y), logits, labels)
+    assert torch.equal(grad, whole_grad)
+    assert abs(float(value - whole_value)) <= 8 * torch.finfo(torch.float64).eps * float(value)
+
+
+def test_values_a_gradient_flows_to_or_a_moved_weight_net_keep_the_whole_shape():
+    ranges = parse_ranges(DEFAULT_RANGES)
+    whole = CompositeLoss.around(point("ce"), ranges)
+    params = base_params(point("ce"))
+    learning = [params[0].clone().requires_grad_(), *params[1:]]
+    assert whole.at_values(learning) is whole  # a teacher learning them needs every term
+    controls, w1, b1, w2, b2 = params
+    weighed = whole.at_values([controls, w1, b1, w2 + 0.1, b2])
+    assert weighed.reweight and weighed.terms == ("ce",)
+
+
 def test_the_loss_scale_multiplies_the_loss(float64):
     logits, labels, _ = _batch(2)
     params = base_params({**point("sce"), "log_scale": math.log(0.25)})
