@@ -236,7 +236,7 @@ class LearnedLoss(nn.Module):
             # one host sync a call (ignore_index=None: none, and no range check on the host):
             # one op when every target is a class, the whole check only when one is not
             low, high = torch.stack(targets.aminmax()).tolist()
-            if 0 <= low and high < classes:
+            if low >= 0 and high < classes:
                 return logits, targets, None
             kept = targets != self.ignore_index
             outside = ((targets < 0) | (targets >= classes)) & kept
