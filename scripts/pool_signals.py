@@ -8,7 +8,9 @@ Signals: the model's top probability and margin (fixed: what `confident` and `sl
 the student's margin on the pseudo-label `z_y - max_{k != y} z_k` at a checkpoint; its mean
 over the checkpoints so far (the area under the margin, Pleiss et al. 2020: a sample the
 student fits only late, against what it learns from the rest, has a low one); the share of
-checkpoints at which the student agrees with the pseudo-label.
+checkpoints at which the student agrees with the pseudo-label. At the end, all of them at once:
+a logistic regression over every signal, its AUC 5-fold cross-validated on the pool (does any
+mix of them separate better than the best alone?).
 
     python scripts/pool_signals.py LOSS SEED [config=PATH] [key=value ...]
     e.g. python scripts/pool_signals.py kd 0 config=configs/mnist1d_unlabeled.yaml \
@@ -20,7 +22,9 @@ from __future__ import annotations
 import sys
 
 import torch
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import cross_val_predict
 from torch import Tensor
 from torch.func import functional_call
 
@@ -67,6 +71,7 @@ def main(argv: list[str]) -> None:
         f"in the low-margin half {right[unsure].float().mean():.3f}"
     )
     margins: list[Tensor] = []
+    last: dict[str, Tensor] = {}
 
     def checkpoint(step: Step, before: Lifetime, so_far: EpisodeResult) -> None:
         done = step.life.student.step
@@ -83,6 +88,7 @@ def main(argv: list[str]) -> None:
             "student mean margin": stacked.mean(dim=0),
             "student agreement share": (stacked > 0).float().mean(dim=0),
         }
+        last.update(signals)
         print(
             f"step {done}: AUC all / low-margin half: "
             + "; ".join(
@@ -95,6 +101,14 @@ def main(argv: list[str]) -> None:
     fixed_loss = FixedLossTeacher("base", [p.to(task.device) for p in parts.base_loss(cfg)])
     result = run_student(task, fixed_loss, {}, seed, cfg.steps, on_step=checkpoint)
     print(f"student: val {result.val_acc:.4f}")
+    features = torch.stack(list(last.values()), dim=1).numpy()
+    regression = LogisticRegression(max_iter=1000)
+    fitted = cross_val_predict(regression, features, right.numpy(), cv=5, method="predict_proba")
+    combined = torch.from_numpy(fitted[:, 1])
+    print(
+        "every signal at once (logistic regression, 5-fold cross-validated): AUC all / "
+        f"low-margin half {auc(combined, right):.3f} / {auc(combined[unsure], right[unsure]):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
     )
     methods = ["ce", "kd", "kd_tuned", "base_dln", "l2rw", "labeled_only", "confident"]
     methods += ["self_train", "slam"]
-    methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd"]
+    methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd", "oracle_drop_kd_tuned"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
     _permute_hidden_labels(monkeypatch)
     second = compare(cfg, methods, seeds=1, out=tmp_path / "b")
@@ -120,6 +120,8 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
         saved["kd_tuned"]["chosen"]["lr"] in (0.1, 0.3, 1.0) and "lr" not in saved["kd"]["chosen"]
     )
     assert saved["slam"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
+    assert saved["oracle_drop_kd_tuned"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
+    assert "lr" not in saved["oracle_drop_kd"]["chosen"]
 
 
 TRUST = {

@@ -4,7 +4,9 @@ trains on the pool with its true labels; `oracle_drop` on the pool without the s
 whose pseudo-label is wrong, both with cross-entropy on hard labels at the run's optimizer;
 `oracle_drop_kd` drops the same samples and distills from the rest as `kd` does, (a, T)
 chosen on the same grid: the ceiling of a teacher that uses the soft labels and knows
-which are wrong. They are never the best baseline: the table says they read hidden labels."""
+which are wrong; `oracle_drop_kd_tuned` chooses its learning rate too, as `kd_tuned` does
+(the headroom at a rate of its own). They are never the best baseline: the table says they
+read hidden labels."""
 
 from __future__ import annotations
 
@@ -25,27 +27,34 @@ from l2t.methods.model_training import kd_baseline
 
 
 class Oracle(PoolMethod):
-    names = ("oracle_labels", "oracle_drop", "oracle_drop_kd")
+    names = ("oracle_labels", "oracle_drop", "oracle_drop_kd", "oracle_drop_kd_tuned")
     baseline = False  # it reads what no user has
     reads_hidden_labels = True
 
-    def tuning_students(self) -> int:  # the KD grid
-        kd = self.name == "oracle_drop_kd"
-        return len(KD_WEIGHTS) * len(KD_TEMPERATURES) * TUNING_STUDENTS if kd else 0
+    def distills(self) -> bool:
+        return self.name.startswith("oracle_drop_kd")
+
+    def rates(self) -> tuple[float, ...]:
+        return self.setting.rates if self.name == "oracle_drop_kd_tuned" else ()
+
+    def tuning_students(self) -> int:  # the KD grid (and the rates)
+        grid = len(KD_WEIGHTS) * len(KD_TEMPERATURES) * max(1, len(self.rates()))
+        return grid * TUNING_STUDENTS if self.distills() else 0
 
     def choose(self) -> Chosen:
-        if self.name != "oracle_drop_kd":
+        if not self.distills():
             return {}
         return self._kd(None)[2]
 
     def _kd(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task, Chosen]:
         s = self.setting
         splits = oracle_splits(s.task.splits, drop=True)
-        return kd_baseline("kd", s.cfg, splits, s.base, tuning_seeds(s.cfg.seed), chosen)
+        seeds = tuning_seeds(s.cfg.seed)
+        return kd_baseline("kd", s.cfg, splits, s.base, seeds, chosen, self.rates())
 
     def student(self, chosen: Chosen) -> Student:
         s = self.setting
-        if self.name == "oracle_drop_kd":
+        if self.distills():
             fixed, task, _ = self._kd(chosen)
         else:
             splits = oracle_splits(s.task.splits, drop=self.name == "oracle_drop")
