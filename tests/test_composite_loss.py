@@ -240,6 +240,28 @@ def test_a_composite_run_compares_its_base_its_untrained_teacher_and_reweighting
     assert results["meta_base"]["curves"] != results["meta_base_trainval"]["curves"]
 
 
+def test_the_controls_script_reads_the_last_trained_teacher_of_a_composite_run(tmp_path, capsys):
+    """scripts/teacher_controls.py: the checkpoint's teacher (not teacher.pt's) sets the
+    controls of one student, printed beside the base point's."""
+    import re
+    import runpy
+
+    from l2t.commands.cli import main
+
+    run = tmp_path / "run"
+    tiny = ["steps=30", "eval_every=15", "episodes=1", "select_students=1", "val_batch=50"]
+    tiny += ["unroll.steps=5", "estimator.population=2", "estimator.horizon=2", "loss.base=ce"]
+    assert main(["train-teacher", f"out={run}", "loss.family=composite", *tiny]) == 0
+    capsys.readouterr()
+    script = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "teacher_controls.py"))
+    script["main"]([str(run), "seed=3", "every=1"])
+    out = capsys.readouterr().out
+    assert out.startswith("base point: ce 1.000")
+    steps = re.findall(r"^step (\d+): .*weight net output layer", out, re.MULTILINE)
+    assert steps == ["0", "5", "10", "15", "20", "25"]
+    assert "student 3: val" in out
+
+
 def test_students_vmap_cannot_batch_are_refused_before_the_base_point_grid(
     tmp_path, monkeypatch, capsys
 ):
