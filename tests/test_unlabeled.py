@@ -195,13 +195,14 @@ def test_meta_trust_chooses_its_rate_on_validation_and_trains_beside_base(
 ):
     """... and reads no hidden label: with them permuted it trains the same student."""
     cfg = from_dict({**TRUST, "distill": {"model": str(model), "mix": 0.5}})
-    rows = ["meta_trust", "meta_trust_aum", "meta_trust_aum2", "aum_drop"]
+    rows = ["meta_trust", "meta_trust_aum", "meta_trust_aum2", "aum_drop", "aum_knn_drop"]
     results = compare(cfg, ["base", *rows], seeds=1, out=tmp_path / "a")
     saved = json.loads((tmp_path / "a" / "results.json").read_text())
     for row in rows:
         assert saved[row]["chosen"]["lr"] in (0.1, 0.3, 1.0)
         assert results[row].results[0].curve != results["base"].results[0].curve, row
     assert saved["aum_drop"]["chosen"]["drop"] in (0.0, 0.15, 0.3, 0.45)
+    assert saved["aum_knn_drop"]["chosen"]["drop"] in (0.0, 0.15, 0.3, 0.45)
     _permute_hidden_labels(monkeypatch)
     again = compare(cfg, rows, seeds=1, out=tmp_path / "b")
     for row in rows:
@@ -239,6 +240,24 @@ def test_aum_drop_keeps_the_pool_samples_of_highest_margin():
     margins = torch.tensor([0.3, -2.0, 1.5, 0.1, -0.4, 2.0])
     assert lowest_dropped(margins, 0.5).tolist() == [True, False, True, False, False, True]
     assert lowest_dropped(margins, 0.0).all()
+
+
+def test_a_pseudo_label_is_checked_against_its_nearest_labeled_samples():
+    """`neighbour_agreement` in a student whose last layer reads its input: each pool
+    sample's share of its 2 nearest (cosine) labeled samples that carry its pseudo-label."""
+    from l2t.data.splits import Splits
+    from l2t.engine.student_state import SGD
+    from l2t.engine.task import Task
+    from l2t.methods.neighbours import neighbour_agreement
+
+    labeled = torch.tensor([[1.0, 0.0], [0.9, 0.2], [0.0, 1.0], [0.2, 0.9]])
+    pool = torch.tensor([[1.0, 0.1], [0.1, 1.0], [0.1, 1.0], [3.0, 0.5]])
+    y = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])  # the last four: the model's pseudo-labels
+    x = torch.cat([labeled, pool])
+    splits = Splits("toy", 2, x, y, x, y, x, y, pool=4, hidden_labels=torch.tensor([0, 1, 1, 0]))
+    task = Task(splits, lambda: torch.nn.Sequential(torch.nn.Linear(2, 2)), SGD(0.1), 4, 2, 2)
+    agreement = neighbour_agreement(task, task.init(0), k=2)
+    assert agreement.tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path, capsys):

@@ -7,7 +7,8 @@ own confidence does (AUC 0.83 against 0.77; 0.71 against 0.59 where the model's 
 below the median: `scripts/pool_signals.py`).
 
 `MarginMemory` keeps the running mean per training sample, from the logits a training step
-computes anyway; `aum_drop` (a fixed recipe of two rounds), `meta_trust_aum` (a learned
+computes anyway; `aum_drop` (a fixed recipe of two rounds; `aum_knn_drop` with the labeled
+neighbours' agreement too, `l2t/methods/neighbours.py`), `meta_trust_aum` (a learned
 weight that reads it as it accrues) and `meta_trust_aum2` (a learned weight that reads a
 whole first round's) use it.
 """
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor
 
 from l2t.engine.lifetime import Observation
-from l2t.engine.student_state import Lookahead, Loss, LossFn, SGDStep
+from l2t.engine.student_state import Lookahead, Loss, LossFn, SGDStep, StudentState
 from l2t.engine.task import Task
 from l2t.losses.labels import labels_of
 
@@ -104,11 +105,15 @@ class MarginRecorded(Lookahead):
         return self.loss(logits, step.y)
 
 
-def first_round(task: Task, seed: int, loss: LossFn) -> Tensor:
+def first_round(task: Task, seed: int, loss: LossFn) -> tuple[Tensor, StudentState]:
     """The mean margin of every training sample over a whole lifetime of the student of
-    `seed` under `loss` (round one of `aum_drop` and `meta_trust_aum2`)."""
+    `seed` under `loss`, and that student at its end (round one of `aum_drop`,
+    `aum_knn_drop` and `meta_trust_aum2`)."""
     from l2t.engine.teaching import run_student  # the engine's loop, above this module
 
     recorded = MarginRecorded(task, seed, loss)
-    run_student(task, recorded, {}, seed, task.steps)
-    return recorded.memory.mean()
+    end: list[StudentState] = []
+    run_student(
+        task, recorded, {}, seed, task.steps, on_step=lambda s, *_: end.append(s.life.student)
+    )
+    return recorded.memory.mean(), end[-1]

@@ -4,7 +4,10 @@ base point and records each sample's mean margin on its label while it trains (t
 under the margin); round two trains a fresh student of the same seed at the base point on
 the labeled part and the pool without the `drop` fraction of lowest margins. The learning
 rate and `drop` are chosen on validation; two lifetimes per student, both counted. It is the
-fixed baseline for any teacher that reads the same signal (`meta_trust_aum`)."""
+fixed baseline for any teacher that reads the same signal (`meta_trust_aum`).
+`aum_knn_drop` ranks the pool by the mean margin and by the agreement of each pseudo-label
+with its labeled neighbours in round one's student (`l2t/methods/neighbours.py`), the two
+ranks summed: the same two rounds, another order of dropping."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
 from l2t.methods.margins import first_round
+from l2t.methods.neighbours import neighbour_agreement
 
 DROPS = (0.0, 0.15, 0.3, 0.45)  # the pool's share dropped, lowest margins first
 
@@ -47,9 +51,11 @@ class MarginDrop(PoolOnBasePoint):
         return make_task(varied(self.setting.cfg, {"optim": {"lr": lr}}), self.setting.task.splits)
 
     def margins(self, lr: float, seed: int) -> Tensor:
-        """Round one: the pool's mean margins over the training of the student of `seed`."""
+        """Round one: the pool's mean margins over the training of the student of `seed`
+        (the score whose lowest share is dropped)."""
         task = self._task(lr)
-        return first_round(task, seed, task.loss_fn(self.setting.base))[task.splits.labeled :]
+        margins, _ = first_round(task, seed, task.loss_fn(self.setting.base))
+        return margins[task.splits.labeled :]
 
     def second(
         self, lr: float, drop: float, margins: Tensor, seed: int, test: bool
@@ -72,9 +78,28 @@ class MarginDrop(PoolOnBasePoint):
                     accuracy = self.second(lr, drop, margins, seed, test=False).val_acc
                     scores.setdefault((lr, drop), []).append(accuracy)
         lr, drop = max(itertools.product(rates, DROPS), key=lambda c: statistics.fmean(scores[c]))
-        print(f"aum_drop: lr={lr}, drop={drop} (best validation accuracy over {rates} x {DROPS})")
+        print(
+            f"{self.name}: lr={lr}, drop={drop} (best validation accuracy over {rates} x {DROPS})"
+        )
         return {"lr": lr, "drop": drop}
 
     def student(self, chosen: Chosen) -> Student:
         lr, drop = chosen["lr"], chosen["drop"]
         return lambda seed: self.second(lr, drop, self.margins(lr, seed), seed, test=True)
+
+
+class NeighbourMarginDrop(MarginDrop):
+    names = ("aum_knn_drop",)
+
+    def margins(self, lr: float, seed: int) -> Tensor:
+        """Round one's two ranks summed: the mean margin's and the labeled neighbours'
+        agreement's (ties of the agreement, a share of 5, ranked by the pool's order)."""
+        task = self._task(lr)
+        margins, student = first_round(task, seed, task.loss_fn(self.setting.base))
+        agreement = neighbour_agreement(task, student)
+        return (_ranks(margins[task.splits.labeled :]) + _ranks(agreement)).float()
+
+
+def _ranks(scores: Tensor) -> Tensor:
+    """0 for the lowest score, n - 1 for the highest (ties by position: a stable sort)."""
+    return scores.argsort(stable=True).argsort()

@@ -80,4 +80,4 @@ class TrustTwoRounds(Trust):
     lifetimes = 2
 
     def prior(self, task: Task, seed: int) -> Tensor | None:
-        return first_round(task, seed, task.loss_fn(self.setting.base))
+        return first_round(task, seed, task.loss_fn(self.setting.base))[0]
