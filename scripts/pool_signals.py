@@ -8,7 +8,10 @@ Signals: the model's top probability and margin (fixed: what `confident` and `sl
 the student's margin on the pseudo-label `z_y - max_{k != y} z_k` at a checkpoint; its mean
 over the checkpoints so far (the area under the margin, Pleiss et al. 2020: a sample the
 student fits only late, against what it learns from the rest, has a low one); the share of
-checkpoints at which the student agrees with the pseudo-label. At the end, all of them at once:
+checkpoints at which the student agrees with the pseudo-label; the share of the sample's 5
+nearest labeled samples, in the student's representation, whose label is its pseudo-label
+(`l2t/methods/neighbours.py`), and that share's rank added to the mean margin's (what
+`aum_knn_drop` drops by). At the end, all of them at once:
 a logistic regression over every signal, its AUC 5-fold cross-validated on the pool (does any
 mix of them separate better than the best alone?).
 
@@ -33,6 +36,7 @@ from l2t.config import load_config, parts
 from l2t.engine.lifetime import Lifetime, Step
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.io.threads import configure
+from l2t.methods.neighbours import margin_and_neighbours, neighbour_agreement
 
 EVERY = 250  # student steps between checkpoints
 
@@ -82,11 +86,15 @@ def main(argv: list[str]) -> None:
             logits = functional_call(task.model, {**student.params, **student.buffers}, (x,))
         margins.append(margin_on(logits, pseudo))
         stacked = torch.stack(margins)
+        agreement = neighbour_agreement(task, student)
+        mean_margin = stacked.mean(dim=0)
         signals = {
             **fixed,
             "student margin now": margins[-1],
-            "student mean margin": stacked.mean(dim=0),
+            "student mean margin": mean_margin,
             "student agreement share": (stacked > 0).float().mean(dim=0),
+            "labeled neighbours' agreement": agreement,
+            "mean margin + neighbours (ranks)": margin_and_neighbours(mean_margin, agreement),
         }
         last.update(signals)
         print(

@@ -273,8 +273,9 @@ def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path
     out = capsys.readouterr().out
     assert "pseudo-labels right" in out and "student mean margin" in out
     aucs = [float(a) for pair in re.findall(r"(\d\.\d{3}) / (\d\.\d{3})", out) for a in pair]
-    # 5 signals and every signal at once, 2 groups
-    assert len(aucs) == 12 and all(0.0 <= a <= 1.0 for a in aucs)
+    # 7 signals and every signal at once, 2 groups
+    assert len(aucs) == 16 and all(0.0 <= a <= 1.0 for a in aucs)
+    assert "labeled neighbours' agreement" in out
     assert "every signal at once" in out
     diagnostics = runpy.run_path(str(ROOT / "scripts" / "reweighting_diagnostics.py"))
     picture = tmp_path / "weights.png"

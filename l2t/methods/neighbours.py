@@ -48,3 +48,13 @@ def neighbour_agreement(task: Task, student: StudentState, k: int = NEIGHBOURS) 
         agree = labels[:n][nearest] == labels[start:stop, None]
         shares.append(agree.float().mean(dim=1))
     return torch.cat(shares)
+
+
+def margin_and_neighbours(margins: Tensor, agreement: Tensor) -> Tensor:
+    """The score `aum_knn_drop` drops the lowest of: the pool's rank by mean margin plus its
+    rank by the labeled neighbours' agreement (0 the lowest; ties by position)."""
+    return (_ranks(margins) + _ranks(agreement)).float()
+
+
+def _ranks(scores: Tensor) -> Tensor:
+    return scores.argsort(stable=True).argsort()

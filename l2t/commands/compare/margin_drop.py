@@ -27,7 +27,7 @@ from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
 from l2t.methods.margins import first_round
-from l2t.methods.neighbours import neighbour_agreement
+from l2t.methods.neighbours import margin_and_neighbours, neighbour_agreement
 
 DROPS = (0.0, 0.15, 0.3, 0.45)  # the pool's share dropped, lowest margins first
 
@@ -97,9 +97,4 @@ class NeighbourMarginDrop(MarginDrop):
         task = self._task(lr)
         margins, student = first_round(task, seed, task.loss_fn(self.setting.base))
         agreement = neighbour_agreement(task, student)
-        return (_ranks(margins[task.splits.labeled :]) + _ranks(agreement)).float()
-
-
-def _ranks(scores: Tensor) -> Tensor:
-    """0 for the lowest score, n - 1 for the highest (ties by position: a stable sort)."""
-    return scores.argsort(stable=True).argsort()
+        return margin_and_neighbours(margins[task.splits.labeled :], agreement)
