@@ -17,7 +17,9 @@ distilled, `l2t.losses.labels.pack(labels, model_logits)` (B, 1 + C): the soft l
 Like `nn.CrossEntropyLoss`: `reduction="mean"|"sum"|"none"` (none: each sample's share of
 the batch loss, their mean the mean's loss; an ignored target's entry 0), class `weight`
 (C,) (the mean is `sum_i w_{y_i} l_i / sum_i w_{y_i}`, as cross-entropy's), `ignore_index`
-(-100: those targets left out; checking costs one host sync a call, `None` skips it),
+(-100: those targets left out; every target ignored gives NaN, as cross-entropy's mean over
+no sample; checking costs one host sync a call, except at cross-entropy's point where the
+whole call is `F.cross_entropy`'s; `None` skips it),
 logits (B, C, d1, ...) with targets (B, d1, ...), a float32 loss under autocast, and
 `.to()` moves the teacher's state too. Only calls that train count: under
 `torch.no_grad()` or after `.eval()` the loss is computed at the current parameters and
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents import Teacher
@@ -48,6 +51,7 @@ from l2t.config import ConfigError, parts
 from l2t.engine.lifetime import Observation, TeacherState
 from l2t.engine.student_state import FEATURE_NAMES, StudentState, features
 from l2t.engine.task import CompositeLoss, loss_fn
+from l2t.losses.composite import cross_entropy
 from l2t.losses.families import FAMILIES, LossSettings
 from l2t.losses.labels import labels_of
 
@@ -109,6 +113,7 @@ class LearnedLoss(nn.Module):
         self._samples: Callable[[Tensor, Tensor], Tensor] | None = None  # ... per sample
         self._cast: tuple[torch.device, torch.dtype] | None = None  # their device and dtype
         self._at: list[Tensor] = []  # the loss parameters at that device and dtype
+        self._whole_call = False  # the bound loss is cross-entropy itself (`_cross_entropy`)
 
     @classmethod
     def from_run(
@@ -182,26 +187,74 @@ class LearnedLoss(nn.Module):
 
     # -- the loss ---------------------------------------------------------------------------
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        training = self.training and torch.is_grad_enabled()  # what counts as a training step
+        if self._whole_call and self._cross_entropy_reads(logits, targets):
+            self._ready(logits, training)
+            if self._whole_call:  # still cross-entropy after this call's proposal
+                return self._cross_entropy(logits, targets, training)
         shape = targets.shape if targets.ndim == logits.ndim - 1 else targets.shape[:1]
         logits, targets, kept = self._flat(logits, targets)
         if self.reduction == "none":  # each sample's share, 0 where its target is ignored
-            values = self._loss_at(logits, targets) if len(targets) else logits.sum(1) * 0.0
+            if not len(targets):
+                values = logits.sum(1) * 0.0
+            else:
+                values = self._loss_at(logits, targets, training)
             if kept is None:
                 return values.reshape(shape)
             out = values.new_zeros(kept.shape)
             return out.masked_scatter(kept, values).reshape(shape)
-        if len(targets) == 0:  # an empty batch (or every target ignored): no loss, zero grads
+        if kept is not None and len(targets) == 0 and self.reduction == "mean":
+            return logits.sum() * math.nan  # every target ignored: as cross-entropy, no mean
+        if len(targets) == 0:  # an empty batch: no loss, zero grads
             return logits.sum() * 0.0
-        return self._loss_at(logits, targets)
+        return self._loss_at(logits, targets, training)
 
-    def _loss_at(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """The loss of the flattened, kept samples at this step's loss parameters."""
-        training = self.training and torch.is_grad_enabled()  # what counts as a training step
+    def _cross_entropy_reads(self, logits: Tensor, targets: Tensor) -> bool:
+        """Whether `F.cross_entropy` takes this call whole (checks of metadata only): class
+        indices of the logits' shape less C, the mean, no class weights, samples."""
+        return (
+            targets.ndim == logits.ndim - 1
+            and logits.ndim >= 2
+            and not targets.is_floating_point()
+            and targets.dtype != torch.bool
+            and self.reduction == "mean"
+            and self.weight is None
+            and self.ignore_index is not None
+            and targets.numel() > 0
+        )
+
+    def _cross_entropy(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
+        """At cross-entropy's point the whole call is `F.cross_entropy`: no host work
+        (docs/design.md §3). A target out of range is its own error on the CPU, reworded by
+        the full check; on CUDA it is cross-entropy's device-side assert."""
+        assert self.ignore_index is not None
+        try:
+            loss = F.cross_entropy(logits, targets, ignore_index=self.ignore_index)
+        except (IndexError, RuntimeError):
+            self._flat(logits, targets)  # raises the one clear error where a target is wrong
+            raise
+        if self.mode == "online" and training:  # the train loss the teacher reads (no sync)
+            self._losses.append(loss.detach())
+        return loss
+
+    def _ready(self, logits: Tensor, training: bool) -> None:
+        """This call's loss parameters (a proposal once per teacher step) bound to the
+        logits' device and dtype."""
         start = min(self.t - self.t % self.k, self.total_steps)
         if self._params is None or (training and start != self._start):  # once per step
             self._propose(logits, start)
         assert self._params is not None
-        if torch.is_autocast_enabled(logits.device.type):  # as F.cross_entropy: fp32 there
+        if self._loss is None or self._cast != (logits.device, logits.dtype):
+            self._cast = (logits.device, logits.dtype)
+            self._at = [p.to(logits.device, logits.dtype) for p in self._params]
+            self._loss = loss_fn(self.family, self._at, self.temperature, self.mix, self.composite)
+            self._samples = None
+            self._whole_call = self._loss is cross_entropy
+
+    def _loss_at(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
+        """The loss of the flattened, kept samples at this step's loss parameters (float32
+        logits under autocast, as `F.cross_entropy` computes there)."""
+        if torch.is_autocast_enabled(logits.device.type):
             with torch.autocast(logits.device.type, enabled=False):
                 return self._batch_loss(logits.float(), targets, training)
         return self._batch_loss(logits, targets, training)
@@ -252,12 +305,8 @@ class LearnedLoss(nn.Module):
         return logits, targets, None
 
     def _batch_loss(self, logits: Tensor, targets: Tensor, training: bool) -> Tensor:
-        assert self._params is not None
-        if self._loss is None or self._cast != (logits.device, logits.dtype):
-            self._cast = (logits.device, logits.dtype)
-            self._at = [p.to(logits.device, logits.dtype) for p in self._params]
-            self._loss = loss_fn(self.family, self._at, self.temperature, self.mix, self.composite)
-            self._samples = None
+        self._ready(logits, training)
+        assert self._loss is not None
         if self.reduction == "none" or self.weight is not None:
             return self._per_sample(logits, targets, training)
         loss = self._loss(logits, targets)
@@ -303,8 +352,10 @@ class LearnedLoss(nn.Module):
         obs = Observation(unread, None, progress)
         if self.mode == "online":
             classes = logits.shape[1]
-            losses = torch.stack(self._losses).float().cpu() if self._losses else None
-            mean = float(losses.mean()) if losses is not None else None
+            # the mean of the losses it returned; a batch whose every target was ignored
+            # returned NaN (cross-entropy's mean over no sample) and is not read
+            mean = float(torch.stack(self._losses).float().nanmean()) if self._losses else None
+            mean = None if mean is None or math.isnan(mean) else mean
             # before any observe(): the val loss is the train loss (ln C at the start), the
             # accuracy chance
             assumed = (mean if mean is not None else math.log(classes), 1.0 / classes)

@@ -286,3 +286,62 @@ def test_gradient_accumulation_is_one_step_and_the_full_batch_gradient(run, floa
     assert halves.t == 8 and whole.t == 7
     for a, b in zip(full, split):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def _at_cross_entropy(mode="schedule"):
+    """`LearnedLoss` replaying the composite family at cross-entropy's point, nothing moved
+    (the bench's row): the loss `l2t.LearnedLoss` hands to `F.cross_entropy` whole."""
+    from agents import ScheduleTeacher
+    from l2t.config import from_dict, parts
+    from l2t.engine.schedule import Schedule
+
+    cfg = from_dict({"loss": {"family": "composite", "base": "ce", "ranges": ""}})
+    base = parts.base_loss(cfg)
+    schedule = Schedule([tuple(p.shape) for p in base])
+    schedule.record(0.0, base)
+    teacher = ScheduleTeacher.from_schedule(schedule).around(base)
+    k, family, composite = cfg.unroll.steps, cfg.loss.family, parts.composite(cfg)
+    return l2t.LearnedLoss(teacher, mode, 100, k, family, composite, lr=cfg.optim.lr)
+
+
+def test_at_cross_entropys_point_it_is_cross_entropy_with_no_host_read(monkeypatch, float64):
+    """Issue 34: at the composite's ce point a call is `F.cross_entropy`'s — the same value
+    and gradient for (B, C) and (B, C, d) logits and ignored targets — and, after the call
+    that binds it, reads nothing on the host (a read raises here); a wrong target is still
+    the one clear error, and every target ignored is cross-entropy's NaN."""
+    criterion, reference = _at_cross_entropy(), torch.nn.CrossEntropyLoss()
+    z, y = torch.randn(12, 10), torch.randint(10, (12,))
+    criterion(z, y)  # the first call binds the loss parameters (one read per teacher step)
+
+    def no_host_read(*args, **kwargs):
+        raise AssertionError("a host read in a call at cross-entropy's point")
+
+    for name in ("tolist", "item", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, no_host_read)
+    y[[2, 5]] = -100
+    z3, y3 = torch.randn(3, 10, 4), torch.randint(10, (3, 4))
+    for logits, targets in ((z, y), (z3, y3)):
+        mine, theirs = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+        loss, expected = criterion(mine, targets), reference(theirs, targets)
+        loss.backward(), expected.backward()
+        assert torch.equal(loss, expected) and torch.equal(mine.grad, theirs.grad)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"class indices in \[0, 10\) or ignore_index=-100"):
+        criterion(z, torch.tensor([0, 10] * 6))
+    assert torch.isnan(criterion(z, torch.full((12,), -100)))
+    assert torch.isnan(_at_cross_entropy()(z, torch.full((12,), -100)))  # a first call: bound
+
+
+def test_an_online_teacher_at_cross_entropys_point_reads_the_losses_it_returned():
+    """The fast path records each training call's loss for the next proposal (none under
+    no_grad); a batch whose every target was ignored (NaN) is left out of their mean."""
+    criterion = _at_cross_entropy("online")
+    z, y = torch.randn(12, 10), torch.randint(10, (12,))
+    first = criterion(z, y)
+    second = criterion(z, y)
+    with torch.no_grad():
+        criterion(z, y)
+    criterion(z, torch.full((12,), -100))
+    assert len(criterion._losses) == 3 and torch.equal(first, second)
+    read = torch.stack(criterion._losses).nanmean()
+    torch.testing.assert_close(read, first.detach())

@@ -11,6 +11,7 @@ import os
 import platform
 import queue
 import socket
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -64,30 +65,21 @@ def _time_per_student_step(task: Task, policy: Policy, budget_s: float) -> float
     return (time.perf_counter() - begin) / steps * 1000.0
 
 
-def _per_call_us(fn: Callable[[], object], budget_s: float) -> float:
-    """Microseconds per call of `fn` (warm)."""
-    for _ in range(10):
-        fn()
-    begin, calls = time.perf_counter(), 0
-    while time.perf_counter() - begin < budget_s or calls < 10:
-        fn()
-        calls += 1
-    return (time.perf_counter() - begin) / calls * 1e6
-
-
 def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
     """`l2t.LearnedLoss` per call (forward and backward, a batch of 128 x 10 logits) against
     `nn.CrossEntropyLoss` on the same logits, in microseconds: a replayed schedule of the
     DLN and of the composite family at cross-entropy's point (alone, and with the terms the
     default controls move), and the configured teacher online, its proposal every K calls
-    included (amortised over K)."""
+    included (amortised over K). A call costs tens of microseconds, so the machine's drift
+    is as large as the differences: the criteria run interleaved, in blocks of 20 calls,
+    and each row is its median block."""
     logits = torch.randn(128, 10, requires_grad=True)
     targets = torch.randint(10, (128,))
 
-    def timed(criterion: Callable[..., torch.Tensor]) -> float:
-        return _per_call_us(lambda: criterion(logits, targets).backward(), budget_s)
+    def call(criterion: Callable[..., torch.Tensor]) -> Callable[[], None]:
+        return lambda: criterion(logits, targets).backward()
 
-    rows = {"criterion: nn.CrossEntropyLoss, us": timed(torch.nn.CrossEntropyLoss())}
+    calls = {"criterion: nn.CrossEntropyLoss, us": call(torch.nn.CrossEntropyLoss())}
     at_ce = {"family": "composite", "base": "ce"}
     for name, changes in (
         ("dln", {}),
@@ -102,7 +94,7 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
         k, lr = run_cfg.unroll.steps, run_cfg.optim.lr
         family, composite = run_cfg.loss.family, parts.composite(run_cfg)
         criterion = LearnedLoss(replay, "schedule", 10**9, k, family, composite, lr=lr)
-        rows[f"criterion: LearnedLoss schedule, {name}, us"] = timed(criterion)
+        calls[f"criterion: LearnedLoss schedule, {name}, us"] = call(criterion)
     online_cfg = varied(cfg, {"teacher": {"observe": "state"}})
     teacher = teachers.teacher(online_cfg, parts.base_loss(online_cfg))
     k = online_cfg.unroll.steps
@@ -114,8 +106,25 @@ def criterion_rows(cfg: Config, budget_s: float) -> dict[str, float]:
         online(logits, targets).backward()
         online.step()
 
-    rows["criterion: LearnedLoss online, us"] = _per_call_us(online_call, budget_s)
-    return rows
+    calls["criterion: LearnedLoss online, us"] = online_call
+    return _interleaved_us(calls, budget_s)
+
+
+def _interleaved_us(calls: dict[str, Callable[[], None]], budget_s: float) -> dict[str, float]:
+    """Microseconds per call of each of `calls`, timed in turn in blocks of 20 calls (warm)
+    for about `budget_s` each: the median block of each."""
+    blocks: dict[str, list[float]] = {name: [] for name in calls}
+    for fn in calls.values():
+        for _ in range(10):
+            fn()
+    begin = time.perf_counter()
+    while time.perf_counter() - begin < budget_s * len(calls) or len(blocks[next(iter(calls))]) < 5:
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            for _ in range(20):
+                fn()
+            blocks[name].append((time.perf_counter() - start) / 20 * 1e6)
+    return {name: statistics.median(times) for name, times in blocks.items()}
 
 
 def _base(cfg: Config, task: Task) -> list[torch.Tensor]:

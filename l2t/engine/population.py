@@ -154,7 +154,7 @@ def _advance_group(
                 for i, n in enumerate(names):
                     new, m = sgd_update(p[n], unscaled[i], buffers[i], member_sgd)
                     updated[n] = skip_unless(ok, new, p[n])
-                    buffers[i] = m if ok is None or m is None else skip_unless(ok, m, buffers[i])
+                    buffers[i] = skip_unless(ok, m, buffers[i])
                 if s is not None and ok is not None:
                     s = next_scale(s, ok)
                 p, total = updated, total + loss

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 import torch.nn.functional as F
@@ -172,10 +172,14 @@ def next_scale(scale: Tensor, ok: Tensor) -> Tensor:
     return torch.stack([value, count])
 
 
-def skip_unless(ok: Tensor | None, new: Tensor, old: Tensor | None) -> Tensor:
+@overload
+def skip_unless(ok: Tensor | None, new: Tensor, old: Tensor | None) -> Tensor: ...
+@overload
+def skip_unless(ok: Tensor | None, new: None, old: Tensor | None) -> None: ...
+def skip_unless(ok: Tensor | None, new: Tensor | None, old: Tensor | None) -> Tensor | None:
     """`new`, or `old` where a float16 step overflowed (no momentum yet reads as zeros,
-    which `sgd_update` treats alike)."""
-    if ok is None:
+    which `sgd_update` treats alike); a momentum `new` of None (plain SGD) stays None."""
+    if ok is None or new is None:
         return new
     return torch.where(ok, new, torch.zeros_like(new) if old is None else old)
 
@@ -335,7 +339,7 @@ def _unroll_first_order(
         for i, (w, g) in enumerate(zip(params, grads)):
             new, m = sgd_update(w, g, momentum[i], sgd)
             w.copy_(skip_unless(ok, new, w))
-            momentum[i] = m if ok is None or m is None else skip_unless(ok, m, momentum[i])
+            momentum[i] = skip_unless(ok, m, momentum[i])
         if scale is not None and ok is not None:
             scale = next_scale(scale, ok)
         total += loss.detach()

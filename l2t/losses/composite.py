@@ -115,12 +115,14 @@ class CompositeLoss:
     def bind(self, params: Sequence[Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
         """The loss at `params` as a function of (logits, targets). A scaled cross-entropy
         alone (the `ce` point: nothing moved, or a replay at it) is one fused call times a
-        factor computed once: at a small batch the per-call cost is the number of ops."""
-        shape = self.at_values(params)
+        factor, and at factor 1 `cross_entropy` itself: at a small batch the per-call cost
+        is the number of ops. The values are read once (`_values`)."""
+        values = _values(params)
+        shape = self._less(values)
         if shape.terms == ("ce",) and not (shape.smoothing or shape.reweight):
+            if values is not None and math.exp(values["log_scale"]) * values["ce"] == 1.0:
+                return cross_entropy
             factor = params[0][0].exp() * params[0][1]  # exp(s) a, in the graph once
-            if _fixed(params) and float(factor) == 1.0:  # cross-entropy itself: not one op more
-                return lambda logits, targets: F.cross_entropy(logits, labels_of(targets))
             return lambda logits, targets: factor * F.cross_entropy(logits, labels_of(targets))
         return lambda logits, targets: shape(params, logits, targets)
 
@@ -128,21 +130,22 @@ class CompositeLoss:
         """This shape less what `params` switch off — a term of weight 0, smoothing of 0, a
         weight net whose output layer is 0 (every weight equal: the plain mean) — where
         `params` are fixed values (a replayed schedule, a fixed point, a frozen teacher's
-        proposal): read once per bind, one host read per teacher step. Dropping them leaves
-        the gradient the same, bit for bit (`0 * term` adds 0; equal weights normalise to
-        1/B), and the fused cross-entropy differs from the sum of terms only in the last bit
-        of the loss's value (tests/test_composite_loss.py). Parameters a gradient flows to,
-        or that a `torch.func` transform holds, keep the whole shape."""
-        controls, _, _, w2, b2 = params[:5]
-        if not _fixed(params):
+        proposal). Dropping them leaves the gradient the same, bit for bit (`0 * term` adds
+        0; equal weights normalise to 1/B), and the fused cross-entropy differs from the sum
+        of terms only in the last bit of the loss's value (tests/test_composite_loss.py).
+        Parameters a gradient flows to, or that a `torch.func` transform holds, keep the
+        whole shape."""
+        return self._less(_values(params))
+
+    def _less(self, values: dict[str, float] | None) -> CompositeLoss:
+        """`at_values` from the values `_values` read (None: variables, the whole shape)."""
+        if values is None:
             return self
-        values = torch.cat([controls, w2.flatten(), b2.flatten()]).tolist()
-        c = dict(zip(CONTROLS, values))
-        terms = tuple(t for t in self.terms if c[t] != 0.0)
+        terms = tuple(t for t in self.terms if values[t] != 0.0)
         if not terms:  # every weight 0: the whole shape keeps the loss's graph to the logits
             return self
-        reweight = self.reweight and any(v != 0.0 for v in values[len(CONTROLS) :])
-        smoothing = self.smoothing and c["smoothing"] != 0.0
+        reweight = self.reweight and values[REWEIGHT] != 0.0
+        smoothing = self.smoothing and values["smoothing"] != 0.0
         return dataclasses.replace(self, terms=terms, smoothing=smoothing, reweight=reweight)
 
     def __call__(self, params: Sequence[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
@@ -216,11 +219,22 @@ class CompositeLoss:
         return total
 
 
-def _fixed(params: Sequence[Tensor]) -> bool:
-    """Whether `params` are values to read, not variables: no gradient flows to them and no
-    `torch.func` transform (vmap, grad) holds them, where they cannot be read on the host."""
+def _values(params: Sequence[Tensor]) -> dict[str, float] | None:
+    """The controls' values and, as `reweight`, the largest |entry| of the weight net's
+    output layer — one host read, once per teacher step — or None where `params` are
+    variables (a gradient flows to them or a `torch.func` transform holds them)."""
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return not any(p.requires_grad or wrapped(p) for p in params)
+    if any(p.requires_grad or wrapped(p) for p in params):
+        return None
+    controls, _, _, w2, b2 = params[:5]
+    values = torch.cat([controls, w2.flatten().abs(), b2.flatten().abs()]).tolist()
+    return {**dict(zip(CONTROLS, values)), REWEIGHT: max(values[len(CONTROLS) :])}
+
+
+def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """The composite at cross-entropy's point with nothing moved: cross-entropy itself, named
+    so that `l2t.LearnedLoss` can hand it the whole call (`ignore_index`, (B, C, d...))."""
+    return F.cross_entropy(logits, labels_of(targets))
 
 
 def base_params(base: dict[str, float], phi: Sequence[Tensor] = (), seed: int = 0) -> list[Tensor]:
