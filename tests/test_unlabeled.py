@@ -173,6 +173,47 @@ def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
     assert policy.net[-1].weight.abs().max() > 0  # the lookahead moved the trust net
 
 
+def test_meta_correct_starts_at_the_base_point_and_corrects_only_the_pool(
+    trust_splits, float64, monkeypatch
+):
+    """With its net held (learning rate 0) `meta_correct` moves no sample's loss (c_i = 0):
+    the base point's student exactly; learning, the lookahead moves the net, trains another
+    student, and gives a labeled sample no share."""
+    from precision import as_float64
+
+    from agents import FixedLossTeacher
+    from l2t.losses.composite import parse_ranges
+    from l2t.methods import correction
+    from l2t.methods.reweighting import BasePoint
+
+    cfg, splits = trust_splits
+    splits = dataclasses.replace(as_float64(splits), model_logits=splits.model_logits.double())
+    task, base = parts.task(cfg, splits), parts.base_loss(cfg)
+    point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
+    fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
+    monkeypatch.setattr(correction, "WEIGHT_NET_LR", 0.0)
+    held = run_student(task, correction.Corrected(task, 0, point), {}, 0, 20)
+    assert [p["val_acc"] for p in held.curve] == [p["val_acc"] for p in fixed.curve]
+    monkeypatch.undo()
+    policy = correction.Corrected(task, 0, point)
+    shares = []
+    original = policy.corrected
+
+    def recorded(out, pooled, logits, targets, losses, trial=False):
+        loss, share = original(out, pooled, logits, targets, losses, trial)
+        if not trial:
+            shares.append((share.detach(), pooled))
+        return loss, share
+
+    policy.corrected = recorded
+    moving = run_student(task, policy, {}, 0, 20)
+    assert moving.curve != held.curve
+    assert policy.net[-1].weight.abs().max() > 0  # the lookahead moved the correction net
+    assert any((share > 0).any() for share, _ in shares)
+    assert all((share[pooled == 0] == 0).all() for share, pooled in shares)
+    assert all(pooled.sum() < len(pooled) for _, pooled in shares)  # labeled samples in each
+
+
 def test_the_trust_features_are_what_a_teacher_sees_of_a_sample():
     from l2t.losses.labels import pack
     from l2t.methods.trust import FEATURES, trust_features
@@ -195,7 +236,8 @@ def test_meta_trust_chooses_its_rate_on_validation_and_trains_beside_base(
 ):
     """... and reads no hidden label: with them permuted it trains the same student."""
     cfg = from_dict({**TRUST, "distill": {"model": str(model), "mix": 0.5}})
-    rows = ["meta_trust", "meta_trust_aum", "meta_trust_aum2", "aum_drop", "aum_knn_drop"]
+    rows = ["meta_trust", "meta_trust_aum", "meta_trust_aum2", "meta_correct", "aum_drop"]
+    rows += ["aum_knn_drop"]
     results = compare(cfg, ["base", *rows], seeds=1, out=tmp_path / "a")
     saved = json.loads((tmp_path / "a" / "results.json").read_text())
     for row in rows:

@@ -12,6 +12,7 @@ from l2t.commands.compare import reweighted  # noqa: F401
 from l2t.commands.compare import pool  # noqa: F401
 from l2t.commands.compare import slam  # noqa: F401
 from l2t.commands.compare import trust  # noqa: F401
+from l2t.commands.compare import correction  # noqa: F401
 from l2t.commands.compare import margin_drop  # noqa: F401
 from l2t.commands.compare import self_training  # noqa: F401
 from l2t.commands.compare import taught  # noqa: F401

@@ -22,7 +22,7 @@ from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.losses.composite import parse_ranges
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
 from l2t.methods.margins import first_round
-from l2t.methods.reweighting import BasePoint
+from l2t.methods.reweighting import BasePoint, Reweighted
 from l2t.methods.trust import TrustWeighted
 
 
@@ -32,6 +32,11 @@ class Trust(PoolOnBasePoint):
 
     def tuning_students(self) -> int:
         return len(self.setting.rates) * TUNING_STUDENTS * self.lifetimes
+
+    def policy(self, task: Task, seed: int, base: BasePoint) -> Reweighted:
+        """The student's policy: a fresh net per student."""
+        history = self.name == "meta_trust_aum"
+        return TrustWeighted(task, seed, base, history, self.prior(task, seed))
 
     def prior(self, task: Task, seed: int) -> Tensor | None:
         """A first round's margins for the net to read (None: no first round)."""
@@ -46,9 +51,7 @@ class Trust(PoolOnBasePoint):
         task = make_task(varied(s.cfg, {"optim": {"lr": lr}}), splits)
 
         def run(seed: int, test: bool) -> EpisodeResult:  # the net's state lives in the policy
-            policy = TrustWeighted(
-                task, seed, base, self.name == "meta_trust_aum", self.prior(task, seed)
-            )
+            policy = self.policy(task, seed, base)
             steps = s.cfg.eval_every if test else s.cfg.steps
             return run_student(task, policy, {}, seed, steps, s.test if test else None)
 
@@ -78,6 +81,11 @@ class TrustTwoRounds(Trust):
 
     names = ("meta_trust_aum2",)
     lifetimes = 2
+
+    def policy(self, task: Task, seed: int, base: BasePoint) -> Reweighted:
+        """The student's policy: a fresh net per student."""
+        history = self.name == "meta_trust_aum"
+        return TrustWeighted(task, seed, base, history, self.prior(task, seed))
 
     def prior(self, task: Task, seed: int) -> Tensor | None:
         return first_round(task, seed, task.loss_fn(self.setting.base))[0]
