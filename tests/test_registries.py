@@ -85,3 +85,21 @@ def test_every_teacher_the_config_offers_builds_itself_from_its_settings():
     agents = _choices(TeacherConfig, "agent")
     built = Teacher.from_settings.__func__  # type: ignore[attr-defined]
     assert all(Teacher.registry[a].from_settings.__func__ is not built for a in agents)
+
+
+def test_every_row_a_reproduce_script_names_is_registered():
+    """The `methods=` lists of scripts/reproduce_*.sh name rows `compare` has (a renamed row
+    would otherwise fail only hours into a reproduction)."""
+    import re
+    from pathlib import Path
+
+    scripts = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("reproduce_*.sh"))
+    named = {
+        name
+        for script in scripts
+        for listed in re.findall(r"methods=([\w,${}/:]+)", script.read_text())
+        for name in listed.split(",")
+        if name and "$" not in name and "}" not in name
+    }
+    assert "meta_correct" in named and "aum_knn_drop" in named
+    assert not named - set(METHODS), sorted(named - set(METHODS))
