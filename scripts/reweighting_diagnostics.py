@@ -18,10 +18,13 @@ process per loss x weighting):
         distill.mix=0.9 distill.temperature=4.0
 
 LOSS is a composite point (ce, sce, ...), WEIGHTING `l2rw`, `trust` (meta_trust's own step),
-`trust_aum` (meta_trust_aum's) or `uniform`; `plot=PNG` draws the mean weight of each group
-over training (the picture of what the weighting learned, right against wrong). The mean
-weight per group (labeled part, right pseudo-labels — and those the model gives with a
-margin below / above the pool's median —, wrong ones), times the batch size: 1 is uniform's.
+`trust_aum` (meta_trust_aum's), `correct` (meta_correct's) or `uniform`; `plot=PNG` draws the
+mean weight of each group over training (the picture of what the weighting learned, right
+against wrong). The mean weight per group (labeled part, right pseudo-labels — and those the
+model gives with a margin below / above the pool's median —, wrong ones), times the batch
+size: 1 is uniform's. For `correct` the groups' mean share `c_i` of the loss moved to the
+corrected label (0: the base point's loss, 1: all of it), and how often the corrected
+label's top class is the true one, on wrong pseudo-labels and on right ones.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from l2t.engine.task import Task
 from l2t.engine.teaching import EpisodeResult, accuracy_of, run_student
 from l2t.io.threads import configure
 from l2t.losses.composite import parse_ranges
+from l2t.methods.correction import Corrected
 from l2t.methods.margins import BatchIndex
 from l2t.methods.reweighting import BasePoint, Reweighted, l2rw_weights
 from l2t.methods.trust import TrustWeighted
@@ -47,13 +51,34 @@ from l2t.methods.trust import TrustWeighted
 EVERY = 500
 
 
+class LabelsRecorded(Corrected):
+    """`meta_correct`'s policy, keeping each real step's corrected labels (top class)."""
+
+    last_label: Tensor | None = None
+
+    def corrected(
+        self,
+        out: Tensor,
+        pooled: Tensor,
+        logits: Tensor,
+        targets: Tensor,
+        losses: Tensor,
+        trial: bool = False,
+    ) -> tuple[Tensor, Tensor]:
+        if not trial:
+            self.last_label = (self.anchor(logits, targets) + out[:, 1:]).argmax(dim=1)
+        return super().corrected(out, pooled, logits, targets, losses, trial)
+
+
 class Recorded(Reweighted):
     """L2RW (or uniform weights) on the composite's per-sample loss at the base point, on
     the one step function, recording each SGD step's weights and gradient norm."""
 
-    def __init__(self, task: Task, weighting: str, seed: int, base: BasePoint, noisy: Tensor):
+    def __init__(
+        self, task: Task, weighting: str, seed: int, base: BasePoint, noisy: Tensor, truth: Tensor
+    ):
         super().__init__(task, "l2rw", seed, base)
-        self.task, self.weighting, self.noisy = task, weighting, noisy
+        self.task, self.weighting, self.noisy, self.truth = task, weighting, noisy, truth
         self.index = BatchIndex(task, seed)  # the batch's samples (batches are seeded)
         self.kept: list[float] = []
         self.effective: list[float] = []
@@ -73,14 +98,17 @@ class Recorded(Reweighted):
         self.trust = (
             TrustWeighted(task, seed, base, history) if weighting.startswith("trust") else None
         )
+        self.correct = LabelsRecorded(task, seed, base) if weighting == "correct" else None
+        self.fixed: dict[str, list[float]] = {"wrong": [], "right": []}  # corrected label true
         self.curves: list[tuple[int, dict[str, float]]] = []  # (step, mean weight per group)
 
     def propose(
         self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
         self.index.start(obs)
-        if self.trust is not None:
-            self.trust.index.start(obs)
+        for inner in (self.trust, self.correct):
+            if inner is not None:
+                inner.index.start(obs)
         return super().propose(theta, state, obs)
 
     def objective(self, step: SGDStep) -> Tensor:
@@ -91,6 +119,16 @@ class Recorded(Reweighted):
             loss = self.trust.objective(step)
             assert self.trust.last_weights is not None
             w = self.trust.last_weights / len(losses)  # its loss is (w * l).mean()
+        elif self.correct is not None:  # meta_correct's step: its shares stand for weights
+            loss = self.correct.objective(step)
+            assert self.correct.last_share is not None and self.correct.last_label is not None
+            w = self.correct.last_share / len(losses)
+            truth = self.truth[index]
+            for name, where in (("wrong", self.noisy[index]), ("right", ~self.noisy[index])):
+                where = where & (index >= self.labeled)
+                if where.any():
+                    hit = self.correct.last_label.cpu()[where] == truth[where]
+                    self.fixed[name].append(hit.float().mean().item())
         else:
             if self.weighting == "l2rw":
                 args = (step.params, losses, step.lr, step.x_val, step.y_val)
@@ -130,16 +168,18 @@ def main(argv: list[str]) -> None:
     configure(1)
     splits = parts.splits(cfg)
     wrong = torch.zeros(len(splits.y_train), dtype=torch.bool)
+    truth = splits.y_train.clone()  # the true labels: the pool's hidden ones where it has them
     if splits.noise is not None:
         wrong[torch.as_tensor(splits.noise.index)] = True
     elif splits.hidden_labels is not None:  # the model's pseudo-labels that are wrong
         wrong[splits.labeled :] = splits.y_train[splits.labeled :] != splits.hidden_labels
+        truth[splits.labeled : splits.labeled + splits.pool] = splits.hidden_labels
     else:
         raise SystemExit("set label_noise=RATE or unlabeled=N: nothing here has a wrong label")
     task = parts.task(cfg, splits)
     assert task.composite is not None
     base = BasePoint(task.composite, parts.base_loss(cfg), parse_ranges(cfg.loss.ranges))
-    policy = Recorded(task, weighting, seed, base, wrong)
+    policy = Recorded(task, weighting, seed, base, wrong, truth)
 
     def val_acc(life: Lifetime) -> float:
         return accuracy_of(task, life.student, splits.x_val, splits.y_val)
@@ -154,13 +194,18 @@ def main(argv: list[str]) -> None:
             f"effective {mean(policy.effective):.1f} largest {max(policy.largest):.3f} "
             f"wrong share {mean(policy.noisy_share):.2f} |grad| {mean(policy.norms):.2f} "
             f"(max {max(policy.norms):.1f}) val {val_acc(step.life):.3f}; mean weight x B: "
-            + " ".join(f"{k} {statistics.fmean(v):.2f}" for k, v in policy.by_group.items() if v),
+            + " ".join(f"{k} {statistics.fmean(v):.2f}" for k, v in policy.by_group.items() if v)
+            + "".join(
+                f"; corrected label true on {k} pseudo-labels {statistics.fmean(v):.2f}"
+                for k, v in policy.fixed.items()
+                if v
+            ),
             flush=True,
         )
         policy.curves.append(
             (done, {k: statistics.fmean(v) for k, v in policy.by_group.items() if v})
         )
-        for values in policy.by_group.values():
+        for values in (*policy.by_group.values(), *policy.fixed.values()):
             values.clear()
         for kept in (policy.kept, policy.effective, policy.largest, policy.noisy_share):
             kept.clear()
@@ -168,11 +213,16 @@ def main(argv: list[str]) -> None:
 
     run_student(task, policy, {}, seed, EVERY, on_step=report)
     if plots:
-        draw(policy.curves, f"{loss} point, {weighting} weights (seed {seed})", Path(plots[-1]))
+        what = "shares c_i" if weighting == "correct" else "weights"
+        title = f"{loss} point, {weighting} {what} (seed {seed})"
+        draw(policy.curves, title, Path(plots[-1]), shares=weighting == "correct")
 
 
-def draw(curves: list[tuple[int, dict[str, float]]], title: str, out: Path) -> None:
-    """The mean weight of each group of samples (x B: uniform is 1) over training."""
+def draw(
+    curves: list[tuple[int, dict[str, float]]], title: str, out: Path, shares: bool = False
+) -> None:
+    """The mean weight of each group of samples (x B: uniform is 1) over training, or with
+    `shares` its mean share of the loss moved to the corrected label."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,7 +233,10 @@ def draw(curves: list[tuple[int, dict[str, float]]], title: str, out: Path) -> N
         steps = [s for s, g in curves if group in g]
         ax.plot(steps, [g[group] for _, g in curves if group in g], label=group, marker=".")
     ax.axhline(1.0, color="gray", lw=0.8, ls="--")
-    ax.set(xlabel="student step", ylabel="mean weight x batch size (uniform: 1)", title=title)
+    ylabel = (
+        "mean share c_i (0: the base point)" if shares else "mean weight x batch size (uniform: 1)"
+    )
+    ax.set(xlabel="student step", ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

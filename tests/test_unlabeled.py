@@ -324,6 +324,8 @@ def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path
     diagnostics["main"](["kd", "trust_aum", "0", f"plot={picture}", "distill.mix=0.5", *tiny])
     out = capsys.readouterr().out
     assert "mean weight x B: labeled" in out and " wrong " in out and picture.stat().st_size
+    diagnostics["main"](["kd", "correct", "0", f"plot={picture}", "distill.mix=0.5", *tiny])
+    assert "corrected label true on wrong pseudo-labels" in capsys.readouterr().out
 
 
 def test_bench_times_the_pool_rows_against_the_base_point(trust_splits):
@@ -335,6 +337,7 @@ def test_bench_times_the_pool_rows_against_the_base_point(trust_splits):
         "pool: the base point",
         "pool: meta_trust",
         "pool: meta_trust_aum",
+        "pool: meta_correct",
         "pool: aum_drop's first round",
     }
     assert all(ms > 0 for ms in rows.values())

@@ -33,6 +33,7 @@ from l2t.io import distributed, threads
 from l2t.io.tracking import Tracker
 from l2t.learned_loss import LearnedLoss
 from l2t.losses.composite import parse_ranges
+from l2t.methods.correction import Corrected
 from l2t.methods.margins import MarginRecorded
 from l2t.methods.reweighting import BasePoint
 from l2t.methods.trust import TrustWeighted
@@ -365,7 +366,8 @@ def _online_ms(task: Task, teacher: OnlineTeacher, budget_s: float) -> float:
 def pool_rows(cfg: Config, task: Task, budget_s: float) -> dict[str, float]:
     """With an unlabeled pool at the composite's base point (issue 33): a student step
     at the base point (a KD student at `loss.base=kd`), under `meta_trust`'s and
-    `meta_trust_aum`'s online weights, and `aum_drop`'s recording round."""
+    `meta_trust_aum`'s online weights and `meta_correct`'s online correction, and
+    `aum_drop`'s recording round."""
     if not (task.splits.pool and task.composite is not None):
         return {}
     base = parts.base_loss(cfg)
@@ -374,6 +376,7 @@ def pool_rows(cfg: Config, task: Task, budget_s: float) -> dict[str, float]:
         "pool: the base point": FixedLossTeacher("base", base),
         "pool: meta_trust": TrustWeighted(task, 0, point),
         "pool: meta_trust_aum": TrustWeighted(task, 0, point, history=True),
+        "pool: meta_correct": Corrected(task, 0, point),
         "pool: aum_drop's first round": MarginRecorded(task, 0, task.loss_fn(base)),
     }
     return {name: _time_per_student_step(task, p, budget_s) for name, p in policies.items()}
