@@ -13,7 +13,10 @@ nearest labeled samples, in the student's representation, whose label is its pse
 (`l2t/methods/neighbours.py`), and that share's rank added to the mean margin's (what
 `aum_knn_drop` drops by). At the end, all of them at once:
 a logistic regression over every signal, its AUC 5-fold cross-validated on the pool (does any
-mix of them separate better than the best alone?).
+mix of them separate better than the best alone?). Last, where a correction could come from:
+among the pool's lowest-ranked shares (mean margin + neighbours), how often the pseudo-label,
+the student's prediction, its labeled neighbours' majority and the model + student average
+name the true class.
 
     python scripts/pool_signals.py LOSS SEED [config=PATH] [key=value ...]
     e.g. python scripts/pool_signals.py kd 0 config=configs/mnist1d_unlabeled.yaml \
@@ -36,7 +39,7 @@ from l2t.config import load_config, parts
 from l2t.engine.lifetime import Lifetime, Step
 from l2t.engine.teaching import EpisodeResult, run_student
 from l2t.io.threads import configure
-from l2t.methods.neighbours import margin_and_neighbours, neighbour_agreement
+from l2t.methods.neighbours import margin_and_neighbours, neighbour_labels
 
 EVERY = 250  # student steps between checkpoints
 
@@ -76,6 +79,7 @@ def main(argv: list[str]) -> None:
     )
     margins: list[Tensor] = []
     last: dict[str, Tensor] = {}
+    views: dict[str, Tensor] = {}  # the last checkpoint's student logits and neighbours
 
     def checkpoint(step: Step, before: Lifetime, so_far: EpisodeResult) -> None:
         done = step.life.student.step
@@ -86,7 +90,9 @@ def main(argv: list[str]) -> None:
             logits = functional_call(task.model, {**student.params, **student.buffers}, (x,))
         margins.append(margin_on(logits, pseudo))
         stacked = torch.stack(margins)
-        agreement = neighbour_agreement(task, student)
+        neighbours = neighbour_labels(task, student)
+        agreement = (neighbours == pseudo[:, None]).float().mean(dim=1)
+        views.update(student=logits, neighbours=neighbours)
         mean_margin = stacked.mean(dim=0)
         signals = {
             **fixed,
@@ -117,6 +123,24 @@ def main(argv: list[str]) -> None:
         "every signal at once (logistic regression, 5-fold cross-validated): AUC all / "
         f"low-margin half {auc(combined, right):.3f} / {auc(combined[unsure], right[unsure]):.3f}"
     )
+    truth = splits.hidden_labels
+    named = {
+        "pseudo-label": pseudo,
+        "student": views["student"].argmax(dim=1),
+        "neighbours' majority": views["neighbours"].mode(dim=1).values,
+        "model + student average": (model.softmax(dim=1) + views["student"].softmax(dim=1)).argmax(
+            1
+        ),
+    }
+    order = last["mean margin + neighbours (ranks)"].argsort()
+    for share in (0.15, 0.3, 1.0):
+        low = order[: round(share * len(order))]
+        print(
+            f"lowest {share:.0%} by mean margin + neighbours, the true class named by: "
+            + "; ".join(
+                f"{n} {(c[low] == truth[low]).float().mean():.1%}" for n, c in named.items()
+            )
+        )
 
 
 if __name__ == "__main__":

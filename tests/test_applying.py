@@ -287,3 +287,25 @@ def test_compare_never_overwrites_results_without_overwrite_true(tmp_path, monke
     assert (tmp_path / "runs/compare/results.md").read_text() == before
     assert main(["compare", *tiny, "out=runs/compare", "overwrite=true"]) == 0
     assert "overwrite=true: the results in 'runs/compare' (config.yaml" in capsys.readouterr().err
+
+
+def test_the_curves_zoom_on_the_second_half_and_name_the_seed_count(tmp_path, monkeypatch):
+    """Issue 34: the points that separate methods are late and close together, so the
+    second panel fits its y axis to the second half's curves (±1 std), while the first
+    shows the climb from chance; the title says over how many seeds."""
+    from l2t.io import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_written", lambda fig, out: drawn.append(fig) or out)
+
+    def curve(end):
+        points = ((0, 0.1), (500, 0.5), (1500, 0.62), (2000, end))
+        return [{"step": s, "test_acc": a, "val_acc": a} for s, a in points]
+
+    groups = {"a": [curve(0.64), curve(0.66)], "b": [curve(0.65), curve(0.65)]}
+    plots.plot_curves(groups, tmp_path / "curves.png")
+    whole, late = drawn[0].axes[:2]
+    assert "over 2 seeds" in drawn[0].get_suptitle()
+    low, high = late.get_ylim()
+    assert 0.6 < low < 0.62 and 0.66 < high < 0.7, (low, high)
+    assert whole.get_ylim()[0] < 0.1 and late.get_xlim() == (1000, 2000)

@@ -290,7 +290,7 @@ def test_a_pseudo_label_is_checked_against_its_nearest_labeled_samples():
     from l2t.data.splits import Splits
     from l2t.engine.student_state import SGD
     from l2t.engine.task import Task
-    from l2t.methods.neighbours import neighbour_agreement
+    from l2t.methods.neighbours import neighbour_agreement, neighbour_labels
 
     labeled = torch.tensor([[1.0, 0.0], [0.9, 0.2], [0.0, 1.0], [0.2, 0.9]])
     pool = torch.tensor([[1.0, 0.1], [0.1, 1.0], [0.1, 1.0], [3.0, 0.5]])
@@ -300,6 +300,7 @@ def test_a_pseudo_label_is_checked_against_its_nearest_labeled_samples():
     task = Task(splits, lambda: torch.nn.Sequential(torch.nn.Linear(2, 2)), SGD(0.1), 4, 2, 2)
     agreement = neighbour_agreement(task, task.init(0), k=2)
     assert agreement.tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert neighbour_labels(task, task.init(0), k=2).tolist() == [[0, 0], [1, 1], [1, 1], [0, 0]]
 
 
 def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path, capsys):
@@ -319,6 +320,7 @@ def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path
     assert len(aucs) == 16 and all(0.0 <= a <= 1.0 for a in aucs)
     assert "labeled neighbours' agreement" in out
     assert "every signal at once" in out
+    assert "lowest 15% by mean margin + neighbours, the true class named by: pseudo-label" in out
     diagnostics = runpy.run_path(str(ROOT / "scripts" / "reweighting_diagnostics.py"))
     picture = tmp_path / "weights.png"
     diagnostics["main"](["kd", "trust_aum", "0", f"plot={picture}", "distill.mix=0.5", *tiny])

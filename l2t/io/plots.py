@@ -31,18 +31,24 @@ def plot_curves(
     background: list[Curve] | None = None,
 ) -> Path:
     """Accuracy against student step: the mean of each group (a band of ±1 std over seeds
-    where a group has several students), over faint meta-training students if given."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    where a group has several students), over faint meta-training students if given. Two
+    panels: the whole of training, and its second half with the y axis fitted to the
+    curves there, where the points that separate methods are (a whole-range axis shows
+    the climb from chance and hides them)."""
+    fig, (whole, late) = plt.subplots(
+        1, 2, figsize=(10, 4.5), width_ratios=(1, 1.3), layout="constrained"
+    )
     for i, curve in enumerate(background or []):
         alpha = 0.15 + 0.45 * (i + 1) / len(background or [1])
-        ax.plot(
-            [p["step"] for p in curve],
-            [p["val_acc"] for p in curve],
-            color="tab:blue",
-            alpha=alpha,
-            lw=0.8,
-            label="meta-training students (val)" if i == 0 else None,
-        )
+        for ax in (whole, late):
+            ax.plot(
+                [p["step"] for p in curve],
+                [p["val_acc"] for p in curve],
+                color="tab:blue",
+                alpha=alpha,
+                lw=0.8,
+                label="meta-training students (val)" if i == 0 and ax is whole else None,
+            )
     merged: dict[str, list[Curve]] = {}  # methods with the same students share one line
     for name, curves in groups.items():
         same = next((m for m, c in merged.items() if c == curves), None)
@@ -51,30 +57,42 @@ def plot_curves(
         else:
             merged[f"{same} = {name}"] = merged.pop(same)
     styles = ("-", "--", "-.", ":")
+    last = max(p["step"] for curves in merged.values() for p in curves[0])
+    low, high = np.inf, -np.inf  # the curves' range over the second half
     for i, (name, curves) in enumerate(merged.items()):
         steps = np.array([p["step"] for p in curves[0]])
         values = np.array([[p[metric] for p in c] for c in curves])
-        mean = values.mean(axis=0)
+        mean, std = values.mean(axis=0), values.std(axis=0)
         style = styles[(i // 10) % len(styles)]  # past ten colours, another line style
         same = ", the same students" if " = " in name else ""  # e.g. ce = ce_early_stop
         label = f"{name} (final {mean[-1]:.3f}{same})"
-        (line,) = ax.plot(steps, mean, lw=2, ls=style, label=label)
+        (line,) = whole.plot(steps, mean, lw=2, ls=style, label=label)
+        late.plot(steps, mean, lw=2, ls=style, color=line.get_color())
         if len(curves) > 1:
-            std = values.std(axis=0)
-            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+            for ax in (whole, late):
+                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        half = steps >= last / 2
+        low, high = min(low, (mean - std)[half].min()), max(high, (mean + std)[half].max())
     split = "test" if metric == "test_acc" else "validation"
-    ax.set_xlabel("student step")
-    ax.set_ylabel(f"accuracy ({split} split)")
+    seeds = max(len(curves) for curves in merged.values())
     title = f"Students' {split} accuracy"
+    if seeds > 1:
+        title += f", mean ± std over {seeds} seeds"
     if background:
         title += " (faint: meta-training students, validation split)"
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    whole.set(xlabel="student step", ylabel=f"accuracy ({split} split)", title="whole training")
+    late.set(xlabel="student step", title="second half, zoomed")
+    pad = max(0.1 * (high - low), 0.002)
+    late.set_xlim(last / 2, last)
+    late.set_ylim(low - pad, high + pad)
     if len(merged) > 4:  # many methods: the legend under the axes, not over the curves
-        fig.set_size_inches(8, 4.5 + 0.2 * len(merged))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
+        fig.set_size_inches(10, 4.5 + 0.12 * len(merged))
+        fig.legend(loc="outside lower center", fontsize=8, ncols=2)
     else:
-        ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
+        whole.legend(loc="lower right", fontsize=8)
+    for ax in (whole, late):
+        ax.grid(alpha=0.3)
     return _written(fig, out)
 
 
@@ -269,8 +287,9 @@ def _save(fig: Any, ax: Any, out: Path) -> Path:
 
 
 def _written(fig: Any, out: Path) -> Path:
-    """The figure laid out tightly into one file, then closed."""
-    fig.tight_layout()
+    """The figure laid out tightly (unless it lays itself out) into one file, then closed."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out

@@ -36,18 +36,23 @@ def representation(model: nn.Module, student: StudentState, x: Tensor) -> Tensor
 def neighbour_agreement(task: Task, student: StudentState, k: int = NEIGHBOURS) -> Tensor:
     """Per pool sample, the share of its `k` nearest labeled samples whose label is its
     pseudo-label (the pool in the order of the task's training split after the labeled part)."""
+    n = task.splits.labeled
+    pseudo = labels_of(task.train_targets)[n : n + task.splits.pool]
+    return (neighbour_labels(task, student, k) == pseudo[:, None]).float().mean(dim=1)
+
+
+def neighbour_labels(task: Task, student: StudentState, k: int = NEIGHBOURS) -> Tensor:
+    """(pool, k): the true labels of each pool sample's `k` nearest labeled samples."""
     splits = task.splits
     n = splits.labeled
-    labels = labels_of(task.train_targets)
+    labels = labels_of(task.train_targets)[:n]
     labeled = representation(task.model, student, splits.x_train[:n])
-    shares = []
+    nearest = []
     for start in range(n, n + splits.pool, CHUNK):
         stop = min(start + CHUNK, n + splits.pool)
         pool = representation(task.model, student, splits.x_train[start:stop])
-        nearest = (pool @ labeled.T).topk(min(k, n), dim=1).indices
-        agree = labels[:n][nearest] == labels[start:stop, None]
-        shares.append(agree.float().mean(dim=1))
-    return torch.cat(shares)
+        nearest.append(labels[(pool @ labeled.T).topk(min(k, n), dim=1).indices])
+    return torch.cat(nearest)
 
 
 def margin_and_neighbours(margins: Tensor, agreement: Tensor) -> Tensor:
