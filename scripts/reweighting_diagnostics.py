@@ -51,25 +51,6 @@ from l2t.methods.trust import TrustWeighted
 EVERY = 500
 
 
-class LabelsRecorded(Corrected):
-    """`meta_correct`'s policy, keeping each real step's corrected labels (top class)."""
-
-    last_label: Tensor | None = None
-
-    def corrected(
-        self,
-        out: Tensor,
-        pooled: Tensor,
-        logits: Tensor,
-        targets: Tensor,
-        losses: Tensor,
-        trial: bool = False,
-    ) -> tuple[Tensor, Tensor]:
-        if not trial:
-            self.last_label = (self.anchor(logits, targets) + out[:, 1:]).argmax(dim=1)
-        return super().corrected(out, pooled, logits, targets, losses, trial)
-
-
 class Recorded(Reweighted):
     """L2RW (or uniform weights) on the composite's per-sample loss at the base point, on
     the one step function, recording each SGD step's weights and gradient norm."""
@@ -98,7 +79,7 @@ class Recorded(Reweighted):
         self.trust = (
             TrustWeighted(task, seed, base, history) if weighting.startswith("trust") else None
         )
-        self.correct = LabelsRecorded(task, seed, base) if weighting == "correct" else None
+        self.correct = Corrected(task, seed, base) if weighting == "correct" else None
         self.fixed: dict[str, list[float]] = {"wrong": [], "right": []}  # corrected label true
         self.curves: list[tuple[int, dict[str, float]]] = []  # (step, mean weight per group)
 

@@ -142,6 +142,22 @@ def trust_splits(model):
     return cfg, parts.splits(cfg)
 
 
+def _at_the_base_point(trust_splits):
+    """In float64: the task, its base point for the lookahead rows, and the base point's
+    student (seed 0, evaluated every 20 steps)."""
+    from precision import as_float64
+
+    from agents import FixedLossTeacher
+    from l2t.losses.composite import parse_ranges
+    from l2t.methods.reweighting import BasePoint
+
+    cfg, splits = trust_splits
+    splits = dataclasses.replace(as_float64(splits), model_logits=splits.model_logits.double())
+    task, base = parts.task(cfg, splits), parts.base_loss(cfg)
+    point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
+    return task, point, run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
+
+
 @pytest.mark.parametrize("margins", ["none", "history", "prior"])
 def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
     trust_splits, margins, float64, monkeypatch
@@ -149,18 +165,10 @@ def test_meta_trust_starts_at_the_base_point_and_its_weights_move(
     """With its net held (learning rate 0) `meta_trust` (and `meta_trust_aum`, reading the
     margins so far; `meta_trust_aum2`, a first round's) weighs every sample 1: the base
     point's student exactly; learning, it trains another."""
-    from precision import as_float64
-
-    from agents import FixedLossTeacher
-    from l2t.losses.composite import parse_ranges
     from l2t.methods import trust
-    from l2t.methods.reweighting import BasePoint
 
-    cfg, splits = trust_splits
-    splits = dataclasses.replace(as_float64(splits), model_logits=splits.model_logits.double())
-    task, base = parts.task(cfg, splits), parts.base_loss(cfg)
-    point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
-    fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
+    task, point, fixed = _at_the_base_point(trust_splits)
+    splits = task.splits
     monkeypatch.setattr(trust, "WEIGHT_NET_LR", 0.0)
     history = margins == "history"
     prior = torch.randn(len(splits.y_train)) if margins == "prior" else None
@@ -179,18 +187,9 @@ def test_meta_correct_starts_at_the_base_point_and_corrects_only_the_pool(
     """With its net held (learning rate 0) `meta_correct` moves no sample's loss (c_i = 0):
     the base point's student exactly; learning, the lookahead moves the net, trains another
     student, and gives a labeled sample no share."""
-    from precision import as_float64
-
-    from agents import FixedLossTeacher
-    from l2t.losses.composite import parse_ranges
     from l2t.methods import correction
-    from l2t.methods.reweighting import BasePoint
 
-    cfg, splits = trust_splits
-    splits = dataclasses.replace(as_float64(splits), model_logits=splits.model_logits.double())
-    task, base = parts.task(cfg, splits), parts.base_loss(cfg)
-    point = BasePoint(task.composite, base, parse_ranges(cfg.loss.ranges))
-    fixed = run_student(task, FixedLossTeacher("base", base), {}, 0, 20)
+    task, point, fixed = _at_the_base_point(trust_splits)
     monkeypatch.setattr(correction, "WEIGHT_NET_LR", 0.0)
     held = run_student(task, correction.Corrected(task, 0, point), {}, 0, 20)
     assert [p["val_acc"] for p in held.curve] == [p["val_acc"] for p in fixed.curve]
@@ -200,10 +199,10 @@ def test_meta_correct_starts_at_the_base_point_and_corrects_only_the_pool(
     original = policy.corrected
 
     def recorded(out, pooled, logits, targets, losses, trial=False):
-        loss, share = original(out, pooled, logits, targets, losses, trial)
+        loss, share, label = original(out, pooled, logits, targets, losses, trial)
         if not trial:
             shares.append((share.detach(), pooled))
-        return loss, share
+        return loss, share, label
 
     policy.corrected = recorded
     moving = run_student(task, policy, {}, 0, 20)

@@ -67,6 +67,7 @@ class Corrected(Reweighted):
         self.index = BatchIndex(task, seed)
         self.pool = range(task.splits.labeled, task.splits.labeled + task.splits.pool)
         self.last_share: Tensor | None = None  # the last step's c_i, for diagnostics
+        self.last_label: Tensor | None = None  # ... and its corrected labels' top class
 
     def propose(
         self, theta: dict[str, Tensor], state: dict[str, Tensor], obs: Observation
@@ -82,15 +83,16 @@ class Corrected(Reweighted):
         targets: Tensor,
         losses: Tensor,
         trial: bool = False,
-    ) -> tuple[Tensor, Tensor]:
-        """(B,) losses under the net's output `out`, and the shares `c_i` (0 off the pool).
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(B,) losses under the net's output `out`, the shares `c_i` (0 off the pool) and
+        the corrected labels (B, C).
         The lookahead's `trial` reads the share unclamped below (a negative one leans away
         from the corrected label): clamped at 0 there, a net the lookahead once pushed below
         zero on every sample would get no gradient again; the real step clamps to [0, 1]."""
         share = (out[:, 0].clamp(max=1.0) if trial else out[:, 0].clamp(0.0, 1.0)) * pooled
         label = (self.anchor(logits, targets) + out[:, 1:]).softmax(dim=1)
         own = -(label * logits.log_softmax(dim=1)).sum(dim=1)
-        return (1 - share) * losses + share * own, share
+        return (1 - share) * losses + share * own, share, label
 
     def anchor(self, logits: Tensor, targets: Tensor) -> Tensor:
         """The log-probabilities the corrected label starts from: the model's (T = 1)."""
@@ -104,12 +106,13 @@ class Corrected(Reweighted):
         index = self.index.next()
         pooled = ((index >= self.pool.start) & (index < self.pool.stop)).to(losses.dtype)
         features = correction_features(logits, step.y, losses)
-        trial, _ = self.corrected(self.net(features), pooled, logits, step.y, losses, trial=True)
+        trial, _, _ = self.corrected(self.net(features), pooled, logits, step.y, losses, True)
         meta = lookahead(step.forward, step.params, trial.mean(), step.lr, step.x_val, step.y_val)
         self.adam.zero_grad()
         meta.backward(inputs=list(self.net.parameters()))
         self.adam.step()
         with torch.no_grad():
             out = self.net(features)
-        loss, self.last_share = self.corrected(out, pooled, logits, step.y, losses)
+        loss, self.last_share, label = self.corrected(out, pooled, logits, step.y, losses)
+        self.last_label = label.argmax(dim=1)
         return loss.mean()
