@@ -171,10 +171,16 @@ def main(argv: list[str]) -> None:
             return
         mean = statistics.fmean
         print(
-            f"{loss} {weighting} step {done}: kept {mean(policy.kept):.2f} "
-            f"effective {mean(policy.effective):.1f} largest {max(policy.largest):.3f} "
-            f"wrong share {mean(policy.noisy_share):.2f} |grad| {mean(policy.norms):.2f} "
-            f"(max {max(policy.norms):.1f}) val {val_acc(step.life):.3f}; mean weight x B: "
+            f"{loss} {weighting} step {done}: "
+            + (
+                ""  # shares, not weights: how many are kept or how spread says nothing
+                if policy.correct is not None
+                else f"kept {mean(policy.kept):.2f} effective {mean(policy.effective):.1f} "
+                f"largest {max(policy.largest):.3f} wrong share {mean(policy.noisy_share):.2f} "
+            )
+            + f"|grad| {mean(policy.norms):.2f} (max {max(policy.norms):.1f}) "
+            + f"val {val_acc(step.life):.3f}; "
+            + ("mean share c_i: " if policy.correct is not None else "mean weight x B: ")
             + " ".join(f"{k} {statistics.fmean(v):.2f}" for k, v in policy.by_group.items() if v)
             + "".join(
                 f"; corrected label true on {k} pseudo-labels {statistics.fmean(v):.2f}"

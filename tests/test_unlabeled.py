@@ -326,7 +326,9 @@ def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path
     out = capsys.readouterr().out
     assert "mean weight x B: labeled" in out and " wrong " in out and picture.stat().st_size
     diagnostics["main"](["kd", "correct", "0", f"plot={picture}", "distill.mix=0.5", *tiny])
-    assert "corrected label true on wrong pseudo-labels" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "corrected label true on wrong pseudo-labels" in out and "mean share c_i: " in out
+    assert "effective" not in out  # a weight's columns, not a share's
 
 
 def test_bench_times_the_pool_rows_against_the_base_point(trust_splits):
