@@ -82,10 +82,5 @@ class TrustTwoRounds(Trust):
     names = ("meta_trust_aum2",)
     lifetimes = 2
 
-    def policy(self, task: Task, seed: int, base: BasePoint) -> Reweighted:
-        """The student's policy: a fresh net per student."""
-        history = self.name == "meta_trust_aum"
-        return TrustWeighted(task, seed, base, history, self.prior(task, seed))
-
     def prior(self, task: Task, seed: int) -> Tensor | None:
         return first_round(task, seed, task.loss_fn(self.setting.base))[0]
