@@ -198,8 +198,8 @@ def test_meta_correct_starts_at_the_base_point_and_corrects_only_the_pool(
     shares = []
     original = policy.corrected
 
-    def recorded(out, pooled, logits, targets, losses, trial=False):
-        loss, share, label = original(out, pooled, logits, targets, losses, trial)
+    def recorded(out, pooled, logits, model_log_p, losses, trial=False):
+        loss, share, label = original(out, pooled, logits, model_log_p, losses, trial)
         if not trial:
             shares.append((share.detach(), pooled))
         return loss, share, label

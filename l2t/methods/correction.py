@@ -80,39 +80,36 @@ class Corrected(Reweighted):
         out: Tensor,
         pooled: Tensor,
         logits: Tensor,
-        targets: Tensor,
+        model_log_p: Tensor,
         losses: Tensor,
         trial: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(B,) losses under the net's output `out`, the shares `c_i` (0 off the pool) and
-        the corrected labels (B, C).
+        the corrected labels (B, C), from the model's log-probabilities (T = 1).
         The lookahead's `trial` reads the share unclamped below (a negative one leans away
         from the corrected label): clamped at 0 there, a net the lookahead once pushed below
         zero on every sample would get no gradient again; the real step clamps to [0, 1]."""
         share = (out[:, 0].clamp(max=1.0) if trial else out[:, 0].clamp(0.0, 1.0)) * pooled
-        label = (self.anchor(logits, targets) + out[:, 1:]).softmax(dim=1)
+        label = (model_log_p + out[:, 1:]).softmax(dim=1)
         own = -(label * logits.log_softmax(dim=1)).sum(dim=1)
         return (1 - share) * losses + share * own, share, label
-
-    def anchor(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """The log-probabilities the corrected label starts from: the model's (T = 1)."""
-        model = model_logits_of(targets)
-        assert model is not None
-        return model.detach().log_softmax(dim=1)
 
     def objective(self, step: SGDStep) -> Tensor:
         logits = step.forward(step.params, step.x)
         losses = self.samplewise(logits, step.y)
         index = self.index.next()
         pooled = ((index >= self.pool.start) & (index < self.pool.stop)).to(losses.dtype)
+        model = model_logits_of(step.y)
+        assert model is not None, "meta_correct reads the model's logits: it needs distill.model"
+        model_log_p = model.detach().log_softmax(dim=1)
         features = correction_features(logits, step.y, losses)
-        trial, _, _ = self.corrected(self.net(features), pooled, logits, step.y, losses, True)
+        trial, _, _ = self.corrected(self.net(features), pooled, logits, model_log_p, losses, True)
         meta = lookahead(step.forward, step.params, trial.mean(), step.lr, step.x_val, step.y_val)
         self.adam.zero_grad()
         meta.backward(inputs=list(self.net.parameters()))
         self.adam.step()
         with torch.no_grad():
             out = self.net(features)
-        loss, self.last_share, label = self.corrected(out, pooled, logits, step.y, losses)
+        loss, self.last_share, label = self.corrected(out, pooled, logits, model_log_p, losses)
         self.last_label = label.argmax(dim=1)
         return loss.mean()
