@@ -22,8 +22,10 @@ CONFIG ?= configs/mnist1d_mlp_composite.yaml
 run: install
 	$(BIN)/l2t train-teacher --config $(CONFIG) $(ARGS)
 
+# the test files over two processes (one per core of a 2-core machine; a file's tests stay
+# together in one, in order)
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

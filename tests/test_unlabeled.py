@@ -102,7 +102,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
         }
     )
     methods = ["ce", "kd", "kd_tuned", "base_dln", "l2rw", "labeled_only", "confident"]
-    methods += ["self_train", "slam"]
+    methods += ["self_train", "slam", "importance_kd"]
     methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd", "oracle_drop_kd_tuned"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
     _permute_hidden_labels(monkeypatch)
@@ -120,6 +120,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
         saved["kd_tuned"]["chosen"]["lr"] in (0.1, 0.3, 1.0) and "lr" not in saved["kd"]["chosen"]
     )
     assert saved["slam"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
+    assert saved["importance_kd"]["chosen"]["mix"] in (0.25, 0.5, 0.75, 0.9)
     assert saved["oracle_drop_kd_tuned"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
     assert "lr" not in saved["oracle_drop_kd"]["chosen"]
 

@@ -11,6 +11,7 @@ from l2t.commands.compare import distilled  # noqa: F401
 from l2t.commands.compare import reweighted  # noqa: F401
 from l2t.commands.compare import pool  # noqa: F401
 from l2t.commands.compare import slam  # noqa: F401
+from l2t.commands.compare import importance  # noqa: F401
 from l2t.commands.compare import trust  # noqa: F401
 from l2t.commands.compare import correction  # noqa: F401
 from l2t.commands.compare import margin_drop  # noqa: F401

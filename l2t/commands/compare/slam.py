@@ -1,13 +1,15 @@
 """`slam`: student-label mixing on the unlabeled pool (Kontonis et al., NeurIPS 2023;
 `l2t/methods/slam.py`): the model's soft labels against the student's prediction passed
 through the model's noise, alpha(x) fit on the trusted split, (k, T, learning rate) chosen
-on validation."""
+on validation. `AlphaRow` is what every row that reads alpha(x) shares
+(`importance_kd`)."""
 
 from __future__ import annotations
 
 import functools
 import itertools
 import statistics
+from typing import ClassVar
 
 import torch
 
@@ -16,6 +18,7 @@ from l2t.commands.compare.method import Chosen, Student
 from l2t.commands.compare.pool import PoolMethod
 from l2t.config import varied
 from l2t.data.distill import load_model, logits_of
+from l2t.engine.student_state import LossFn
 from l2t.engine.task import Task
 from l2t.engine.teaching import GivenLoss, run_student
 from l2t.methods.base_point import TUNING_STUDENTS, tuning_seeds
@@ -25,16 +28,23 @@ TOP_K = (2, 3, 5)  # the classes the model's wrong labels fall among
 TEMPERATURES = (1.0, 4.0)  # the model's soft labels
 
 
-class SLaMRow(PoolMethod):
-    names = ("slam",)
+class AlphaRow(PoolMethod):
+    """A pool row whose loss is set by `grid`'s settings (the learning rate last), the best
+    on validation chosen."""
+
+    keys: ClassVar[tuple[str, ...]] = ()  # the names of a grid point's settings, "lr" last
 
     def tuning_students(self) -> int:
         return len(self.grid) * TUNING_STUDENTS
 
     @property
-    def grid(self) -> tuple[tuple[int, float, float], ...]:
-        """(k, T, lr) to choose from on validation."""
-        return tuple(itertools.product(TOP_K, TEMPERATURES, self.setting.rates))
+    def grid(self) -> tuple[tuple[float, ...], ...]:
+        """The settings to choose from on validation, the learning rate last."""
+        raise NotImplementedError
+
+    def loss(self, *setting: float) -> LossFn:
+        """The pool loss at a grid point's settings (its learning rate left out)."""
+        raise NotImplementedError
 
     @functools.cached_property
     def alpha(self) -> Isotonic:
@@ -51,26 +61,36 @@ class SLaMRow(PoolMethod):
         task.train_targets = with_pool_flag(task.train_targets, task.splits.labeled)
         return task
 
-    def _policy(self, k: int, temperature: float) -> GivenLoss:
-        return GivenLoss(slam_loss(self.alpha, k, temperature))
-
     def choose(self) -> Chosen:
         cfg = self.setting.cfg
         seeds = tuning_seeds(cfg.seed)
 
-        def score(setting: tuple[int, float, float]) -> float:
-            k, t, lr = setting
-            task, policy = self._task(lr), self._policy(k, t)
+        def score(setting: tuple[float, ...]) -> float:
+            task, policy = self._task(setting[-1]), GivenLoss(self.loss(*setting[:-1]))
             return statistics.fmean(
                 run_student(task, policy, {}, x, cfg.steps).val_acc for x in seeds
             )
 
-        k, t, lr = max(self.grid, key=score)
-        grid = f"k {TOP_K} x T {TEMPERATURES} x lr {self.setting.rates}"
-        print(f"slam: k={k}, T={t}, lr={lr} (best validation accuracy over {grid})")
-        return {"k": k, "temperature": t, "lr": lr}
+        best: tuple[float, ...] = max(self.grid, key=score)
+        chosen = dict(zip(self.keys, best))
+        said = ", ".join(f"{k}={v}" for k, v in chosen.items())
+        print(f"{self.name}: {said} (best validation accuracy of {len(self.grid)} settings)")
+        return chosen
 
     def student(self, chosen: Chosen) -> Student:
         s, task = self.setting, self._task(chosen["lr"])
-        policy = self._policy(int(chosen["k"]), chosen["temperature"])
+        policy = GivenLoss(self.loss(*(chosen[k] for k in self.keys[:-1])))
         return lambda seed: run_student(task, policy, {}, seed, s.cfg.eval_every, s.test)
+
+
+class SLaMRow(AlphaRow):
+    names = ("slam",)
+    keys = ("k", "temperature", "lr")
+
+    @property
+    def grid(self) -> tuple[tuple[float, ...], ...]:
+        return tuple(itertools.product(TOP_K, TEMPERATURES, self.setting.rates))
+
+    def loss(self, *setting: float) -> LossFn:
+        k, temperature = setting
+        return slam_loss(self.alpha, int(k), temperature)
