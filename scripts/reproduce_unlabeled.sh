@@ -35,6 +35,8 @@ compare unlabeled/correct "$pool" "$m1000" "${kd_point[@]}" \
   methods=kd,kd_tuned,slam,aum_drop,aum_knn_drop,meta_trust,meta_correct,oracle_drop
 compare unlabeled/oracle_tuned "$pool" "$m1000" "${kd_point[@]}" \
   methods=kd_tuned,aum_knn_drop,oracle_drop_kd_tuned
+compare unlabeled/importance "$pool" "$m1000" "${kd_point[@]}" \
+  methods=kd,kd_tuned,slam,aum_drop,importance_kd,oracle_drop
 
 # MNIST-1D, 2,000 labels
 model unlabeled2000/model "$pool" labeled=2000 student=cnn1d steps=3000
@@ -46,6 +48,9 @@ model digits_unlabeled/model "$digits" student=lenet steps=3000
 compare digits_unlabeled/rows_kd "$digits" "distill.model=$runs/digits_unlabeled/model/model.pt" \
   loss.family=composite loss.base=kd distill.mix=0.25 distill.temperature=1.0 \
   methods=ce,kd,kd_tuned,slam,confident,self_train,labeled_only,base,meta_trust,meta_trust_aum,aum_drop,aum_knn_drop,meta_correct,oracle_drop
+compare digits_unlabeled/importance "$digits" "distill.model=$runs/digits_unlabeled/model/model.pt" \
+  loss.family=composite loss.base=kd distill.mix=0.25 distill.temperature=1.0 \
+  methods=kd,kd_tuned,slam,aum_drop,importance_kd,oracle_drop
 
 # the meta-trained control teachers from KD's point (greedy, tbptt) and from the base point
 # chosen on validation (PES): each episode judged against the untrained teacher

@@ -304,8 +304,8 @@ def test_a_pseudo_label_is_checked_against_its_nearest_labeled_samples():
 
 
 def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path, capsys):
-    """scripts/pool_signals.py (AUC of each signal) and scripts/reweighting_diagnostics.py
-    (each group's weight; its picture) on a tiny pool."""
+    """scripts/pool_signals.py (AUC of each signal), scripts/reweighting_diagnostics.py
+    (each group's weight; its picture) and scripts/importance_weights.py on a tiny pool."""
     import runpy
 
     pool = [f"unlabeled={POOL['unlabeled']}", f"labeled={POOL['labeled']}"]
@@ -330,6 +330,12 @@ def test_the_pool_diagnostics_read_right_and_wrong_pseudo_labels(model, tmp_path
     out = capsys.readouterr().out
     assert "corrected label true on wrong pseudo-labels" in out and "mean share c_i: " in out
     assert "effective" not in out  # a weight's columns, not a share's
+    weights = runpy.run_path(str(ROOT / "scripts" / "importance_weights.py"))
+    weights["main"]([f"distill.model={model}", *pool, f"val_size={POOL['val_size']}"])
+    out = capsys.readouterr().out
+    means = [float(m) for m in re.findall(r"on (?:right|wrong) (\d\.\d{3})", out)]
+    assert len(means) == 6 and all(0.0 <= m <= 1.0 for m in means)  # 3 groups, right and wrong
+    assert re.search(r"the pool's weight \d+\.\d%", out) and "AUC of alpha: " in out
 
 
 def test_bench_times_the_pool_rows_against_the_base_point(trust_splits):
