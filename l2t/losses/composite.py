@@ -31,7 +31,7 @@ from torch import Tensor
 
 from l2t.losses.dln import dln_loss
 from l2t.losses.fixed import GCE_Q, SCE_ALPHA, SCE_BETA, SCE_LOG_ZERO, SMOOTHING
-from l2t.losses.labels import labels_of, model_logits_of
+from l2t.losses.labels import labels_of, model_logits_of, soft_kl
 
 CONTROLS = ("log_scale", "ce", "smoothing", "rce", "gce", "kd", "dln")
 TERMS = ("ce", "rce", "gce", "kd", "dln")  # the controls that weigh a per-sample term
@@ -202,13 +202,7 @@ class CompositeLoss:
             if model is None:
                 raise ValueError("the composite loss's kd term needs distill.model")
             t = self.temperature
-            soft = F.kl_div(
-                F.log_softmax(logits / t, dim=1),
-                F.log_softmax(model / t, dim=1),
-                reduction="none",
-                log_target=True,
-            ).sum(dim=1)
-            terms.append(c["kd"] * t**2 * soft)
+            terms.append(c["kd"] * t**2 * soft_kl(logits, model, t))
         if "dln" in self.terms:
             terms.append(c["dln"] * dln_loss(phi, logits, labels, per_sample=True))
         if not terms:  # every weight 0 and none moved: no loss

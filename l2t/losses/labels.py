@@ -44,3 +44,14 @@ def soft_labels(
         return one_hot(targets, num_classes, torch.float32)
     onehot = one_hot(labels_of(targets), num_classes, logits.dtype)
     return (1 - mix) * onehot + mix * F.softmax(logits / temperature, dim=1)
+
+
+def soft_kl(logits: Tensor, model_logits: Tensor, temperature: float) -> Tensor:
+    """(B,): each sample's `KL(softmax(m / T) || softmax(z / T))`, KD's soft term before its
+    `T^2` (the composite's kd term, `importance_kd`)."""
+    return F.kl_div(
+        F.log_softmax(logits / temperature, dim=1),
+        F.log_softmax(model_logits / temperature, dim=1),
+        reduction="none",
+        log_target=True,
+    ).sum(dim=1)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2t.engine.student_state import LossFn
+from l2t.losses.labels import soft_kl
 from l2t.methods.slam import Isotonic, margins
 
 
@@ -27,12 +28,7 @@ def importance_kd_loss(alpha: Isotonic, weight: float, temperature: float) -> Lo
     def loss(logits: Tensor, targets: Tensor) -> Tensor:
         labels, model, pool = targets[:, 0].long(), targets[:, 1:-1], targets[:, -1] > 0
         ce = F.cross_entropy(logits, labels, reduction="none")
-        kl = F.kl_div(
-            F.log_softmax(logits / temperature, dim=1),
-            F.log_softmax(model / temperature, dim=1),
-            reduction="none",
-            log_target=True,
-        ).sum(dim=1)
+        kl = soft_kl(logits, model, temperature)
         per_sample = (1 - weight) * ce + weight * temperature**2 * kl
         trust = torch.where(pool, alpha(margins(model)), torch.ones_like(ce))
         return (trust * per_sample).mean()
