@@ -27,7 +27,8 @@ def _torchrun(out, *args, processes=2, start=subprocess.run):
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
     command += ["--nnodes=1", "--master_addr=127.0.0.1", f"--master_port={port}"]
     command += ["-m", "l2t", "train-teacher", f"out={out}", *RUN, *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # torchrun's own files (torchelastic_*) in the test's folder, not left in the system's
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(Path(out).parent)}
     if start is subprocess.run:
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     return start(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
