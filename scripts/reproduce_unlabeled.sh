@@ -42,6 +42,8 @@ compare unlabeled/importance "$pool" "$m1000" "${kd_point[@]}" \
 model unlabeled2000/model "$pool" labeled=2000 student=cnn1d steps=3000
 compare unlabeled2000/oracle_tuned "$pool" labeled=2000 "distill.model=$runs/unlabeled2000/model/model.pt" \
   "${kd_point[@]}" methods=kd_tuned,aum_drop,aum_knn_drop,meta_trust_aum,oracle_drop_kd,oracle_drop_kd_tuned
+compare unlabeled2000/importance "$pool" labeled=2000 "distill.model=$runs/unlabeled2000/model/model.pt" \
+  "${kd_point[@]}" methods=kd_tuned,slam,aum_drop,importance_kd,oracle_drop
 
 # digits, LeNet -> MLP, 300 labels
 model digits_unlabeled/model "$digits" student=lenet steps=3000
