@@ -37,6 +37,7 @@ compare unlabeled/oracle_tuned "$pool" "$m1000" "${kd_point[@]}" \
   methods=kd_tuned,aum_knn_drop,oracle_drop_kd_tuned
 compare unlabeled/importance "$pool" "$m1000" "${kd_point[@]}" \
   methods=kd,kd_tuned,slam,aum_drop,importance_kd,oracle_drop
+compare unlabeled/kd_trainval "$pool" "$m1000" "${kd_point[@]}" methods=kd,kd_trainval,labeled_only_trainval
 
 # MNIST-1D, 2,000 labels
 model unlabeled2000/model "$pool" labeled=2000 student=cnn1d steps=3000

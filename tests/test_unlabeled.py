@@ -101,7 +101,8 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
             "distill": {"model": str(model)},
         }
     )
-    methods = ["ce", "kd", "kd_tuned", "base_dln", "l2rw", "labeled_only", "confident"]
+    methods = ["ce", "kd", "kd_tuned", "kd_trainval", "base_dln", "l2rw", "labeled_only"]
+    methods += ["confident"]
     methods += ["self_train", "slam", "importance_kd"]
     methods += ["oracle_labels", "oracle_drop", "oracle_drop_kd", "oracle_drop_kd_tuned"]
     first = compare(cfg, methods, seeds=1, out=tmp_path / "a")
@@ -111,6 +112,8 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
         same = first[m].results[0].curve == second[m].results[0].curve
         assert same != m.startswith("oracle"), m
     assert first["labeled_only"].test_accs != first["ce"].test_accs  # it drops the pool
+    # the trusted samples join the labeled part; (a, T) chosen on train-only students, as kd
+    assert first["kd_trainval"].results[0].curve != first["kd"].results[0].curve
     table = (tmp_path / "a" / "results.md").read_text()
     assert "read the unlabeled pool's hidden true labels" in table
     assert "`oracle_labels`" in table
@@ -123,6 +126,7 @@ def test_only_the_oracles_read_the_hidden_labels(model, tmp_path, monkeypatch):
     assert saved["importance_kd"]["chosen"]["mix"] in (0.25, 0.5, 0.75, 0.9)
     assert saved["oracle_drop_kd_tuned"]["chosen"]["lr"] in (0.1, 0.3, 1.0)
     assert "lr" not in saved["oracle_drop_kd"]["chosen"]
+    assert saved["kd_trainval"]["chosen"] == saved["kd"]["chosen"]
 
 
 TRUST = {

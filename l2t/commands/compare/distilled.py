@@ -1,7 +1,10 @@
 """Distillation baselines (`l2t/data/distill.py`): vanilla KD from `distill.model`, from the
 student's own architecture trained first (`self_distill`), from an untrained model
 (`random_teacher_kd`), and the base DLN's pairwise KD — each at the (a, T) chosen on
-validation from the KD grid; `kd_tuned`: vanilla KD with its learning rate chosen too."""
+validation from the KD grid; `kd_tuned`: vanilla KD with its learning rate chosen too;
+`kd_trainval`: vanilla KD on train + the trusted split (its samples beside the labeled part,
+the model's logits on them too) at the (a, T) chosen on train-only students — the trusted
+labels used as a user without a teacher would."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from l2t.methods.model_training import kd_baseline
 
 
 class Distilled(Method):
-    names = (*DISTILL_METHODS, "kd_tuned")
+    names = (*DISTILL_METHODS, "kd_tuned", "kd_trainval")
 
     def __init__(self, name: str, setting: Setting) -> None:
         super().__init__(name, setting)
@@ -24,7 +27,7 @@ class Distilled(Method):
 
     @classmethod
     def by_default(cls, name: str, cfg: Config, have_teacher: bool) -> bool:
-        return bool(cfg.distill.model) and name != "kd_tuned"
+        return bool(cfg.distill.model) and name in DISTILL_METHODS
 
     @classmethod
     def check(cls, name: str, cfg: Config) -> None:
@@ -43,8 +46,11 @@ class Distilled(Method):
     def _baseline(self, chosen: Chosen | None) -> tuple[FixedLossTeacher, Task, Chosen]:
         s = self.setting
         seeds = tuning_seeds(s.cfg.seed)
-        name = self.name.removesuffix("_tuned")
-        return kd_baseline(name, s.cfg, s.task.splits, s.base, seeds, chosen, self.rates())
+        name = self.name.removesuffix("_tuned").removesuffix("_trainval")
+        made = kd_baseline(name, s.cfg, s.task.splits, s.base, seeds, chosen, self.rates())
+        if self.name.endswith("_trainval"):  # at the settings chosen on train-only students
+            made = kd_baseline(name, s.cfg, s.trainval.splits, s.base, seeds, made[2])
+        return made
 
     def choose(self) -> Chosen:
         self.made = self._baseline(None)
