@@ -6,8 +6,8 @@ import torch
 
 from l2t.data.distill import kd_loss
 from l2t.losses.labels import pack
-from l2t.methods.importance import importance_kd_loss
-from l2t.methods.slam import Isotonic, margins, with_pool_flag
+from l2t.methods.importance import importance_kd_loss, with_trust
+from l2t.methods.slam import Isotonic, margins
 
 
 def _batch(seed: int, labeled: int):
@@ -15,13 +15,13 @@ def _batch(seed: int, labeled: int):
     logits = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
     model = 3 * torch.randn(8, 5, dtype=torch.float64)
     labels = torch.cat([torch.randint(0, 5, (labeled,)), model[labeled:].argmax(dim=1)])
-    return logits, model, labels, with_pool_flag(pack(labels, model), labeled)
+    return logits, model, labels, pack(labels, model)
 
 
 def test_where_every_pseudo_label_is_trusted_it_is_kd():
     logits, model, labels, targets = _batch(0, labeled=3)
     one = Isotonic(torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64))
-    got = importance_kd_loss(one, 0.75, 2.0)(logits, targets)
+    got = importance_kd_loss(0.75, 2.0)(logits, with_trust(targets, 3, one))
     assert torch.allclose(got, kd_loss(logits, pack(labels, model), 0.75, 2.0), rtol=1e-12)
 
 
@@ -34,8 +34,8 @@ def test_a_pool_sample_trusted_with_probability_0_does_not_pull_the_student():
         torch.tensor([0.0, float(cut) + 1e-9], dtype=torch.float64),
         torch.tensor([0.0, 1.0], dtype=torch.float64),
     )
-    loss = importance_kd_loss(step, 0.5, 4.0)
-    (grad,) = torch.autograd.grad(loss(logits, targets), logits)
+    loss = importance_kd_loss(0.5, 4.0)
+    (grad,) = torch.autograd.grad(loss(logits, with_trust(targets, 2, step)), logits)
     trusted = torch.ones(8, dtype=torch.bool)
     trusted[2:] = margins(model[2:]) > cut
     assert 0 < int(trusted[2:].sum()) < 6

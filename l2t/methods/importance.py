@@ -21,16 +21,24 @@ from l2t.losses.labels import soft_kl
 from l2t.methods.slam import Isotonic, margins
 
 
-def importance_kd_loss(alpha: Isotonic, weight: float, temperature: float) -> LossFn:
-    """(logits, targets with the pool flag) -> the batch's mean of per-sample KD,
-    `(1 - a) CE + a T^2 KL`, each pool sample's multiplied by alpha(its model margin)."""
+def with_trust(targets: Tensor, labeled: int, alpha: Isotonic) -> Tensor:
+    """Training targets (N, 1 + C) with a last column: each sample's weight, 1 on the labeled
+    part (the first `labeled`), alpha(the model's margin) on the pool — computed once, as
+    data, not in every step's loss."""
+    trust = torch.ones(len(targets), 1, dtype=targets.dtype, device=targets.device)
+    trust[labeled:, 0] = alpha(margins(targets[labeled:, 1:]))
+    return torch.cat([targets, trust], dim=1)
+
+
+def importance_kd_loss(weight: float, temperature: float) -> LossFn:
+    """(logits, targets with their weight, `with_trust`) -> the batch's mean of per-sample KD,
+    `(1 - a) CE + a T^2 KL`, each sample's multiplied by its weight."""
 
     def loss(logits: Tensor, targets: Tensor) -> Tensor:
-        labels, model, pool = targets[:, 0].long(), targets[:, 1:-1], targets[:, -1] > 0
+        labels, model, trust = targets[:, 0].long(), targets[:, 1:-1], targets[:, -1]
         ce = F.cross_entropy(logits, labels, reduction="none")
         kl = soft_kl(logits, model, temperature)
         per_sample = (1 - weight) * ce + weight * temperature**2 * kl
-        trust = torch.where(pool, alpha(margins(model)), torch.ones_like(ce))
         return (trust * per_sample).mean()
 
     return loss

@@ -47,10 +47,12 @@ class Distilled(Method):
         s = self.setting
         seeds = tuning_seeds(s.cfg.seed)
         name = self.name.removesuffix("_tuned").removesuffix("_trainval")
-        made = kd_baseline(name, s.cfg, s.task.splits, s.base, seeds, chosen, self.rates())
+        splits = s.task.splits
         if self.name.endswith("_trainval"):  # at the settings chosen on train-only students
-            made = kd_baseline(name, s.cfg, s.trainval.splits, s.base, seeds, made[2])
-        return made
+            if chosen is None:
+                chosen = kd_baseline(name, s.cfg, splits, s.base, seeds, None, self.rates())[2]
+            splits = s.trainval.splits
+        return kd_baseline(name, s.cfg, splits, s.base, seeds, chosen, self.rates())
 
     def choose(self) -> Chosen:
         self.made = self._baseline(None)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import itertools
 
+from torch import Tensor
+
 from l2t.commands.compare.slam import AlphaRow
 from l2t.data.distill import KD_TEMPERATURES, KD_WEIGHTS
 from l2t.engine.student_state import LossFn
-from l2t.methods.importance import importance_kd_loss
+from l2t.methods.importance import importance_kd_loss, with_trust
 
 
 class ImportanceKD(AlphaRow):
@@ -23,4 +25,7 @@ class ImportanceKD(AlphaRow):
 
     def loss(self, *setting: float) -> LossFn:
         weight, temperature = setting
-        return importance_kd_loss(self.alpha, weight, temperature)
+        return importance_kd_loss(weight, temperature)
+
+    def with_column(self, targets: Tensor, labeled: int) -> Tensor:
+        return with_trust(targets, labeled, self.alpha)

@@ -12,6 +12,7 @@ import statistics
 from typing import ClassVar
 
 import torch
+from torch import Tensor
 
 from l2t.commands.applying import make_task
 from l2t.commands.compare.method import Chosen, Student
@@ -46,6 +47,10 @@ class AlphaRow(PoolMethod):
         """The pool loss at a grid point's settings (its learning rate left out)."""
         raise NotImplementedError
 
+    def with_column(self, targets: Tensor, labeled: int) -> Tensor:
+        """The training targets with the last column `loss` reads (once per task)."""
+        raise NotImplementedError
+
     @functools.cached_property
     def alpha(self) -> Isotonic:
         """alpha(margin), fit once on the trusted split (the model loaded once)."""
@@ -58,7 +63,7 @@ class AlphaRow(PoolMethod):
     def _task(self, lr: float) -> Task:
         s = self.setting
         task = make_task(varied(s.cfg, {"optim": {"lr": lr}}), s.task.splits)
-        task.train_targets = with_pool_flag(task.train_targets, task.splits.labeled)
+        task.train_targets = self.with_column(task.train_targets, task.splits.labeled)
         return task
 
     def choose(self) -> Chosen:
@@ -94,3 +99,6 @@ class SLaMRow(AlphaRow):
     def loss(self, *setting: float) -> LossFn:
         k, temperature = setting
         return slam_loss(self.alpha, int(k), temperature)
+
+    def with_column(self, targets: Tensor, labeled: int) -> Tensor:
+        return with_pool_flag(targets, labeled)
